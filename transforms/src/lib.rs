@@ -1,0 +1,1 @@
+//! WebAssembly transform host (being written).

@@ -203,15 +203,16 @@ impl Checkpoint {
         };
         let mut out = first.clone();
         for cp in iter {
-            out.offsets.retain(|partition, offset| match cp.offsets.get(partition) {
-                Some(other) => {
-                    if other < offset {
-                        *offset = other.clone();
+            out.offsets
+                .retain(|partition, offset| match cp.offsets.get(partition) {
+                    Some(other) => {
+                        if other < offset {
+                            *offset = other.clone();
+                        }
+                        true
                     }
-                    true
-                }
-                None => false,
-            });
+                    None => false,
+                });
         }
         out
     }

@@ -61,7 +61,11 @@ impl ByteSize {
             "mib" => 1 << 20,
             "gb" | "g" => 1_000_000_000,
             "gib" => 1 << 30,
-            other => return Err(format!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+                ));
+            }
         };
         Ok(ByteSize((num * mult as f64) as u64))
     }

@@ -1,0 +1,448 @@
+//! Loading a job file: parse, interpolate, deserialize in two steps, check capabilities.
+//! Every problem is reported with its file, line and field path; all of them at once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::interpolate::interpolate_table;
+use super::path::{ConfigIssue, FieldPath};
+use super::{
+    DeliveryConfig, ErrorsConfig, Guarantee, PipelineConfig, RawJob, SinkCommon, Tolerance,
+};
+use crate::connector::{BuildContext, Sink, Source};
+use crate::registry::{Registry, typed_config};
+use crate::transform::TransformSpec;
+
+/// A problem in a job file, tied to where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The job file (or `<input>`).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Field path like `sinks[0].batch.max_bytes`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}: {}", self.file, line, self.path, self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.path, self.message),
+        }
+    }
+}
+
+/// Every problem found in a job file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct JobError {
+    /// The problems, in document order as far as known.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A sink ready to run, with its runtime settings.
+pub struct SinkPlan {
+    /// Unique name within the job.
+    pub name: String,
+    /// Connector type.
+    pub type_name: String,
+    /// Batching and retry settings.
+    pub common: SinkCommon,
+    /// The sink itself.
+    pub sink: Box<dyn Sink>,
+}
+
+/// A job file that passed validation, with its connectors built.
+pub struct LoadedJob {
+    /// The job name.
+    pub name: String,
+    /// Where it was loaded from.
+    pub file: String,
+    /// Directory for relative paths.
+    pub base_dir: PathBuf,
+    /// State directory (offset store, default dead-letter file).
+    pub state_dir: PathBuf,
+    /// `[delivery]`.
+    pub delivery: DeliveryConfig,
+    /// The source's connector type.
+    pub source_type: String,
+    /// The source.
+    pub source: Box<dyn Source>,
+    /// `[[transforms]]`, in order (built by the caller, which owns the WebAssembly host).
+    pub transforms: Vec<TransformSpec>,
+    /// `[[sinks]]`.
+    pub sinks: Vec<SinkPlan>,
+    /// What to do with bad records.
+    pub tolerance: Tolerance,
+    /// Dead-letter sink, when records may be dead-lettered.
+    pub dead_letter: Option<SinkPlan>,
+    /// `[pipeline]`.
+    pub pipeline: PipelineConfig,
+    /// The interpolated job as TOML (for display; secrets included, do not log).
+    pub raw: toml::Table,
+}
+
+impl fmt::Debug for LoadedJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedJob")
+            .field("name", &self.name)
+            .field("file", &self.file)
+            .field("source", &self.source_type)
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Load and validate a job file. `state_dir` overrides the default `.sluice/<job>` beside it.
+pub fn load_job_file(
+    path: &Path,
+    state_dir: Option<&Path>,
+    registry: &Registry,
+) -> Result<LoadedJob, JobError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| JobError {
+        errors: vec![ConfigError {
+            file: label.clone(),
+            line: None,
+            path: "(file)".into(),
+            message: format!("cannot read job file: {e}"),
+        }],
+    })?;
+    let base = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    load_job_str(&text, &label, &base, state_dir, registry)
+}
+
+/// Load and validate a job from text. `label` names it in errors.
+pub fn load_job_str(
+    text: &str,
+    label: &str,
+    base_dir: &Path,
+    state_dir: Option<&Path>,
+    registry: &Registry,
+) -> Result<LoadedJob, JobError> {
+    let doc = match toml_edit::Document::parse(text.to_string()) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            return Err(JobError {
+                errors: vec![ConfigError {
+                    file: label.to_string(),
+                    line,
+                    path: "(syntax)".into(),
+                    message: e.message().trim().to_string(),
+                }],
+            });
+        }
+    };
+    let locate = |issue: ConfigIssue| ConfigError {
+        file: label.to_string(),
+        line: issue.path.line_in(&doc),
+        path: issue.path.to_string(),
+        message: issue.message,
+    };
+    let fail = |issues: Vec<ConfigIssue>| JobError {
+        errors: issues.into_iter().map(locate).collect(),
+    };
+
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+        fail(vec![ConfigIssue::new(
+            FieldPath::root(),
+            e.message().to_string(),
+        )])
+    })?;
+    let mut issues = Vec::new();
+    interpolate_table(&mut table, &FieldPath::root(), base_dir, &mut issues);
+    if !issues.is_empty() {
+        return Err(fail(issues));
+    }
+    let raw: RawJob = typed_config(table.clone()).map_err(|i| fail(vec![i]))?;
+    if raw.api_version != super::API_VERSION {
+        issues.push(ConfigIssue::new(
+            FieldPath::root().key("api_version"),
+            format!(
+                "unsupported api_version {} (this sluice understands {})",
+                raw.api_version,
+                super::API_VERSION
+            ),
+        ));
+    }
+    if raw.name.trim().is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        issues.push(ConfigIssue::new(
+            FieldPath::root().key("name"),
+            "a job name is non-empty and uses only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    let state_dir = state_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| base_dir.join(".sluice").join(&raw.name));
+    let ctx = BuildContext {
+        job: raw.name.clone(),
+        base_dir: base_dir.to_path_buf(),
+        state_dir: state_dir.clone(),
+        guarantee: raw.delivery.guarantee,
+    };
+
+    let source_path = FieldPath::root().key("source");
+    let source = build_source(raw.source.clone(), &source_path, registry, &ctx)
+        .map_err(|i| issues.push(i))
+        .ok();
+
+    if raw.sinks.is_empty() {
+        issues.push(ConfigIssue::new(
+            FieldPath::root().key("sinks"),
+            "a job needs at least one [[sinks]] entry",
+        ));
+    }
+    let mut sinks = Vec::new();
+    for (i, sink) in raw.sinks.iter().enumerate() {
+        let path = FieldPath::root().key("sinks").index(i);
+        match build_sink(sink.clone(), &path, registry, &ctx) {
+            Ok(plan) => sinks.push(plan),
+            Err(issue) => issues.push(issue),
+        }
+    }
+    name_sinks(&mut sinks, &mut issues);
+
+    let dead_letter = build_dead_letter(&raw.errors, &state_dir, registry, &ctx, &mut issues);
+
+    for (i, t) in raw.transforms.iter().enumerate() {
+        let plugin = ctx.resolve(&t.plugin);
+        if !plugin.is_file() {
+            issues.push(ConfigIssue::new(
+                FieldPath::root().key("transforms").index(i).key("plugin"),
+                format!("plugin file {} does not exist", plugin.display()),
+            ));
+        }
+    }
+
+    if raw.delivery.guarantee == Guarantee::ExactlyOnce {
+        check_exactly_once(source.as_ref(), &sinks, &mut issues);
+    }
+    if raw.pipeline.channel_capacity == 0 {
+        issues.push(ConfigIssue::new(
+            FieldPath::root().key("pipeline").key("channel_capacity"),
+            "must be at least 1",
+        ));
+    }
+
+    if !issues.is_empty() {
+        return Err(fail(issues));
+    }
+    let Some((source_type, source)) = source else {
+        return Err(fail(vec![ConfigIssue::new(
+            source_path,
+            "source did not build",
+        )]));
+    };
+    let transforms = raw
+        .transforms
+        .into_iter()
+        .map(|mut t| {
+            t.plugin = ctx.resolve(&t.plugin);
+            t
+        })
+        .collect();
+    Ok(LoadedJob {
+        name: raw.name,
+        file: label.to_string(),
+        base_dir: base_dir.to_path_buf(),
+        state_dir,
+        delivery: raw.delivery,
+        source_type,
+        source,
+        transforms,
+        sinks,
+        tolerance: raw.errors.tolerance,
+        dead_letter,
+        pipeline: raw.pipeline,
+        raw: table,
+    })
+}
+
+fn take_type(table: &mut toml::Table, path: &FieldPath) -> Result<String, ConfigIssue> {
+    match table.remove("type") {
+        Some(toml::Value::String(s)) => Ok(s),
+        Some(_) => Err(ConfigIssue::new(path.key("type"), "expected a string")),
+        None => Err(ConfigIssue::new(path.clone(), "missing field `type`")),
+    }
+}
+
+fn build_source(
+    mut table: toml::Table,
+    path: &FieldPath,
+    registry: &Registry,
+    ctx: &BuildContext,
+) -> Result<(String, Box<dyn Source>), ConfigIssue> {
+    let kind = take_type(&mut table, path)?;
+    let entry = registry.source(&kind).ok_or_else(|| {
+        let known: Vec<_> = registry.sources().map(|e| e.name).collect();
+        ConfigIssue::new(
+            path.key("type"),
+            format!("unknown source type {kind:?} (known: {})", known.join(", ")),
+        )
+    })?;
+    let source = entry.build(table, ctx).map_err(|i| ConfigIssue {
+        path: i.path.under(path),
+        message: i.message,
+    })?;
+    Ok((kind, source))
+}
+
+const COMMON_SINK_KEYS: [&str; 3] = ["name", "batch", "retry"];
+
+fn build_sink(
+    mut table: toml::Table,
+    path: &FieldPath,
+    registry: &Registry,
+    ctx: &BuildContext,
+) -> Result<SinkPlan, ConfigIssue> {
+    let kind = take_type(&mut table, path)?;
+    let entry = registry.sink(&kind).ok_or_else(|| {
+        let known: Vec<_> = registry.sinks().map(|e| e.name).collect();
+        ConfigIssue::new(
+            path.key("type"),
+            format!("unknown sink type {kind:?} (known: {})", known.join(", ")),
+        )
+    })?;
+    let mut common_table = toml::Table::new();
+    for key in COMMON_SINK_KEYS {
+        if let Some(v) = table.remove(key) {
+            common_table.insert(key.to_string(), v);
+        }
+    }
+    let common: SinkCommon = typed_config(common_table).map_err(|i| ConfigIssue {
+        path: i.path.under(path),
+        message: i.message,
+    })?;
+    if common.batch.max_records == 0 {
+        return Err(ConfigIssue::new(
+            path.key("batch").key("max_records"),
+            "must be at least 1",
+        ));
+    }
+    let sink = entry.build(table, ctx).map_err(|i| ConfigIssue {
+        path: i.path.under(path),
+        message: i.message,
+    })?;
+    Ok(SinkPlan {
+        name: common.name.clone().unwrap_or_default(),
+        type_name: kind,
+        common,
+        sink,
+    })
+}
+
+/// Give unnamed sinks their type as name (`file`, `file-2`, ...) and reject duplicates.
+fn name_sinks(sinks: &mut [SinkPlan], issues: &mut Vec<ConfigIssue>) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, s) in sinks.iter_mut().enumerate() {
+        if s.name.is_empty() {
+            let mut n = 1;
+            let mut candidate = s.type_name.clone();
+            while seen.contains(&candidate) {
+                n += 1;
+                candidate = format!("{}-{n}", s.type_name);
+            }
+            s.name = candidate;
+        } else if seen.contains(&s.name) {
+            issues.push(ConfigIssue::new(
+                FieldPath::root().key("sinks").index(i).key("name"),
+                format!("duplicate sink name {:?}", s.name),
+            ));
+        }
+        seen.insert(s.name.clone());
+    }
+}
+
+fn build_dead_letter(
+    errors: &ErrorsConfig,
+    state_dir: &Path,
+    registry: &Registry,
+    ctx: &BuildContext,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<SinkPlan> {
+    let path = FieldPath::root().key("errors").key("dead_letter");
+    let table = match (&errors.dead_letter, errors.tolerance) {
+        (Some(t), _) => t.clone(),
+        (None, Tolerance::All) => {
+            let mut t = toml::Table::new();
+            t.insert("type".into(), "file".into());
+            let file = state_dir.join("dead-letter.jsonl");
+            t.insert("path".into(), file.display().to_string().into());
+            t
+        }
+        (None, Tolerance::None) => return None,
+    };
+    let mut table = table;
+    table.entry("name").or_insert_with(|| "dead-letter".into());
+    match build_sink(table, &path, registry, ctx) {
+        Ok(plan) => Some(plan),
+        Err(issue) => {
+            issues.push(issue);
+            None
+        }
+    }
+}
+
+fn check_exactly_once(
+    source: Option<&(String, Box<dyn Source>)>,
+    sinks: &[SinkPlan],
+    issues: &mut Vec<ConfigIssue>,
+) {
+    let guarantee = FieldPath::root().key("delivery").key("guarantee");
+    if let Some((kind, source)) = source
+        && !source.can_seek()
+    {
+        issues.push(ConfigIssue::new(
+            guarantee.clone(),
+            format!(
+                "exactly-once needs a source that can resume at a checkpoint; source type {kind:?} cannot"
+            ),
+        ));
+    }
+    for (i, s) in sinks.iter().enumerate() {
+        if !s.sink.transactional() {
+            issues.push(ConfigIssue::new(
+                guarantee.clone(),
+                format!(
+                    "exactly-once needs sinks that store their checkpoint atomically with the data; sinks[{i}] ({:?}, type {:?}) cannot — use \"at-least-once\" or a transactional sink (sql)",
+                    s.name, s.type_name
+                ),
+            ));
+        }
+    }
+}

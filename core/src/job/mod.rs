@@ -1,0 +1,173 @@
+//! The job file (`connector.toml`): model, loading, interpolation and validation.
+
+mod interpolate;
+mod load;
+pub mod path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::transform::TransformSpec;
+use crate::units::{ByteSize, HumanDuration};
+
+pub use load::{ConfigError, JobError, LoadedJob, SinkPlan, load_job_file, load_job_str};
+
+/// The job-file format version this build understands.
+pub const API_VERSION: u32 = 1;
+
+/// The delivery guarantee of a job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// Nothing is lost; a crash may replay records already written.
+    #[default]
+    AtLeastOnce,
+    /// Nothing is lost and nothing is written twice (transactional sinks only).
+    ExactlyOnce,
+}
+
+impl std::fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Guarantee::AtLeastOnce => "at-least-once",
+            Guarantee::ExactlyOnce => "exactly-once",
+        })
+    }
+}
+
+/// `[delivery]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// `"at-least-once"` (default) or `"exactly-once"`.
+    pub guarantee: Guarantee,
+    /// How often positions are committed to the source / offset store.
+    pub commit_interval: HumanDuration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            guarantee: Guarantee::AtLeastOnce,
+            commit_interval: HumanDuration(std::time::Duration::from_secs(1)),
+        }
+    }
+}
+
+/// What to do with a record that cannot be processed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tolerance {
+    /// Stop the job on the first bad record (its position is not committed).
+    #[default]
+    None,
+    /// Send bad records to the dead-letter sink and keep going.
+    All,
+}
+
+/// `[errors]`
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsConfig {
+    /// `"none"` (default): stop on the first bad record. `"all"`: dead-letter it and go on.
+    #[serde(default)]
+    pub tolerance: Tolerance,
+    /// The dead-letter sink: any sink type, e.g. `{ type = "file", path = "dlq.jsonl" }`.
+    /// With `tolerance = "all"` and no sink given, `dead-letter.jsonl` in the state directory.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub dead_letter: Option<toml::Table>,
+}
+
+/// Firehose-style buffering hints of one sink: a batch is written when any limit is reached.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most records in one write.
+    pub max_records: usize,
+    /// Most bytes (keys, values, headers) in one write.
+    pub max_bytes: ByteSize,
+    /// Longest time a record waits in the buffer.
+    pub max_wait: HumanDuration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_records: 10_000,
+            max_bytes: ByteSize(4 << 20),
+            max_wait: HumanDuration(std::time::Duration::from_millis(500)),
+        }
+    }
+}
+
+/// Retries of a sink's retryable failures: exponential backoff with full jitter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// First backoff.
+    pub initial_backoff: HumanDuration,
+    /// Largest backoff.
+    pub max_backoff: HumanDuration,
+    /// Give up (and stop the job, committing nothing past the failure) after this long.
+    pub max_elapsed: HumanDuration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff: HumanDuration(std::time::Duration::from_millis(100)),
+            max_backoff: HumanDuration(std::time::Duration::from_secs(10)),
+            max_elapsed: HumanDuration(std::time::Duration::from_secs(300)),
+        }
+    }
+}
+
+/// The runtime settings every sink has, besides its connector's own config.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SinkCommon {
+    /// Name in logs, metrics and status; defaults to the type (with an index when repeated).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Buffering hints.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Retry policy for retryable failures.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// `[pipeline]`: tuning of the runtime itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Batches buffered between stages; bounds memory, gives backpressure.
+    pub channel_capacity: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 4,
+        }
+    }
+}
+
+/// The top level of a job file, with connector sections still raw.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJob {
+    pub api_version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    pub source: toml::Table,
+    #[serde(default)]
+    pub transforms: Vec<TransformSpec>,
+    pub sinks: Vec<toml::Table>,
+    #[serde(default)]
+    pub errors: ErrorsConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}

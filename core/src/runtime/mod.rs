@@ -1,0 +1,322 @@
+//! The pipeline runtime: source task → transform stage → router → one task per sink, joined by
+//! bounded channels (a slow sink slows the source; memory stays bounded), plus a committer that
+//! commits positions only once every sink has made the data before them durable.
+
+mod buffer;
+mod committer;
+pub mod dead_letter;
+mod retry;
+mod sink_task;
+mod source_task;
+mod stage;
+pub mod tracker;
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use buffer::{SinkBuffer, Unit};
+pub use retry::Backoff;
+
+use crate::connector::SinkContext;
+use crate::job::{Guarantee, LoadedJob, SinkPlan, Tolerance};
+use crate::metrics::JobMetrics;
+use crate::offset_store::OffsetStore;
+use crate::record::Checkpoint;
+use crate::transform::Transform;
+use dead_letter::{DeadLetterSink, DeadLetters};
+use tracker::AckTracker;
+
+/// Why a job stopped with an error.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The source failed for good.
+    #[error("source failed: {0}")]
+    Source(String),
+    /// A sink failed for good (after retries).
+    #[error("sink `{sink}` failed: {message}")]
+    Sink {
+        /// The sink name.
+        sink: String,
+        /// What happened.
+        message: String,
+    },
+    /// A bad record with `errors.tolerance = "none"`.
+    #[error(
+        "bad record at {position} in {stage}: {reason} (errors.tolerance = \"none\" stops the job; set it to \"all\" to dead-letter such records)"
+    )]
+    BadRecord {
+        /// The stage that failed.
+        stage: String,
+        /// Source position of the record.
+        position: String,
+        /// Why.
+        reason: String,
+    },
+    /// The offset store failed.
+    #[error("offset store: {0}")]
+    OffsetStore(String),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What a finished run did.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    /// Records read.
+    pub records_in: u64,
+    /// Records written by each sink.
+    pub records_out: Vec<(String, u64)>,
+    /// Records dead-lettered.
+    pub dead_lettered: u64,
+    /// Records dropped by transforms.
+    pub dropped: u64,
+    /// The last committed checkpoint.
+    pub committed: Checkpoint,
+}
+
+/// Everything needed to run one job.
+pub struct Pipeline {
+    job: LoadedJob,
+    transforms: Vec<Box<dyn Transform>>,
+    metrics: Arc<JobMetrics>,
+}
+
+impl Pipeline {
+    /// A pipeline for a loaded job and its built transform chain.
+    pub fn new(job: LoadedJob, transforms: Vec<Box<dyn Transform>>) -> Self {
+        let metrics = Arc::new(JobMetrics::new(job.sinks.iter().map(|s| s.name.clone())));
+        Self {
+            job,
+            transforms,
+            metrics,
+        }
+    }
+
+    /// The job's live counters.
+    pub fn metrics(&self) -> Arc<JobMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Run until the source ends or `shutdown` fires, then drain, flush, commit and close.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<RunReport, RuntimeError> {
+        let Pipeline {
+            job,
+            transforms,
+            metrics,
+        } = self;
+        let LoadedJob {
+            name,
+            state_dir,
+            delivery,
+            mut source,
+            sinks,
+            tolerance,
+            dead_letter,
+            pipeline,
+            ..
+        } = job;
+        let guarantee = delivery.guarantee;
+
+        // Open sinks first: with exactly-once their checkpoints decide where the source starts.
+        let mut opened = Vec::with_capacity(sinks.len());
+        for plan in sinks {
+            opened.push(open_sink(&name, plan, guarantee).await?);
+        }
+        let dead_letters = match (tolerance, dead_letter) {
+            (Tolerance::All, Some(plan)) => {
+                let (plan, _) = open_sink(&name, plan, Guarantee::AtLeastOnce).await?;
+                DeadLetters::Sink(Arc::new(DeadLetterSink::new(
+                    plan.sink,
+                    plan.common.retry,
+                    plan.name,
+                )))
+            }
+            _ => DeadLetters::Stop,
+        };
+
+        let store = if source.owns_offsets() {
+            None
+        } else {
+            Some(
+                OffsetStore::open(&state_dir.join("offsets.db"))
+                    .await
+                    .map_err(|e| RuntimeError::OffsetStore(e.message))?,
+            )
+        };
+        let resume = match guarantee {
+            Guarantee::ExactlyOnce => {
+                let cps: Vec<Checkpoint> = opened
+                    .iter()
+                    .map(|(_, cp)| cp.clone().unwrap_or_default())
+                    .collect();
+                let cp = Checkpoint::earliest(cps.iter());
+                (!cp.is_empty()).then_some(cp)
+            }
+            Guarantee::AtLeastOnce => match &store {
+                Some(store) => store
+                    .load(&name)
+                    .await
+                    .map_err(|e| RuntimeError::OffsetStore(e.message))?,
+                None => None,
+            },
+        };
+        if let Some(cp) = &resume {
+            tracing::info!(job = %name, checkpoint = ?cp.offsets, "Resuming from checkpoint.");
+        }
+        source
+            .open(resume.clone())
+            .await
+            .map_err(|e| RuntimeError::Source(e.message))?;
+        if let Some(total) = source.expected_total() {
+            JobMetrics::add(&metrics.expected_total, total);
+        }
+        *metrics.committed.lock() = resume.clone().unwrap_or_default();
+
+        let tracker = Arc::new(Mutex::new(AckTracker::new(
+            opened.len(),
+            resume.unwrap_or_default(),
+        )));
+        let cap = pipeline.channel_capacity;
+        let failure = CancellationToken::new();
+        let stop_reading = CancellationToken::new();
+        {
+            let (shutdown, failure, stop) =
+                (shutdown.clone(), failure.clone(), stop_reading.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = failure.cancelled() => {}
+                }
+                stop.cancel();
+            });
+        }
+
+        // Source → (transform thread) → router → sinks.
+        let (batch_tx, batch_rx) = mpsc::channel(cap);
+        let (commit_tx, commit_rx) = mpsc::unbounded_channel();
+        let source_task = tokio::spawn(source_task::run(
+            source,
+            batch_tx,
+            commit_rx,
+            tracker.clone(),
+            metrics.clone(),
+            stop_reading.clone(),
+        ));
+        let staged_rx = stage::spawn_transforms(transforms, batch_rx, cap, metrics.clone());
+
+        let mut sink_txs = Vec::new();
+        let mut sink_tasks = Vec::new();
+        for (index, (plan, committed)) in opened.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel(cap);
+            sink_txs.push(tx);
+            sink_tasks.push(tokio::spawn(sink_task::run(sink_task::SinkTask {
+                index,
+                plan,
+                committed: committed.filter(|_| guarantee == Guarantee::ExactlyOnce),
+                exactly_once: guarantee == Guarantee::ExactlyOnce,
+                rx,
+                tracker: tracker.clone(),
+                metrics: metrics.clone(),
+                dead_letters: dead_letters.clone(),
+            })));
+        }
+        let router = tokio::spawn(stage::route(
+            staged_rx,
+            sink_txs,
+            dead_letters.clone(),
+            metrics.clone(),
+        ));
+        let sinks_done = CancellationToken::new();
+        let committer = tokio::spawn(committer::run(
+            sinks_done.clone(),
+            name.clone(),
+            tracker.clone(),
+            store.clone(),
+            commit_tx,
+            metrics.clone(),
+            delivery.commit_interval.0,
+        ));
+
+        let mut first_error: Option<RuntimeError> = None;
+        let mut note = |r: Result<Result<(), RuntimeError>, tokio::task::JoinError>,
+                        failure: &CancellationToken| {
+            let err = match r {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(e) => RuntimeError::Internal(format!("task panicked: {e}")),
+            };
+            tracing::error!(error = %err, "Job stage failed.");
+            failure.cancel();
+            if first_error.is_none() {
+                first_error = Some(err);
+            }
+        };
+        // Router and sinks end once the source stops and everything in flight is drained.
+        let routed = router.await;
+        note(routed, &failure);
+        for t in sink_tasks {
+            let r = t.await;
+            note(r, &failure);
+        }
+        // Final commit of everything acknowledged, then let the source commit and close.
+        sinks_done.cancel();
+        let committed = committer.await;
+        note(committed.map(|r| r.map(|_| ())), &failure);
+        let src = source_task.await;
+        note(src, &failure);
+        if let DeadLetters::Sink(dls) = &dead_letters
+            && let Err(e) = dls.close().await
+        {
+            note(Ok(Err(e)), &failure);
+        }
+        if let Some(store) = store {
+            store.close().await;
+        }
+
+        let report = RunReport {
+            records_in: JobMetrics::get(&metrics.records_in),
+            records_out: metrics
+                .sinks
+                .iter()
+                .map(|s| (s.name.clone(), JobMetrics::get(&s.records)))
+                .collect(),
+            dead_lettered: JobMetrics::get(&metrics.dead_lettered),
+            dropped: JobMetrics::get(&metrics.dropped),
+            committed: metrics.committed.lock().clone(),
+        };
+        match first_error {
+            Some(e) => {
+                *metrics.last_error.lock() = Some(e.to_string());
+                Err(e)
+            }
+            None => Ok(report),
+        }
+    }
+}
+
+async fn open_sink(
+    job: &str,
+    mut plan: SinkPlan,
+    guarantee: Guarantee,
+) -> Result<(SinkPlan, Option<Checkpoint>), RuntimeError> {
+    let ctx = SinkContext {
+        job: job.to_string(),
+        sink: plan.name.clone(),
+        guarantee,
+    };
+    let err = |e: crate::error::ConnectorError| RuntimeError::Sink {
+        sink: ctx.sink.clone(),
+        message: e.message,
+    };
+    plan.sink.open(&ctx).await.map_err(err)?;
+    let committed = if guarantee == Guarantee::ExactlyOnce {
+        plan.sink.committed_checkpoint().await.map_err(err)?
+    } else {
+        None
+    };
+    Ok((plan, committed))
+}

@@ -1,0 +1,220 @@
+//! One task per sink: buffers units, writes by the sink's buffering hints with retries, sends
+//! rejected records to the dead-letter path, and reports its watermark to the tracker.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::time::Instant as TokioInstant;
+
+use super::RuntimeError;
+use super::buffer::{SinkBuffer, Unit};
+use super::dead_letter::DeadLetters;
+use super::retry::Backoff;
+use super::tracker::AckTracker;
+use crate::job::SinkPlan;
+use crate::metrics::JobMetrics;
+use crate::record::{Checkpoint, DeadRecord, Record};
+
+pub(super) struct SinkTask {
+    pub index: usize,
+    pub plan: SinkPlan,
+    /// With exactly-once: the checkpoint the sink had committed; records it covers are skipped.
+    pub committed: Option<Checkpoint>,
+    pub exactly_once: bool,
+    pub rx: mpsc::Receiver<Unit>,
+    pub tracker: Arc<Mutex<AckTracker>>,
+    pub metrics: Arc<JobMetrics>,
+    pub dead_letters: DeadLetters,
+}
+
+pub(super) async fn run(mut task: SinkTask) -> Result<(), RuntimeError> {
+    let result = pump(&mut task).await;
+    let close = task
+        .plan
+        .sink
+        .close()
+        .await
+        .map_err(|e| RuntimeError::Sink {
+            sink: task.plan.name.clone(),
+            message: format!("close: {}", e.message),
+        });
+    result.and(close)
+}
+
+async fn pump(task: &mut SinkTask) -> Result<(), RuntimeError> {
+    let batch = task.plan.common.batch.clone();
+    let max_bytes = batch.max_bytes.as_usize().max(1);
+    let mut buffer = SinkBuffer::new();
+    let mut checkpoint = task.committed.clone().unwrap_or_default();
+    let skip = task.committed.clone().filter(|cp| !cp.is_empty());
+    let mut oldest: Option<TokioInstant> = None;
+    let mut open = true;
+    while open || !buffer.is_empty() {
+        let deadline = oldest.map(|t| t + batch.max_wait.0);
+        tokio::select! {
+            unit = task.rx.recv(), if open => match unit {
+                Some(mut unit) => {
+                    if let Some(skip) = &skip {
+                        let before = unit.records.len();
+                        unit.records.retain(|r| !skip.covers(&r.position));
+                        let skipped = (before - unit.records.len()) as u64;
+                        JobMetrics::add(&task.metrics.sinks[task.index].skipped, skipped);
+                    }
+                    if buffer.is_empty() && !unit.records.is_empty() {
+                        oldest = Some(TokioInstant::now());
+                    }
+                    buffer.push(unit);
+                    while buffer.len() >= batch.max_records || buffer.bytes() >= max_bytes {
+                        flush_one(task, &mut buffer, &mut checkpoint, max_bytes).await?;
+                    }
+                }
+                None => open = false,
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                while !buffer.is_empty() {
+                    flush_one(task, &mut buffer, &mut checkpoint, max_bytes).await?;
+                }
+            }
+        }
+        if !open {
+            while !buffer.is_empty() {
+                flush_one(task, &mut buffer, &mut checkpoint, max_bytes).await?;
+            }
+        }
+        if buffer.is_empty() {
+            oldest = None;
+        }
+        if let Some(done) = buffer.done() {
+            task.tracker.lock().ack(task.index, done);
+        }
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<TokioInstant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Write the next cut of the buffer (with retries), dead-letter what the sink rejects, and drop
+/// it from the buffer.
+async fn flush_one(
+    task: &mut SinkTask,
+    buffer: &mut SinkBuffer,
+    checkpoint: &mut Checkpoint,
+    max_bytes: usize,
+) -> Result<(), RuntimeError> {
+    let cut = buffer.cut(task.plan.common.batch.max_records, max_bytes);
+    let next_cp = task
+        .exactly_once
+        .then(|| buffer.checkpoint_after(checkpoint, cut.len));
+    let records = &buffer.records()[..cut.len];
+    let rejected = write_with_retry(task, records, next_cp.as_ref()).await?;
+    let rejected_count = rejected.len();
+    if !rejected.is_empty() {
+        let dead = rejected
+            .into_iter()
+            .map(|(i, reason)| DeadRecord {
+                record: records[i].clone(),
+                stage: format!("sink:{}", task.plan.name),
+                reason,
+            })
+            .collect();
+        task.dead_letters.handle(dead, &task.metrics).await?;
+    }
+    let m = &task.metrics.sinks[task.index];
+    JobMetrics::add(&m.records, (cut.len - rejected_count) as u64);
+    JobMetrics::add(&m.bytes, cut.bytes as u64);
+    if let Some(cp) = next_cp {
+        *checkpoint = cp;
+    }
+    buffer.consume(&cut);
+    Ok(())
+}
+
+/// Write `records`, retrying retryable failures (whole-call or per-record) with backoff.
+/// Returns the records the sink rejected for good.
+async fn write_with_retry(
+    task: &mut SinkTask,
+    records: &[Record],
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Vec<(usize, String)>, RuntimeError> {
+    let mut backoff = Backoff::new(&task.plan.common.retry);
+    let mut rejected = Vec::new();
+    // Indices (into `records`) still to write; starts as everything.
+    let mut pending: Option<Vec<usize>> = None;
+    let m = &task.metrics.sinks[task.index];
+    loop {
+        let subset: Vec<Record>;
+        let slice: &[Record] = match &pending {
+            None => records,
+            Some(idx) => {
+                subset = idx.iter().map(|&i| records[i].clone()).collect();
+                &subset
+            }
+        };
+        let started = Instant::now();
+        let outcome = task.plan.sink.write(slice, checkpoint).await;
+        let map = |i: usize| pending.as_ref().map_or(i, |idx| idx[i]);
+        match outcome {
+            Ok(report) => {
+                JobMetrics::add(&m.writes, 1);
+                JobMetrics::add(&m.write_micros, started.elapsed().as_micros() as u64);
+                rejected.extend(report.rejected.into_iter().map(|(i, r)| (map(i), r)));
+                if report.retry.is_empty() {
+                    return Ok(rejected);
+                }
+                if checkpoint.is_some() {
+                    return Err(RuntimeError::Sink {
+                        sink: task.plan.name.clone(),
+                        message: "a transactional write asked for a partial retry".into(),
+                    });
+                }
+                let retry: Vec<usize> = report.retry.into_iter().map(map).collect();
+                let Some(delay) = backoff.next_delay() else {
+                    return Err(RuntimeError::Sink {
+                        sink: task.plan.name.clone(),
+                        message: format!("{} record(s) still failing after retries", retry.len()),
+                    });
+                };
+                tracing::warn!(sink = %task.plan.name, records = retry.len(), "Partial write failure; retrying those records.");
+                pending = Some(retry);
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => {
+                JobMetrics::add(&m.errors, 1);
+                *task.metrics.last_error.lock() =
+                    Some(format!("sink {}: {}", task.plan.name, e.message));
+                let delay = if e.retryable {
+                    backoff.next_delay()
+                } else {
+                    None
+                };
+                match delay {
+                    Some(delay) => {
+                        tracing::warn!(error = %e, sink = %task.plan.name, attempt = backoff.attempts(), "Sink write failed; retrying.");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => {
+                        return Err(RuntimeError::Sink {
+                            sink: task.plan.name.clone(),
+                            message: if e.retryable {
+                                format!(
+                                    "{} (gave up after {} attempts)",
+                                    e.message,
+                                    backoff.attempts() + 1
+                                )
+                            } else {
+                                e.message
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The transform stage and the router.
+//!
+//! Transforms are CPU-bound and synchronous, so the chain runs on its own thread. The router
+//! then makes dead letters durable (or stops the job) and fans each batch out to every sink.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::RuntimeError;
+use super::buffer::Unit;
+use super::dead_letter::DeadLetters;
+use super::source_task::SourceBatch;
+use crate::metrics::JobMetrics;
+use crate::record::{Checkpoint, DeadRecord, Record};
+use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
+
+/// A batch after the transform chain.
+pub(super) struct Staged {
+    id: u64,
+    records: Vec<Record>,
+    dead: Vec<DeadRecord>,
+    delta: Arc<Checkpoint>,
+}
+
+/// Start the transform thread (or a pass-through when there are no transforms).
+pub(super) fn spawn_transforms(
+    mut chain: Vec<Box<dyn Transform>>,
+    mut rx: mpsc::Receiver<SourceBatch>,
+    capacity: usize,
+    metrics: Arc<JobMetrics>,
+) -> mpsc::Receiver<Staged> {
+    let (tx, out) = mpsc::channel(capacity);
+    if chain.is_empty() {
+        tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                let staged = Staged {
+                    id: b.id,
+                    records: b.batch.records,
+                    dead: b.batch.dead,
+                    delta: b.delta,
+                };
+                if tx.send(staged).await.is_err() {
+                    break;
+                }
+            }
+        });
+        return out;
+    }
+    std::thread::Builder::new()
+        .name("sluice-transforms".into())
+        .spawn(move || {
+            while let Some(b) = rx.blocking_recv() {
+                let started = Instant::now();
+                let staged = run_chain(&mut chain, b, &metrics);
+                JobMetrics::add(
+                    &metrics.transform_micros,
+                    started.elapsed().as_micros() as u64,
+                );
+                if tx.blocking_send(staged).is_err() {
+                    break;
+                }
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!(error = %e, "Cannot start the transform thread."));
+    out
+}
+
+/// Run a source batch through the chain. Outputs keep their input's position; a failed record
+/// or a failed batch becomes dead records naming the transform and the reason.
+fn run_chain(chain: &mut [Box<dyn Transform>], batch: SourceBatch, metrics: &JobMetrics) -> Staged {
+    let SourceBatch { id, batch, delta } = batch;
+    let mut records = batch.records;
+    let mut dead = batch.dead;
+    for t in chain.iter_mut() {
+        if records.is_empty() {
+            break;
+        }
+        let stage = format!("transform:{}", t.name());
+        let result = t.process(&records).and_then(|outcomes| {
+            if outcomes.len() == records.len() {
+                Ok(outcomes)
+            } else {
+                Err(TransformError {
+                    plugin: t.name().to_string(),
+                    kind: TransformErrorKind::Malformed,
+                    message: format!(
+                        "returned {} outcomes for {} records",
+                        outcomes.len(),
+                        records.len()
+                    ),
+                })
+            }
+        });
+        match result {
+            Ok(outcomes) => {
+                let mut next = Vec::with_capacity(records.len());
+                for (input, outcome) in records.into_iter().zip(outcomes) {
+                    match outcome {
+                        Outcome::Ok(outputs) => {
+                            for mut out in outputs {
+                                if out.position != input.position {
+                                    out.position = input.position.clone();
+                                }
+                                next.push(out);
+                            }
+                        }
+                        Outcome::Dropped => JobMetrics::add(&metrics.dropped, 1),
+                        Outcome::Failed(reason) => dead.push(DeadRecord {
+                            record: input,
+                            stage: stage.clone(),
+                            reason,
+                        }),
+                    }
+                }
+                records = next;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, records = records.len(), "Transform failed a whole batch.");
+                let reason = e.to_string();
+                dead.extend(records.drain(..).map(|record| DeadRecord {
+                    record,
+                    stage: stage.clone(),
+                    reason: reason.clone(),
+                }));
+            }
+        }
+    }
+    Staged {
+        id,
+        records,
+        dead,
+        delta,
+    }
+}
+
+/// Dead letters first (durable before anything of the batch is acknowledged), then fan out.
+pub(super) async fn route(
+    mut rx: mpsc::Receiver<Staged>,
+    sinks: Vec<mpsc::Sender<Unit>>,
+    dead_letters: DeadLetters,
+    metrics: Arc<JobMetrics>,
+) -> Result<(), RuntimeError> {
+    while let Some(staged) = rx.recv().await {
+        dead_letters.handle(staged.dead, &metrics).await?;
+        let mut records = Some(staged.records);
+        for (i, tx) in sinks.iter().enumerate() {
+            let records = if i + 1 == sinks.len() {
+                records.take().unwrap_or_default()
+            } else {
+                records.clone().unwrap_or_default()
+            };
+            let unit = Unit {
+                id: staged.id,
+                records,
+                delta: staged.delta.clone(),
+            };
+            if tx.send(unit).await.is_err() {
+                // The sink task ended with an error; it reports it.
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}

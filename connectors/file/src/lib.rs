@@ -1,1 +1,42 @@
-//! File connectors (being written).
+//! Sluice's built-in local connectors: files (source and sink), stdin, stdout, and `datagen`,
+//! a deterministic generator of IoT sensor readings for demos, tests and benchmarks.
+#![deny(missing_docs)]
+
+pub mod datagen;
+mod lines;
+pub mod sink;
+pub mod source;
+pub mod stdio;
+mod timefmt;
+
+use sluice_core::Registry;
+
+/// Register every connector of this crate.
+pub fn register(registry: &mut Registry) {
+    registry.register_source::<source::FileSourceConnector>();
+    registry.register_source::<stdio::StdinConnector>();
+    registry.register_source::<datagen::DatagenConnector>();
+    registry.register_sink::<sink::FileSinkConnector>();
+    registry.register_sink::<stdio::StdoutConnector>();
+}
+
+/// How line-oriented connectors read and write values.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LineFormat {
+    /// One JSON document per line; a line that is not valid JSON is a bad record.
+    #[default]
+    Json,
+    /// Any text; each line is one record, unchanged.
+    Text,
+}

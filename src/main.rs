@@ -1,1 +1,106 @@
-fn main() {}
+//! `sluice`: run connector jobs, validate them, list connectors, build and test plugins, and
+//! host many jobs as a worker daemon.
+
+mod connectors_cmd;
+mod pipeline;
+mod progress;
+mod registry;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Sluice: a pluggable stream-connector framework.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    /// Log format on standard error.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SLUICE_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a job until its source ends (or SIGINT/SIGTERM: drain, commit, exit 0).
+    Run {
+        /// The job file.
+        job: PathBuf,
+        /// State directory (offset store, default dead-letter file); default `.sluice/<job>`
+        /// beside the job file.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// No live progress line, even on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Check a job file without running it: syntax, fields, connector configs, plugins,
+    /// delivery capabilities.
+    Validate {
+        /// The job file.
+        job: PathBuf,
+    },
+    /// List every connector with its configuration fields.
+    Connectors {
+        /// Print JSON schemas instead of the reference.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run {
+                job,
+                state_dir,
+                no_progress,
+            } => run::run(&job, state_dir.as_deref(), !no_progress).await,
+            Command::Validate { job } => run::validate(&job),
+            Command::Connectors { json } => {
+                connectors_cmd::print(&registry::builtin(), json);
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}

@@ -64,11 +64,22 @@ pub struct Registry {
     sinks: BTreeMap<&'static str, Entry<Box<dyn Sink>>>,
 }
 
+/// Deserialize one value, keeping the path (under `path`) of the failing field.
+pub fn typed_value<C: DeserializeOwned>(
+    value: toml::Value,
+    path: &FieldPath,
+) -> Result<C, ConfigIssue> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = FieldPath::from_serde(e.path());
+        ConfigIssue::new(inner.under(path), e.into_inner().message().to_string())
+    })
+}
+
 /// Deserialize a typed config from a table, keeping the path of the failing field.
 pub fn typed_config<C: DeserializeOwned>(config: toml::Table) -> Result<C, ConfigIssue> {
     serde_path_to_error::deserialize(toml::Value::Table(config)).map_err(|e| {
         let path = FieldPath::from_serde(e.path());
-        ConfigIssue::new(path, e.into_inner().to_string())
+        ConfigIssue::new(path, e.into_inner().message().to_string())
     })
 }
 

@@ -10,7 +10,7 @@ use super::{
     DeliveryConfig, ErrorsConfig, Guarantee, PipelineConfig, RawJob, SinkCommon, Tolerance,
 };
 use crate::connector::{BuildContext, Sink, Source};
-use crate::registry::{Registry, typed_config};
+use crate::registry::{Registry, typed_config, typed_value};
 use crate::transform::TransformSpec;
 
 /// A problem in a job file, tied to where it is.
@@ -184,7 +184,9 @@ pub fn load_job_str(
     if !issues.is_empty() {
         return Err(fail(issues));
     }
-    let raw: RawJob = typed_config(table.clone()).map_err(|i| fail(vec![i]))?;
+    let Some(raw) = parse_top_level(&table, &mut issues) else {
+        return Err(fail(issues));
+    };
     if raw.api_version != super::API_VERSION {
         issues.push(ConfigIssue::new(
             FieldPath::root().key("api_version"),
@@ -290,6 +292,77 @@ pub fn load_job_str(
         dead_letter,
         pipeline: raw.pipeline,
         raw: table,
+    })
+}
+
+const TOP_LEVEL: [&str; 8] = [
+    "api_version",
+    "name",
+    "delivery",
+    "source",
+    "transforms",
+    "sinks",
+    "errors",
+    "pipeline",
+];
+
+/// Deserialize each top-level section on its own, so one bad section does not hide the
+/// problems of the others.
+fn parse_top_level(table: &toml::Table, issues: &mut Vec<ConfigIssue>) -> Option<RawJob> {
+    let root = FieldPath::root();
+    for key in table.keys() {
+        if !TOP_LEVEL.contains(&key.as_str()) {
+            issues.push(ConfigIssue::new(
+                root.key(key.clone()),
+                format!(
+                    "unknown field `{key}`, expected one of {}",
+                    TOP_LEVEL.join(", ")
+                ),
+            ));
+        }
+    }
+    fn section<T: serde::de::DeserializeOwned>(
+        table: &toml::Table,
+        key: &str,
+        required: bool,
+        issues: &mut Vec<ConfigIssue>,
+    ) -> Option<Option<T>> {
+        match table.get(key) {
+            None if required => {
+                issues.push(ConfigIssue::new(
+                    FieldPath::root(),
+                    format!("missing field `{key}`"),
+                ));
+                None
+            }
+            None => Some(None),
+            Some(v) => match typed_value::<T>(v.clone(), &FieldPath::root().key(key)) {
+                Ok(t) => Some(Some(t)),
+                Err(issue) => {
+                    issues.push(issue);
+                    None
+                }
+            },
+        }
+    }
+    let api_version = section::<u32>(table, "api_version", true, issues);
+    let name = section::<String>(table, "name", true, issues);
+    let delivery = section(table, "delivery", false, issues);
+    let source = section(table, "source", true, issues);
+    let transforms = section(table, "transforms", false, issues);
+    let sinks = section(table, "sinks", true, issues);
+    let errors = section(table, "errors", false, issues);
+    let pipeline = section(table, "pipeline", false, issues);
+    Some(RawJob {
+        api_version: api_version??,
+        name: name??,
+        // A bad optional section is already reported; go on with its defaults to check the rest.
+        delivery: delivery.flatten().unwrap_or_default(),
+        source: source??,
+        transforms: transforms.flatten().unwrap_or_default(),
+        sinks: sinks??,
+        errors: errors.flatten().unwrap_or_default(),
+        pipeline: pipeline.flatten().unwrap_or_default(),
     })
 }
 

@@ -155,19 +155,14 @@ impl Default for PipelineConfig {
 }
 
 /// The top level of a job file, with connector sections still raw.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub(crate) struct RawJob {
     pub api_version: u32,
     pub name: String,
-    #[serde(default)]
     pub delivery: DeliveryConfig,
     pub source: toml::Table,
-    #[serde(default)]
     pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<toml::Table>,
-    #[serde(default)]
     pub errors: ErrorsConfig,
-    #[serde(default)]
     pub pipeline: PipelineConfig,
 }

@@ -157,8 +157,8 @@ impl ConfigIssue {
     pub fn new(path: FieldPath, message: impl Into<String>) -> Self {
         let message = message.into();
         let path = match unknown_field_name(&message) {
-            Some(name) => path.key(name),
-            None => path,
+            Some(name) if path.0.last() != Some(&Segment::Key(name.clone())) => path.key(name),
+            _ => path,
         };
         Self { path, message }
     }

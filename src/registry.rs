@@ -1,0 +1,17 @@
+//! The connectors compiled into this binary: one line per connector family, each behind its
+//! cargo feature.
+
+use sluice_core::Registry;
+
+/// Register every built-in connector.
+pub fn register_builtins(registry: &mut Registry) {
+    #[cfg(feature = "file")]
+    sluice_connector_file::register(registry);
+}
+
+/// A registry with every built-in connector.
+pub fn builtin() -> Registry {
+    let mut registry = Registry::new();
+    register_builtins(&mut registry);
+    registry
+}

@@ -1,0 +1,133 @@
+//! `sluice run` and `sluice validate`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use sluice_core::job::load_job_file;
+use tokio_util::sync::CancellationToken;
+
+use crate::{pipeline, progress, registry};
+
+/// Exit code for an invalid job file.
+const EXIT_CONFIG: u8 = 2;
+
+/// Validate a job file: everything `run` checks before it starts, plugins included.
+pub fn validate(path: &Path) -> ExitCode {
+    let registry = registry::builtin();
+    let job = match load_job_file(path, None, &registry) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let summary = format!(
+        "{}: job {:?} is valid: {} → {} transform(s) → {} sink(s) [{}], {} guarantee",
+        job.file,
+        job.name,
+        job.source_type,
+        job.transforms.len(),
+        job.sinks.len(),
+        job.sinks
+            .iter()
+            .map(|s| format!("{} ({})", s.name, s.type_name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        job.delivery.guarantee
+    );
+    match pipeline::build(job) {
+        Ok(_) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Run a job to completion or until a signal.
+pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> ExitCode {
+    let registry = registry::builtin();
+    let job = match load_job_file(path, state_dir, &registry) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let name = job.name.clone();
+    let guarantee = job.delivery.guarantee;
+    let pipeline = match pipeline::build(job) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    tracing::info!(job = %name, %guarantee, "Job starting.");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let metrics = pipeline.metrics();
+    let progress_done = CancellationToken::new();
+    let progress =
+        show_progress.then(|| tokio::spawn(progress::report(metrics, progress_done.clone())));
+    let result = pipeline.run(shutdown.clone()).await;
+    progress_done.cancel();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    match result {
+        Ok(report) => {
+            let out = report
+                .records_out
+                .iter()
+                .map(|(n, c)| format!("{n}={c}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            tracing::info!(
+                job = %name,
+                records_in = report.records_in,
+                records_out = %out,
+                dropped = report.dropped,
+                dead_lettered = report.dead_lettered,
+                interrupted = shutdown.is_cancelled(),
+                "Job finished."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(job = %name, error = %e, "Job failed; positions were committed only up to durable data, a restart resumes there.");
+            eprintln!("sluice: job {name} failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful drain. Second: exit at once (positions stay at the last commit).
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("Cannot install signal handlers.");
+        return;
+    };
+    for round in 0..2 {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        if round == 0 {
+            tracing::info!(
+                "Shutting down: draining in-flight records, flushing sinks, committing. Signal again to exit at once."
+            );
+            shutdown.cancel();
+        } else {
+            tracing::warn!("Second signal: exiting without draining.");
+            std::process::exit(130);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Helpers for end-to-end tests that drive the `sluice` binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn sluice() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.env("SLUICE_LOG", "warn").env_remove("SLUICE_LOG_FORMAT");
+    cmd
+}
+
+/// Write a job file into `dir`.
+pub fn write_job(dir: &Path, name: &str, toml: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// Run a command to completion, capturing output.
+pub fn run(args: &[&str]) -> Output {
+    sluice().args(args).output().expect("start sluice")
+}
+
+/// Start `sluice run JOB` in the background.
+pub fn spawn_run(job: &Path) -> Child {
+    sluice()
+        .arg("run")
+        .arg(job)
+        .arg("--no-progress")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice")
+}
+
+/// Wait for a child with a deadline; kill it and panic when it is exceeded.
+pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("sluice did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stderr of a finished child.
+pub fn stderr_of(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+/// Generate `count` datagen records into a JSON-lines file (through sluice itself).
+pub fn generate_input(dir: &Path, file: &str, count: u64) -> PathBuf {
+    let job = write_job(
+        dir,
+        "gen.toml",
+        &format!(
+            "api_version = 1\nname = \"gen\"\n[source]\ntype = \"datagen\"\ncount = {count}\n[[sinks]]\ntype = \"file\"\npath = \"{file}\"\nfsync = false\n"
+        ),
+    );
+    let out = sluice().arg("run").arg(&job).arg("--no-progress").output().unwrap();
+    assert!(out.status.success(), "generating input failed: {}", String::from_utf8_lossy(&out.stderr));
+    dir.join(file)
+}
+
+/// Count each `seq` in a JSON-lines file (and its rotated siblings `<file>.N`). Lines that are
+/// not JSON are returned separately.
+pub fn seq_counts(path: &Path) -> (BTreeMap<u64, u32>, Vec<String>) {
+    let mut counts = BTreeMap::new();
+    let mut bad = Vec::new();
+    let mut files = vec![path.to_path_buf()];
+    for n in 1.. {
+        let p = PathBuf::from(format!("{}.{n}", path.display()));
+        if !p.exists() {
+            break;
+        }
+        files.push(p);
+    }
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        for line in text.lines() {
+            match serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["seq"].as_u64()) {
+                Some(seq) => *counts.entry(seq).or_insert(0) += 1,
+                None => bad.push(line.to_string()),
+            }
+        }
+    }
+    (counts, bad)
+}
+
+/// Assert every seq in `0..n` is present; returns the number of duplicate deliveries.
+pub fn assert_all_present(counts: &BTreeMap<u64, u32>, n: u64) -> u64 {
+    let missing: Vec<u64> = (0..n).filter(|s| !counts.contains_key(s)).take(10).collect();
+    assert!(missing.is_empty(), "records lost: first missing seq values {missing:?}");
+    let extra: Vec<&u64> = counts.keys().filter(|s| **s >= n).take(5).collect();
+    assert!(extra.is_empty(), "unexpected seq values {extra:?}");
+    counts.values().map(|c| u64::from(c - 1)).sum()
+}
+
+/// Send a signal to a child.
+pub fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+}

@@ -1,0 +1,96 @@
+//! Bad job files produce errors that name the file, the line and the field.
+
+mod common;
+
+use common::*;
+
+fn validate(toml: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(dir.path(), "job.toml", toml);
+    let out = run(&["validate", job.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&job.display().to_string(), "job.toml");
+    (out.status.success(), stderr, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+const GOOD_SOURCE: &str = "[source]\ntype = \"datagen\"\ncount = 10\n";
+
+#[test]
+fn a_valid_job_validates() {
+    let (ok, err, out) = validate(&format!(
+        "api_version = 1\nname = \"ok\"\n{GOOD_SOURCE}[[sinks]]\ntype = \"stdout\"\n"
+    ));
+    assert!(ok, "{err}");
+    assert!(out.contains("is valid: datagen → 0 transform(s) → 1 sink(s)"), "{out}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_line_and_path() {
+    let (ok, err, _) = validate(&format!(
+        "api_version = 1\nname = \"j\"\n{GOOD_SOURCE}[[sinks]]\ntype = \"file\"\npath = \"o\"\nrotate_byts = 10\n"
+    ));
+    assert!(!ok);
+    assert!(
+        err.contains("job.toml:9: sinks[0].rotate_byts: unknown field `rotate_byts`, expected one of `path`, `rotate_bytes`, `fsync`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_units_and_types_name_the_field() {
+    let (ok, err, _) = validate(
+        "api_version = 1\nname = \"j\"\n[delivery]\ncommit_interval = \"soon\"\n[source]\ntype = \"datagen\"\ncount = \"many\"\n[[sinks]]\ntype = \"stdout\"\nbatch = { max_bytes = \"4 parsecs\" }\n",
+    );
+    assert!(!ok);
+    assert!(err.contains("job.toml:4: delivery.commit_interval: expected a duration like \"200ms\" or \"5s\", got \"soon\""), "{err}");
+    assert!(err.contains("job.toml:7: source.count: invalid type: string \"many\", expected u64"), "{err}");
+    assert!(err.contains("job.toml:10: sinks[0].batch.max_bytes: unknown size unit \"parsecs\""), "{err}");
+}
+
+#[test]
+fn unknown_connector_types_list_the_known_ones() {
+    let (ok, err, _) = validate("api_version = 1\nname = \"j\"\n[source]\ntype = \"kafak\"\n[[sinks]]\ntype = \"stdout\"\n");
+    assert!(!ok);
+    assert!(err.contains("job.toml:4: source.type: unknown source type \"kafak\" (known: "), "{err}");
+    assert!(err.contains("datagen"), "{err}");
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let (ok, err, _) = validate("api_version = 1\nname = \"j\"\n[source\ntype = \"datagen\"\n");
+    assert!(!ok);
+    assert!(err.starts_with("job.toml:3: (syntax):"), "{err}");
+}
+
+#[test]
+fn missing_environment_variables_are_reported() {
+    let (ok, err, _) = validate(&format!(
+        "api_version = 1\nname = \"j\"\n{GOOD_SOURCE}[[sinks]]\ntype = \"file\"\npath = \"${{env:SLUICE_TEST_SURELY_UNSET}}\"\n"
+    ));
+    assert!(!ok);
+    assert!(
+        err.contains("job.toml:8: sinks[0].path: environment variable SLUICE_TEST_SURELY_UNSET is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exactly_once_with_a_non_transactional_sink_is_refused() {
+    let (ok, err, _) = validate(&format!(
+        "api_version = 1\nname = \"j\"\n[delivery]\nguarantee = \"exactly-once\"\n{GOOD_SOURCE}[[sinks]]\ntype = \"file\"\npath = \"o\"\n"
+    ));
+    assert!(!ok);
+    assert!(
+        err.contains("job.toml:4: delivery.guarantee: exactly-once needs sinks that store their checkpoint atomically with the data; sinks[0] (\"file\", type \"file\") cannot"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_plugins_are_reported() {
+    let (ok, err, _) = validate(&format!(
+        "api_version = 1\nname = \"j\"\n{GOOD_SOURCE}[[transforms]]\nplugin = \"nope.wasm\"\n[[sinks]]\ntype = \"stdout\"\n"
+    ));
+    assert!(!ok);
+    assert!(err.contains("job.toml:7: transforms[0].plugin: plugin file "), "{err}");
+    assert!(err.contains("nope.wasm does not exist"), "{err}");
+}

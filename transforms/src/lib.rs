@@ -1,1 +1,63 @@
-//! WebAssembly transform host (being written).
+//! Sluice's WebAssembly transform host.
+//!
+//! Transforms are WebAssembly components exporting the `sluice:transform@0.1.0` world
+//! (`wit/transform.wit`): `init(config)` once per instance with the job's `with` table, then
+//! `process(batch)` returning one outcome per input record. Batches cross the boundary as one
+//! encoded buffer each way (`wit/ENCODING.md`); plugin authors use the `sluice-plugin-sdk` crate
+//! and never see it.
+//!
+//! - Each component is compiled once per process ([`Loader`]) and the compiled artifact is
+//!   cached on disk keyed by content hash and engine settings ([`default_cache_dir`]), so a
+//!   restart does not recompile.
+//! - Each [`WasmTransform`] owns one instance (created from a shared `InstancePre`) and reuses
+//!   it across batches; after any failed call it is re-created before the next batch.
+//! - Every call runs under [`TransformLimits`](sluice_core::transform::TransformLimits): an
+//!   epoch deadline, fuel (when non-zero), a memory cap and an output-size cap. Exceeding one
+//!   fails the batch with a [`TransformError`] naming the plugin and the limit.
+//! - The sandbox grants no file system, network, environment or clock (the batch carries the
+//!   host's time instead); standard error is captured into error reports.
+//!
+//! This is the only crate that names wasmtime types.
+#![deny(missing_docs)]
+
+mod bindings;
+mod cache;
+mod chain;
+mod engine;
+mod instance;
+mod loader;
+mod wire;
+
+use std::path::Path;
+
+use sluice_core::transform::{Transform, TransformError, TransformSpec};
+
+pub use cache::default_cache_dir;
+pub use chain::Chain;
+pub use instance::WasmTransform;
+pub use loader::{ArtifactSource, Loader, Plugin};
+
+/// The WIT package every plugin must implement.
+pub const WIT_PACKAGE: &str = "sluice:transform@0.1.0";
+
+/// Load one transform: read and compile (or reuse) its plugin, instantiate it and call `init`
+/// with the spec's `with` table. The plugin path is relative to `base_dir` (the job file's
+/// directory). Uses [`Loader::global`].
+pub fn load_transform(
+    spec: &TransformSpec,
+    base_dir: &Path,
+) -> Result<WasmTransform, TransformError> {
+    Loader::global().transform(spec, base_dir)
+}
+
+/// Load a job's transforms, in order. Every plugin must load, export the right world and accept
+/// its `with` table; the first failure is returned (kind `Init`). `sluice validate` uses this.
+pub fn load_chain(
+    specs: &[TransformSpec],
+    base_dir: &Path,
+) -> Result<Vec<Box<dyn Transform>>, TransformError> {
+    specs
+        .iter()
+        .map(|spec| load_transform(spec, base_dir).map(|t| Box::new(t) as Box<dyn Transform>))
+        .collect()
+}

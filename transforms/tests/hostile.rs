@@ -1,0 +1,78 @@
+//! Hostile plugins: every limit fails the batch with a clear error, and the same transform
+//! processes the next batch normally.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{loader, records, spec};
+use serde_json::json;
+use sluice_core::transform::{Outcome, Transform, TransformErrorKind};
+use sluice_core::units::{ByteSize, HumanDuration};
+
+/// Run a batch that triggers the fixture, then a clean one; return the error.
+fn fails_then_recovers(
+    name: &str,
+    trigger: &str,
+    limits: impl FnOnce(&mut sluice_core::transform::TransformLimits),
+) -> sluice_core::transform::TransformError {
+    let (_dir, loader) = loader();
+    let mut s = spec(name, json!({}));
+    limits(&mut s.limits);
+    let mut t = loader.transform(&s, Path::new("/")).unwrap();
+    let bad = records(&["fine", trigger, "fine"]);
+    let err = t.process(&bad).unwrap_err();
+    assert_eq!(err.plugin, name);
+    let good = records(&["fine", "also fine"]);
+    let out = t.process(&good).unwrap();
+    assert_eq!(
+        out,
+        good.iter()
+            .map(|r| Outcome::Ok(vec![r.clone()]))
+            .collect::<Vec<_>>()
+    );
+    err
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline() {
+    let started = Instant::now();
+    let err = fails_then_recovers("infinite-loop", "loop", |l| {
+        l.deadline = HumanDuration(Duration::from_millis(100));
+    });
+    assert_eq!(err.kind, TransformErrorKind::Deadline, "{err}");
+    assert!(err.to_string().contains("infinite-loop"), "{err}");
+    assert!(err.message.contains("100ms"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let err = fails_then_recovers("infinite-loop", "loop", |l| l.fuel = 5_000_000);
+    assert_eq!(err.kind, TransformErrorKind::Fuel, "{err}");
+    assert!(err.message.contains("5000000"), "{err}");
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_cap() {
+    let err = fails_then_recovers("memory-bomb", "bomb", |l| l.memory = ByteSize(16 << 20));
+    assert_eq!(err.kind, TransformErrorKind::Memory, "{err}");
+    assert!(err.message.contains(&(16u64 << 20).to_string()), "{err}");
+}
+
+#[test]
+fn panic_is_a_trap_with_the_panic_message() {
+    let err = fails_then_recovers("trap", "boom", |_| {});
+    assert_eq!(err.kind, TransformErrorKind::Trap, "{err}");
+    assert!(err.message.contains("boom: intentional trap"), "{err}");
+}
+
+#[test]
+fn oversized_output_is_refused() {
+    let err = fails_then_recovers("oversized-output", "big", |l| {
+        l.max_output = ByteSize(256 << 10)
+    });
+    assert_eq!(err.kind, TransformErrorKind::OutputTooLarge, "{err}");
+    assert!(err.message.contains("262144"), "{err}");
+}

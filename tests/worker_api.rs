@@ -25,13 +25,21 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
 
     // Create.
     let (code, job) = w
-        .call(Method::POST, "/jobs", Some(Body::Toml(datagen_job("life", &out, 400))))
+        .call(
+            Method::POST,
+            "/jobs",
+            Some(Body::Toml(datagen_job("life", &out, 400))),
+        )
         .await;
     assert_eq!(code, 201, "{job}");
     assert_eq!(job["name"], "life");
     assert_eq!(job["state"], "running");
     let (code, _) = w
-        .call(Method::POST, "/jobs", Some(Body::Toml(datagen_job("life", &out, 400))))
+        .call(
+            Method::POST,
+            "/jobs",
+            Some(Body::Toml(datagen_job("life", &out, 400))),
+        )
         .await;
     assert_eq!(code, 409, "a second job of the same name conflicts");
     let jobs = w.get("/jobs").await;
@@ -58,15 +66,23 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
     assert_eq!(code, 200, "{paused}");
     assert_eq!(paused["state"], "paused");
     let written = seqs(&out).len();
-    let committed = paused["source"]["partitions"][0]["offset"].as_u64().unwrap();
-    assert_eq!(committed + 1, written as u64, "pause commits everything written");
+    let committed = paused["source"]["partitions"][0]["offset"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        committed + 1,
+        written as u64,
+        "pause commits everything written"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(seqs(&out).len(), written, "a paused job writes nothing");
     let (code, err) = w
         .call(
             Method::PATCH,
             "/jobs/life/offsets",
-            Some(Body::Json(json!({"offsets": [{"partition": "datagen", "offset": 3}]}))),
+            Some(Body::Json(
+                json!({"offsets": [{"partition": "datagen", "offset": 3}]}),
+            )),
         )
         .await;
     assert_eq!(code, 409, "offsets change only while stopped: {err}");
@@ -78,9 +94,11 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
     let (code, resumed) = w.call(Method::PUT, "/jobs/life/resume", None).await;
     assert_eq!(code, 200, "{resumed}");
     assert_eq!(resumed["state"], "running");
-    eventually("more records after resume", Duration::from_secs(20), || async {
-        (seqs(&out).len() > written + 50).then_some(())
-    })
+    eventually(
+        "more records after resume",
+        Duration::from_secs(20),
+        || async { (seqs(&out).len() > written + 50).then_some(()) },
+    )
     .await;
 
     // Stop, then inspect and reset the offsets.
@@ -90,12 +108,17 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
     let max = assert_no_gaps(&seqs(&out));
     assert_eq!(lines_with_seq(&out, 0), 1);
     let offsets = w.get("/jobs/life/offsets").await;
-    assert_eq!(offsets["offsets"], json!([{"partition": "datagen", "offset": max}]));
+    assert_eq!(
+        offsets["offsets"],
+        json!([{"partition": "datagen", "offset": max}])
+    );
     let (code, patched) = w
         .call(
             Method::PATCH,
             "/jobs/life/offsets",
-            Some(Body::Json(json!({"offsets": [{"partition": "datagen", "offset": 9}]}))),
+            Some(Body::Json(
+                json!({"offsets": [{"partition": "datagen", "offset": 9}]}),
+            )),
         )
         .await;
     assert_eq!(code, 200, "{patched}");
@@ -107,15 +130,21 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
     // Resume after the reset: the source starts over from seq 0.
     let (code, _) = w.call(Method::PUT, "/jobs/life/resume", None).await;
     assert_eq!(code, 200);
-    eventually("seq 0 written again after the reset", Duration::from_secs(20), || async {
-        (lines_with_seq(&out, 0) == 2).then_some(())
-    })
+    eventually(
+        "seq 0 written again after the reset",
+        Duration::from_secs(20),
+        || async { (lines_with_seq(&out, 0) == 2).then_some(()) },
+    )
     .await;
 
     // New config: the job restarts with it.
     let faster = datagen_job("life", &out, 500);
     let (code, updated) = w
-        .call(Method::PUT, "/jobs/life/config", Some(Body::Toml(faster.clone())))
+        .call(
+            Method::PUT,
+            "/jobs/life/config",
+            Some(Body::Toml(faster.clone())),
+        )
         .await;
     assert_eq!(code, 200, "{updated}");
     assert_eq!(updated["config"], faster);
@@ -165,7 +194,11 @@ async fn bad_configs_get_per_field_errors() {
     let w = Worker::start(&dir.path().join("state"), &[]).await;
 
     let (code, err) = w
-        .call(Method::POST, "/jobs", Some(Body::Toml("api_version = 1\nname = \n".into())))
+        .call(
+            Method::POST,
+            "/jobs",
+            Some(Body::Toml("api_version = 1\nname = \n".into())),
+        )
         .await;
     assert_eq!(code, 400, "{err}");
     assert_eq!(err["error"], "invalid_config");
@@ -173,11 +206,19 @@ async fn bad_configs_get_per_field_errors() {
     assert_eq!(err["errors"][0]["line"], 2);
 
     let bad = "api_version = 1\nname = \"bad\"\n[source]\ntype = \"datagen\"\nrte = 5\n\n[[sinks]]\ntype = \"nope\"\n";
-    let (code, err) = w.call(Method::POST, "/jobs", Some(Body::Toml(bad.into()))).await;
+    let (code, err) = w
+        .call(Method::POST, "/jobs", Some(Body::Toml(bad.into())))
+        .await;
     assert_eq!(code, 400, "{err}");
     let errors = err["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{err}");
-    assert!(errors[0]["path"].as_str().unwrap().starts_with("source.rte"), "{err}");
+    assert!(
+        errors[0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("source.rte"),
+        "{err}"
+    );
     assert_eq!(errors[0]["line"], 5);
     assert_eq!(errors[1]["path"], "sinks[0].type");
     assert_eq!(errors[1]["line"], 8);
@@ -201,7 +242,9 @@ async fn bad_configs_get_per_field_errors() {
         .call(
             Method::POST,
             "/jobs",
-            Some(Body::Json(json!({"api_version": 1, "name": "n", "source": {"type": "datagen", "rate": null}}))),
+            Some(Body::Json(
+                json!({"api_version": 1, "name": "n", "source": {"type": "datagen", "rate": null}}),
+            )),
         )
         .await;
     assert_eq!(code, 400);
@@ -226,9 +269,16 @@ async fn bad_configs_get_per_field_errors() {
         .iter()
         .find(|c| c["type"] == "datagen" && c["kind"] == "source")
         .expect("datagen listed");
-    assert!(datagen["schema"]["properties"]["rate"].is_object(), "{datagen}");
+    assert!(
+        datagen["schema"]["properties"]["rate"].is_object(),
+        "{datagen}"
+    );
     let (code, v) = w
-        .call(Method::PUT, "/connectors/datagen/validate", Some(Body::Json(json!({"count": 5}))))
+        .call(
+            Method::PUT,
+            "/connectors/datagen/validate",
+            Some(Body::Json(json!({"count": 5}))),
+        )
         .await;
     assert_eq!(code, 200);
     assert_eq!(v["valid"], true, "{v}");
@@ -236,7 +286,9 @@ async fn bad_configs_get_per_field_errors() {
         .call(
             Method::PUT,
             "/connectors/file/validate?kind=sink",
-            Some(Body::Json(json!({"path": "x", "batch": {"max_bytes": "lots"}, "colour": 1}))),
+            Some(Body::Json(
+                json!({"path": "x", "batch": {"max_bytes": "lots"}, "colour": 1}),
+            )),
         )
         .await;
     assert_eq!(code, 200);
@@ -250,11 +302,22 @@ async fn bad_configs_get_per_field_errors() {
     assert!(paths.contains(&"batch.max_bytes"), "{v}");
     assert!(paths.iter().any(|p| p.starts_with("colour")), "{v}");
     let (code, _) = w
-        .call(Method::PUT, "/connectors/file/validate", Some(Body::Json(json!({}))))
+        .call(
+            Method::PUT,
+            "/connectors/file/validate",
+            Some(Body::Json(json!({}))),
+        )
         .await;
-    assert_eq!(code, 400, "file is both a source and a sink: kind is needed");
+    assert_eq!(
+        code, 400,
+        "file is both a source and a sink: kind is needed"
+    );
     let (code, _) = w
-        .call(Method::PUT, "/connectors/nope/validate", Some(Body::Json(json!({}))))
+        .call(
+            Method::PUT,
+            "/connectors/nope/validate",
+            Some(Body::Json(json!({}))),
+        )
         .await;
     assert_eq!(code, 404);
 
@@ -274,7 +337,14 @@ async fn token_is_required_everywhere_but_health() {
     )
     .await;
     let anon = reqwest::Client::new();
-    for path in ["/", "/jobs", "/metrics", "/connectors", "/jobs/x/status", "/openapi.json"] {
+    for path in [
+        "/",
+        "/jobs",
+        "/metrics",
+        "/connectors",
+        "/jobs/x/status",
+        "/openapi.json",
+    ] {
         let r = anon.get(w.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without a token");
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
@@ -309,9 +379,17 @@ async fn jobs_dir_files_are_loaded_and_reloaded() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = dir.path().join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
-    std::fs::write(jobs.join("a.toml"), datagen_job("a", &dir.path().join("a.jsonl"), 100)).unwrap();
+    std::fs::write(
+        jobs.join("a.toml"),
+        datagen_job("a", &dir.path().join("a.jsonl"), 100),
+    )
+    .unwrap();
     std::fs::write(jobs.join("notes.txt"), "not a job").unwrap();
-    let w = Worker::start(&dir.path().join("state"), &["--jobs-dir", jobs.to_str().unwrap()]).await;
+    let w = Worker::start(
+        &dir.path().join("state"),
+        &["--jobs-dir", jobs.to_str().unwrap()],
+    )
+    .await;
 
     let listed = w.get("/jobs").await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
@@ -320,7 +398,11 @@ async fn jobs_dir_files_are_loaded_and_reloaded() {
     w.wait_state("a", "running").await;
 
     // Added.
-    std::fs::write(jobs.join("b.toml"), datagen_job("b", &dir.path().join("b.jsonl"), 100)).unwrap();
+    std::fs::write(
+        jobs.join("b.toml"),
+        datagen_job("b", &dir.path().join("b.jsonl"), 100),
+    )
+    .unwrap();
     w.wait_state("b", "running").await;
     // Changed.
     let changed = datagen_job("a", &dir.path().join("a.jsonl"), 150);
@@ -346,7 +428,11 @@ async fn jobs_dir_files_are_loaded_and_reloaded() {
     let (code, err) = w.call(Method::DELETE, "/jobs/a", None).await;
     assert_eq!(code, 409, "{err}");
     let (code, _) = w
-        .call(Method::PUT, "/jobs/a/config", Some(Body::Toml(changed.clone())))
+        .call(
+            Method::PUT,
+            "/jobs/a/config",
+            Some(Body::Toml(changed.clone())),
+        )
         .await;
     assert_eq!(code, 409);
     let (code, _) = w.call(Method::PUT, "/jobs/a/pause", None).await;
@@ -361,7 +447,11 @@ async fn sigterm_drains_and_commits_every_job() {
     let mut w = Worker::start(&state, &[]).await;
     for (name, out) in [("a", &a), ("b", &b)] {
         let (code, body) = w
-            .call(Method::POST, "/jobs", Some(Body::Toml(datagen_job(name, out, 300))))
+            .call(
+                Method::POST,
+                "/jobs",
+                Some(Body::Toml(datagen_job(name, out, 300))),
+            )
             .await;
         assert_eq!(code, 201, "{body}");
     }
@@ -375,18 +465,28 @@ async fn sigterm_drains_and_commits_every_job() {
     // Everything written was committed: after a restart no record is written twice.
     let before = (seqs(&a).len(), seqs(&b).len());
     let w = Worker::start(&state, &[]).await;
-    eventually("both jobs writing again", Duration::from_secs(20), || async {
-        (seqs(&a).len() > before.0 + 50 && seqs(&b).len() > before.1 + 50).then_some(())
-    })
+    eventually(
+        "both jobs writing again",
+        Duration::from_secs(20),
+        || async {
+            (seqs(&a).len() > before.0 + 50 && seqs(&b).len() > before.1 + 50).then_some(())
+        },
+    )
     .await;
     for (name, out) in [("a", &a), ("b", &b)] {
-        let (code, _) = w.call(Method::PUT, &format!("/jobs/{name}/stop"), None).await;
+        let (code, _) = w
+            .call(Method::PUT, &format!("/jobs/{name}/stop"), None)
+            .await;
         assert_eq!(code, 200);
         let all = seqs(out);
         assert_no_gaps(&all);
         let mut unique = all.clone();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), all.len(), "job {name}: a graceful shutdown replays nothing");
+        assert_eq!(
+            unique.len(),
+            all.len(),
+            "job {name}: a graceful shutdown replays nothing"
+        );
     }
 }

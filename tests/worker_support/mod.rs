@@ -60,12 +60,16 @@ impl Worker {
         };
         let client = reqwest::Client::new();
         let url = worker.url("/readyz");
-        eventually("the worker to be ready", Duration::from_secs(30), || async {
-            match client.get(&url).send().await {
-                Ok(r) if r.status() == 200 => Some(()),
-                _ => None,
-            }
-        })
+        eventually(
+            "the worker to be ready",
+            Duration::from_secs(30),
+            || async {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => Some(()),
+                    _ => None,
+                }
+            },
+        )
         .await;
         worker
     }
@@ -85,7 +89,12 @@ impl Worker {
     }
 
     /// Send a request and return (status, JSON body or `Value::Null`).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Body>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> (u16, Value) {
         let mut r = self.request(method.clone(), path);
         r = match body {
             Some(Body::Toml(t)) => r.header("content-type", "application/toml").body(t),
@@ -115,10 +124,15 @@ impl Worker {
 
     /// Wait until a job is in `state`.
     pub async fn wait_state(&self, job: &str, state: &str) -> Value {
-        eventually(&format!("job {job} to be {state}"), Duration::from_secs(30), || async {
-            let s = self.status(job).await;
-            (s["state"] == state).then_some(s)
-        })
+        let path = format!("/jobs/{job}/status");
+        eventually(
+            &format!("job {job} to be {state}"),
+            Duration::from_secs(30),
+            || async {
+                let (code, s) = self.call(reqwest::Method::GET, &path, None).await;
+                (code == 200 && s["state"] == state).then_some(s)
+            },
+        )
         .await
     }
 
@@ -144,7 +158,11 @@ impl Worker {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "worker did not stop after SIGTERM\n{}", self.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "worker did not stop after SIGTERM\n{}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -156,8 +174,14 @@ impl Worker {
             let _ = f.read_to_string(&mut text);
         }
         let start = text.len().saturating_sub(4000);
-        let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-        format!("--- worker log ({}) ---\n{}", self.log.display(), &text[start..])
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        format!(
+            "--- worker log ({}) ---\n{}",
+            self.log.display(),
+            &text[start..]
+        )
     }
 }
 
@@ -192,7 +216,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -240,7 +267,13 @@ pub fn assert_no_gaps(seqs: &[u64]) -> u64 {
     sorted.sort_unstable();
     sorted.dedup();
     let max = *sorted.last().unwrap();
-    let missing: Vec<u64> = (0..=max).filter(|s| sorted.binary_search(s).is_err()).take(20).collect();
-    assert!(missing.is_empty(), "records lost: missing seq {missing:?} (max {max})");
+    let missing: Vec<u64> = (0..=max)
+        .filter(|s| sorted.binary_search(s).is_err())
+        .take(20)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "records lost: missing seq {missing:?} (max {max})"
+    );
     max
 }

@@ -1,0 +1,192 @@
+//! Submitted configs: TOML as is, JSON converted to the same model (and kept as TOML text), and
+//! validation of whole jobs and of single connector configs.
+
+use std::path::Path;
+
+use sluice_core::job::path::FieldPath;
+use sluice_core::job::{JobError, LoadedJob, SinkCommon, load_job_str};
+use sluice_core::registry::typed_config;
+use sluice_core::{BuildContext, Guarantee, Registry};
+
+use super::error::{ApiError, FieldError};
+
+/// Turn a request body into TOML text. JSON is recognised by its content type or by a leading
+/// `{` (which no TOML document starts with).
+pub fn to_toml_text(content_type: Option<&str>, body: &[u8]) -> Result<String, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
+    let is_json =
+        content_type.is_some_and(|c| c.contains("json")) || text.trim_start().starts_with('{');
+    if !is_json {
+        return Ok(text.to_string());
+    }
+    let table = json_to_table(text)?;
+    toml::to_string(&table)
+        .map_err(|e| ApiError::bad_request(format!("cannot convert to TOML: {e}")))
+}
+
+/// Parse a JSON object into a TOML table, reporting the path of what TOML cannot hold (null).
+pub fn json_to_table(text: &str) -> Result<toml::Table, ApiError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        ApiError::invalid_config(vec![FieldError {
+            path: "(syntax)".into(),
+            line: Some(e.line()),
+            message: format!("invalid JSON: {e}"),
+        }])
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("expected a JSON object"));
+    }
+    if let Some(path) = find_null(&value, &FieldPath::root()) {
+        return Err(ApiError::invalid_config(vec![FieldError {
+            path: path.to_string(),
+            line: None,
+            message: "null is not allowed (TOML has no null: leave the field out)".into(),
+        }]));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("cannot convert to TOML: {e}")))
+}
+
+fn find_null(value: &serde_json::Value, path: &FieldPath) -> Option<FieldPath> {
+    match value {
+        serde_json::Value::Null => Some(path.clone()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_null(v, &path.index(i))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| find_null(v, &path.key(k))),
+        _ => None,
+    }
+}
+
+/// The `name` of a job definition, if it has a readable one.
+pub fn job_name(text: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    table.get("name")?.as_str().map(str::to_string)
+}
+
+/// Validate a job definition the way the runner will load it (connectors built, no I/O).
+pub fn load(
+    text: &str,
+    label: &str,
+    base_dir: &Path,
+    state_dir: &Path,
+    registry: &Registry,
+) -> Result<LoadedJob, JobError> {
+    load_job_str(text, label, base_dir, Some(state_dir), registry)
+}
+
+/// Whether a connector type is a source or a sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A source type.
+    Source,
+    /// A sink type.
+    Sink,
+}
+
+/// Validate one connector config; `Ok(errors)` (empty when valid), `Err` for an unknown type.
+pub fn validate_connector(
+    registry: &Registry,
+    kind: Kind,
+    type_name: &str,
+    mut table: toml::Table,
+    scratch_dir: &Path,
+) -> Result<Vec<FieldError>, ApiError> {
+    let mut errors = Vec::new();
+    match table.remove("type") {
+        Some(toml::Value::String(t)) if t != type_name => errors.push(FieldError {
+            path: "type".into(),
+            line: None,
+            message: format!("the config says type {t:?} but the URL says {type_name:?}"),
+        }),
+        Some(toml::Value::String(_)) | None => {}
+        Some(_) => errors.push(FieldError {
+            path: "type".into(),
+            line: None,
+            message: "expected a string".into(),
+        }),
+    }
+    let ctx = BuildContext {
+        job: "validate".into(),
+        base_dir: scratch_dir.to_path_buf(),
+        state_dir: scratch_dir.to_path_buf(),
+        guarantee: Guarantee::AtLeastOnce,
+    };
+    let issues = match kind {
+        Kind::Source => {
+            let entry = registry
+                .source(type_name)
+                .ok_or_else(|| ApiError::not_found(format!("no source type {type_name:?}")))?;
+            vec![entry.build(table, &ctx).err()]
+        }
+        Kind::Sink => {
+            let entry = registry
+                .sink(type_name)
+                .ok_or_else(|| ApiError::not_found(format!("no sink type {type_name:?}")))?;
+            // The runtime settings every sink has, then the connector's own config.
+            let mut common = toml::Table::new();
+            for key in ["name", "batch", "retry"] {
+                if let Some(v) = table.remove(key) {
+                    common.insert(key.to_string(), v);
+                }
+            }
+            vec![
+                typed_config::<SinkCommon>(common).err(),
+                entry.build(table, &ctx).err(),
+            ]
+        }
+    };
+    errors.extend(issues.into_iter().flatten().map(|i| FieldError {
+        path: i.path.to_string(),
+        line: None,
+        message: clean_message(&i.message),
+    }));
+    Ok(errors)
+}
+
+/// A deserializer message without the trailing field context TOML appends (the path is
+/// reported on its own).
+pub fn clean_message(message: &str) -> String {
+    let message = message.trim();
+    match message.rfind("\nin `") {
+        Some(i) => message[..i].trim().to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_json_definitions_to_toml() {
+        let text = to_toml_text(
+            Some("application/json"),
+            br#"{"api_version": 1, "name": "j", "source": {"type": "datagen", "count": 3},
+                "sinks": [{"type": "stdout"}]}"#,
+        )
+        .unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(table["name"].as_str(), Some("j"));
+        assert_eq!(table["source"]["count"].as_integer(), Some(3));
+        assert_eq!(job_name(&text).as_deref(), Some("j"));
+    }
+
+    #[test]
+    fn reports_the_path_of_a_json_null() {
+        let err = json_to_table(r#"{"sinks": [{"type": "file", "path": null}]}"#).unwrap_err();
+        assert!(format!("{err:?}").contains("sinks[0].path"), "{err:?}");
+    }
+
+    #[test]
+    fn keeps_toml_text_as_submitted() {
+        let body = b"# comment\napi_version = 1\n";
+        assert_eq!(
+            to_toml_text(Some("application/toml"), body).unwrap(),
+            "# comment\napi_version = 1\n"
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! Job endpoints: create, read, update, delete, state changes, status and offsets.
+//!
+//! State changes wait (up to [`WAIT`]) until the runner has acted, so a `200` after `stop`
+//! means the pipeline is drained and committed; a `202` means it is still on its way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{App, content_type};
+use super::config;
+use super::error::{ApiError, FieldError};
+use super::model::{Desired, JobDef, State as JobState};
+use super::offsets::{self, PartitionOffset};
+use super::supervisor::{CreateError, JobHandle};
+use super::view;
+
+/// Longest a request waits for a job to reach the state it asked for.
+const WAIT: Duration = Duration::from_secs(30);
+/// States a running job settles in.
+const STARTED: [JobState; 3] = [JobState::Running, JobState::Failed, JobState::Finished];
+
+fn find(app: &App, name: &str) -> Result<Arc<JobHandle>, ApiError> {
+    app.sup
+        .get(name)
+        .ok_or_else(|| ApiError::not_found(format!("no job named {name:?}")))
+}
+
+/// Parse and validate a submitted definition; `expected` is the name the URL gives.
+fn parse_def(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    expected: Option<&str>,
+) -> Result<JobDef, ApiError> {
+    let text = config::to_toml_text(content_type(headers), body)?;
+    let name = config::job_name(&text);
+    if let (Some(expected), Some(name)) = (expected, name.as_deref())
+        && expected != name
+    {
+        return Err(ApiError::invalid_config(vec![FieldError {
+            path: "name".into(),
+            line: None,
+            message: format!("the config names job {name:?} but the URL says {expected:?}"),
+        }]));
+    }
+    if name.as_deref().is_some_and(|n| n.starts_with('.')) {
+        return Err(ApiError::invalid_config(vec![FieldError {
+            path: "name".into(),
+            line: None,
+            message: "a job name must not start with '.'".into(),
+        }]));
+    }
+    let ctx = &app.sup.ctx;
+    let scratch = JobDef {
+        name: name.clone().unwrap_or_else(|| "_".into()),
+        config: text,
+        source_file: None,
+    };
+    let loaded = config::load(
+        &scratch.config,
+        &format!("job {}", scratch.name),
+        &ctx.base_dir(&scratch),
+        &ctx.job_dir(&scratch.name),
+        &ctx.registry,
+    )?;
+    Ok(JobDef {
+        name: loaded.name,
+        ..scratch
+    })
+}
+
+/// A state-change answer: 200 with the status when reached, 202 when still on the way.
+async fn settled(app: &App, job: &JobHandle, reached: bool) -> Result<Response, ApiError> {
+    let status = view::status(&app.sup.ctx, job).await?;
+    let code = if reached {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((code, Json(status)).into_response())
+}
+
+fn file_managed(job: &JobHandle) -> Option<ApiError> {
+    job.control().def.source_file.as_ref().map(|file| {
+        ApiError::conflict(format!(
+            "job {:?} is defined by {}: change or remove that file instead",
+            job.name,
+            file.display()
+        ))
+    })
+}
+
+/// `GET /jobs`
+pub async fn list(State(app): State<App>) -> Json<Vec<view::Summary>> {
+    Json(app.sup.list().iter().map(|j| view::summary(j)).collect())
+}
+
+#[derive(Deserialize)]
+pub struct CreateQuery {
+    initial_state: Option<String>,
+}
+
+/// `POST /jobs`
+pub async fn create(
+    State(app): State<App>,
+    Query(q): Query<CreateQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let desired = match q.initial_state.as_deref() {
+        None => Desired::Running,
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::bad_request("initial_state is one of running, paused, stopped")
+        })?,
+    };
+    let def = parse_def(&app, &headers, &body, None)?;
+    let name = def.name.clone();
+    let job = match app.sup.create(def, desired).await {
+        Ok(job) => job,
+        Err(CreateError::Exists) => {
+            return Err(ApiError::conflict(format!(
+                "a job named {name:?} exists: PUT /jobs/{name}/config to change it"
+            )));
+        }
+        Err(CreateError::ShuttingDown) => {
+            return Err(ApiError::unavailable("the worker is shutting down"));
+        }
+        Err(CreateError::Store(e)) => return Err(e.into()),
+    };
+    let states: &[JobState] = match desired {
+        Desired::Running => &STARTED,
+        Desired::Paused => &[JobState::Paused],
+        Desired::Stopped => &[JobState::Stopped],
+    };
+    let seq = job.control().seq;
+    app.sup.wait(&job, seq, states, WAIT).await;
+    let mut response = Json(view::detail(&job)).into_response();
+    *response.status_mut() = StatusCode::CREATED;
+    if let Ok(location) = format!("/jobs/{name}").parse() {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// `GET /jobs/{name}`
+pub async fn get(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = find(&app, &name)?;
+    Ok(Json(view::detail(&job)))
+}
+
+/// `GET /jobs/{name}/config`: the definition as TOML text.
+pub async fn get_config(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = find(&app, &name)?;
+    let text = job.control().def.config.clone();
+    Ok(([(header::CONTENT_TYPE, "application/toml")], text).into_response())
+}
+
+/// `PUT /jobs/{name}/config`: create the job, or replace its definition and restart it.
+pub async fn put_config(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let def = parse_def(&app, &headers, &body, Some(&name))?;
+    let Some(job) = app.sup.get(&name) else {
+        return create(
+            State(app),
+            Query(CreateQuery {
+                initial_state: None,
+            }),
+            headers,
+            body,
+        )
+        .await;
+    };
+    if let Some(e) = file_managed(&job) {
+        return Err(e);
+    }
+    let _op = job.op.lock().await;
+    if job.control().def.config == def.config {
+        return Ok(Json(view::detail(&job)).into_response());
+    }
+    let seq = app.sup.update_config(&job, def).await?;
+    if job.control().desired == Desired::Running {
+        app.sup.wait(&job, seq, &STARTED, WAIT).await;
+    }
+    Ok(Json(view::detail(&job)).into_response())
+}
+
+/// `DELETE /jobs/{name}`: stop gracefully, forget the job and its positions.
+pub async fn delete(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let job = find(&app, &name)?;
+    if let Some(e) = file_managed(&job) {
+        return Err(e);
+    }
+    let _op = job.op.lock().await;
+    app.sup.delete(&job).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /jobs/{name}/status`
+pub async fn status(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = find(&app, &name)?;
+    Ok(Json(view::status(&app.sup.ctx, &job).await?))
+}
+
+async fn change_state(app: App, name: &str, desired: Desired) -> Result<Response, ApiError> {
+    let job = find(&app, name)?;
+    let _op = job.op.lock().await;
+    let seq = if job.control().desired == desired {
+        job.control().seq
+    } else {
+        app.sup.set_desired(&job, desired).await?
+    };
+    let states: &[JobState] = match desired {
+        Desired::Running => &STARTED,
+        Desired::Paused => &[JobState::Paused],
+        Desired::Stopped => &[JobState::Stopped],
+    };
+    let (reached, _) = app.sup.wait(&job, seq, states, WAIT).await;
+    settled(&app, &job, reached).await
+}
+
+/// `PUT /jobs/{name}/pause`: drain, commit and keep the pipeline stopped until resumed.
+pub async fn pause(State(app): State<App>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    change_state(app, &name, Desired::Paused).await
+}
+
+/// `PUT /jobs/{name}/resume`
+pub async fn resume(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    change_state(app, &name, Desired::Running).await
+}
+
+/// `PUT /jobs/{name}/stop`: like pause, and offsets may then be changed.
+pub async fn stop(State(app): State<App>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    change_state(app, &name, Desired::Stopped).await
+}
+
+/// `POST /jobs/{name}/restart`
+pub async fn restart(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let job = find(&app, &name)?;
+    let _op = job.op.lock().await;
+    let desired = job.control().desired;
+    if desired != Desired::Running {
+        return Err(ApiError::conflict(format!(
+            "job {name:?} is {}: resume it instead",
+            desired.as_str()
+        )));
+    }
+    let seq = app.sup.restart(&job);
+    let (reached, _) = app.sup.wait(&job, seq, &STARTED, WAIT).await;
+    settled(&app, &job, reached).await
+}
+
+/// `GET /jobs/{name}/offsets`
+pub async fn get_offsets(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = find(&app, &name)?;
+    let stored = offsets::load(&app.sup.ctx.job_dir(&name), &name).await?;
+    let owns = job
+        .stats
+        .lock()
+        .shape
+        .as_ref()
+        .map(|s| s.source_owns_offsets);
+    Ok(Json(json!({
+        "name": name,
+        "state": job.observed().state,
+        "source_owns_offsets": owns,
+        "offsets": stored.as_ref().map(offsets::to_rows).unwrap_or_default(),
+    })))
+}
+
+/// The job, when its offsets may be changed: stopped, and its source uses the offset store.
+fn stopped(app: &App, name: &str) -> Result<Arc<JobHandle>, ApiError> {
+    let job = find(app, name)?;
+    let state = job.observed().state;
+    if job.control().desired != Desired::Stopped || state != JobState::Stopped {
+        return Err(ApiError::conflict(format!(
+            "job {name:?} is {}: offsets can only be changed while it is stopped (PUT /jobs/{name}/stop)",
+            state.as_str()
+        )));
+    }
+    if job
+        .stats
+        .lock()
+        .shape
+        .as_ref()
+        .is_some_and(|s| s.source_owns_offsets)
+    {
+        return Err(ApiError::conflict(format!(
+            "job {name:?}'s source keeps its own offsets; change them there"
+        )));
+    }
+    Ok(job)
+}
+
+#[derive(Deserialize)]
+pub struct OffsetsBody {
+    offsets: Vec<PartitionOffset>,
+}
+
+/// `PATCH /jobs/{name}/offsets`: set the given partitions' positions (others are kept).
+pub async fn patch_offsets(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: OffsetsBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"offsets\": [{{\"partition\": ..., \"offset\": ...}}]}}: {e}"
+        ))
+    })?;
+    let patch = offsets::from_rows(&body.offsets).map_err(ApiError::bad_request)?;
+    let job = stopped(&app, &name)?;
+    let _op = job.op.lock().await;
+    let dir = app.sup.ctx.job_dir(&name);
+    let mut cp = offsets::load(&dir, &name).await?.unwrap_or_default();
+    // Overwrite the given partitions, keep the others.
+    cp.offsets.extend(patch.offsets);
+    offsets::reset(&dir, &name, Some(&cp)).await?;
+    job.stats.lock().committed = Some(cp.clone());
+    Ok(Json(
+        json!({ "name": name, "offsets": offsets::to_rows(&cp) }),
+    ))
+}
+
+/// `DELETE /jobs/{name}/offsets`: forget every position; the next run starts from the start.
+pub async fn delete_offsets(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = stopped(&app, &name)?;
+    let _op = job.op.lock().await;
+    offsets::reset(&app.sup.ctx.job_dir(&name), &name, None).await?;
+    job.stats.lock().committed = None;
+    Ok(Json(json!({ "name": name, "offsets": [] })))
+}

@@ -1,0 +1,150 @@
+//! `sluice worker`: a long-lived daemon that hosts many jobs behind a REST API (in the spirit
+//! of Kafka Connect's worker), with metrics, health endpoints and a status page.
+//!
+//! - `store`: job definitions, desired state and status in `<state-dir>/worker.db` (SQLite);
+//!   each job's positions live in its own offset store under `<state-dir>/jobs/<name>/`.
+//! - `supervisor` + `runner`: one runner task per job runs its pipeline, stops it gracefully on
+//!   request and restarts it with backoff when it fails.
+//! - `api` + `jobs_api`: the HTTP routes; `view`, `prometheus`, `page`: what they render.
+//! - `jobs_dir`: TOML files in `--jobs-dir`, loaded at start and reloaded on change.
+
+mod api;
+mod config;
+mod error;
+mod jobs_api;
+mod jobs_dir;
+mod model;
+mod offsets;
+mod page;
+mod prometheus;
+mod runner;
+mod store;
+mod supervisor;
+mod view;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use supervisor::{Ctx, Supervisor};
+
+/// `sluice worker`: host many jobs behind a REST API.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// Address to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:8083", env = "SLUICE_WORKER_LISTEN")]
+    pub listen: SocketAddr,
+    /// Directory for job definitions, states and positions (created if missing).
+    #[arg(long, env = "SLUICE_WORKER_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Directory of job files (`*.toml`), loaded at start and reloaded when they change.
+    #[arg(long, env = "SLUICE_WORKER_JOBS_DIR")]
+    pub jobs_dir: Option<PathBuf>,
+    /// File holding a bearer token; when set, every request but /healthz and /readyz needs
+    /// `Authorization: Bearer <token>`.
+    #[arg(long, env = "SLUICE_WORKER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+fn read_token(path: &std::path::Path) -> anyhow::Result<Arc<str>> {
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = token.trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the token file {} is empty",
+        path.display()
+    );
+    Ok(Arc::from(token))
+}
+
+/// Wait for SIGINT or SIGTERM.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGTERM.");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Run the worker until SIGINT/SIGTERM, then drain and commit every job.
+pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let store = store::Store::open(&args.state_dir).await?;
+    let state_dir = std::fs::canonicalize(&args.state_dir)?;
+    let shutdown = CancellationToken::new();
+    let sup = Arc::new(Supervisor::new(Ctx {
+        store: store.clone(),
+        registry: Arc::new(crate::registry::builtin()),
+        state_dir,
+        shutdown: shutdown.clone(),
+    }));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = api::App {
+        sup: sup.clone(),
+        token,
+        ready: ready.clone(),
+    };
+    let server = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            axum::serve(listener, api::router(app))
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    });
+    tracing::info!(listen = %args.listen, state_dir = %args.state_dir.display(), "Worker listening.");
+
+    let resumed = sup.start_stored().await?;
+    let watcher = match &args.jobs_dir {
+        Some(dir) => {
+            let mut jobs_dir = jobs_dir::JobsDir::new(sup.clone(), dir)
+                .with_context(|| format!("opening the jobs directory {}", dir.display()))?;
+            jobs_dir.scan().await;
+            Some(tokio::spawn(jobs_dir.watch(shutdown.clone())))
+        }
+        None => None,
+    };
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(jobs = sup.list().len(), resumed, "Worker ready.");
+
+    tokio::select! {
+        _ = termination() => tracing::info!("Shutting down: draining every job."),
+        _ = shutdown.cancelled() => {}
+    }
+    ready.store(false, Ordering::SeqCst);
+    shutdown.cancel();
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
+    sup.join_all().await;
+    let served = server.await;
+    store.close().await;
+    match served {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e).context("serving the API"),
+        Err(e) => anyhow::bail!("the API server panicked: {e}"),
+    }
+    tracing::info!("Worker stopped; every job drained and committed.");
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Reading and changing a job's positions in its offset store (`<job dir>/offsets.db`), and
+//! their JSON shape: `[{ "partition": "p", "offset": 42 }]` (a string for textual offsets).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sluice_core::offset_store::OffsetStore;
+use sluice_core::record::{Checkpoint, Offset};
+
+/// One partition's position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionOffset {
+    /// Source partition.
+    pub partition: String,
+    /// A number for integer offsets, a string for textual ones.
+    pub offset: serde_json::Value,
+}
+
+/// A checkpoint as JSON rows, by partition.
+pub fn to_rows(cp: &Checkpoint) -> Vec<PartitionOffset> {
+    cp.offsets
+        .iter()
+        .map(|(p, o)| PartitionOffset {
+            partition: p.to_string(),
+            offset: match o {
+                Offset::Int(i) => serde_json::Value::from(*i),
+                Offset::Text(s) => serde_json::Value::from(s.as_str()),
+            },
+        })
+        .collect()
+}
+
+/// Parse JSON rows into offsets; the message names the bad row.
+pub fn from_rows(rows: &[PartitionOffset]) -> Result<Checkpoint, String> {
+    let mut cp = Checkpoint::default();
+    for (i, row) in rows.iter().enumerate() {
+        let offset = match &row.offset {
+            serde_json::Value::Number(n) => Offset::Int(
+                n.as_i64()
+                    .ok_or_else(|| format!("offsets[{i}].offset: expected an integer"))?,
+            ),
+            serde_json::Value::String(s) => Offset::Text(s.clone()),
+            _ => {
+                return Err(format!(
+                    "offsets[{i}].offset: expected an integer or a string"
+                ));
+            }
+        };
+        if row.partition.is_empty() {
+            return Err(format!("offsets[{i}].partition: must not be empty"));
+        }
+        cp.offsets.insert(row.partition.as_str().into(), offset);
+    }
+    Ok(cp)
+}
+
+fn store_path(job_dir: &Path) -> std::path::PathBuf {
+    job_dir.join("offsets.db")
+}
+
+/// The job's committed checkpoint in its offset store (`None` if it never committed).
+pub async fn load(job_dir: &Path, job: &str) -> anyhow::Result<Option<Checkpoint>> {
+    let path = store_path(job_dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = OffsetStore::open(&path).await?;
+    let cp = store.load(job).await;
+    store.close().await;
+    Ok(cp?)
+}
+
+/// Replace the job's checkpoint (`None` deletes it: the next run starts from the beginning).
+pub async fn reset(job_dir: &Path, job: &str, cp: Option<&Checkpoint>) -> anyhow::Result<()> {
+    let path = store_path(job_dir);
+    if cp.is_none() && !path.exists() {
+        return Ok(());
+    }
+    let store = OffsetStore::open(&path).await?;
+    let result = store.reset(job, cp).await;
+    store.close().await;
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_round_trip_through_json_rows() {
+        let rows: Vec<PartitionOffset> = serde_json::from_str(
+            r#"[{"partition": "a", "offset": 42}, {"partition": "b", "offset": "4960"}]"#,
+        )
+        .unwrap();
+        let cp = from_rows(&rows).unwrap();
+        assert_eq!(cp.get("a"), Some(&Offset::Int(42)));
+        assert_eq!(cp.get("b"), Some(&Offset::Text("4960".into())));
+        assert_eq!(to_rows(&cp), rows);
+        let bad: Vec<PartitionOffset> =
+            serde_json::from_str(r#"[{"partition": "a", "offset": true}]"#).unwrap();
+        assert!(from_rows(&bad).unwrap_err().contains("offsets[0].offset"));
+    }
+
+    #[tokio::test]
+    async fn resets_and_loads_a_jobs_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path(), "j").await.unwrap(), None);
+        let mut cp = Checkpoint::default();
+        cp.offsets.insert("p".into(), Offset::Int(7));
+        reset(dir.path(), "j", Some(&cp)).await.unwrap();
+        assert_eq!(load(dir.path(), "j").await.unwrap(), Some(cp));
+        reset(dir.path(), "j", None).await.unwrap();
+        assert_eq!(load(dir.path(), "j").await.unwrap(), None);
+    }
+}

@@ -1,0 +1,348 @@
+//! The supervisor: the set of jobs this worker hosts, each followed by its own runner task
+//! (see `runner.rs`), and the control operations the API and the jobs directory use.
+//!
+//! Every change is written to the store before the runner is told, so a worker killed at any
+//! point comes back with what the operator last asked for.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sluice_core::Registry;
+use sluice_core::metrics::JobMetrics;
+use sluice_core::record::Checkpoint;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::model::{Control, Counters, Desired, JobDef, Observed, Shape, State};
+use super::store::{JobRow, Store};
+
+/// What every runner shares.
+pub struct Ctx {
+    /// The worker's store.
+    pub store: Store,
+    /// Connector types.
+    pub registry: Arc<Registry>,
+    /// `--state-dir`.
+    pub state_dir: PathBuf,
+    /// Fired on worker shutdown: every runner drains its pipeline and exits.
+    pub shutdown: CancellationToken,
+}
+
+impl Ctx {
+    /// The job's own state directory: `<state-dir>/jobs/<name>/` (offsets, dead letters).
+    pub fn job_dir(&self, name: &str) -> PathBuf {
+        self.state_dir.join("jobs").join(name)
+    }
+
+    /// Where relative paths in a job's config resolve: the jobs-dir file's directory, or the
+    /// job's state directory for jobs created through the API.
+    pub fn base_dir(&self, def: &JobDef) -> PathBuf {
+        match def.source_file.as_deref().and_then(Path::parent) {
+            Some(dir) => dir.to_path_buf(),
+            None => self.job_dir(&def.name),
+        }
+    }
+
+    /// How a job is named in config errors.
+    pub fn label(def: &JobDef) -> String {
+        match &def.source_file {
+            Some(file) => file.display().to_string(),
+            None => format!("job {}", def.name),
+        }
+    }
+}
+
+/// Live and accumulated numbers of one job.
+#[derive(Default)]
+pub struct Stats {
+    /// Counters of finished runs.
+    pub totals: Counters,
+    /// The running pipeline's counters.
+    pub live: Option<Arc<JobMetrics>>,
+    /// The last checkpoint seen committed.
+    pub committed: Option<Checkpoint>,
+    /// What the job looked like when last loaded.
+    pub shape: Option<Shape>,
+}
+
+impl Stats {
+    /// Counters over all runs, the current one included.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.totals.clone();
+        if let Some(live) = &self.live {
+            c.add(&Counters::of(live));
+        }
+        c
+    }
+
+    /// The last committed checkpoint known in memory.
+    pub fn committed(&self) -> Option<Checkpoint> {
+        match &self.live {
+            Some(live) => Some(live.committed.lock().clone()),
+            None => self.committed.clone(),
+        }
+    }
+
+    /// Records still to come, when the source knows its total.
+    pub fn remaining(&self) -> Option<u64> {
+        let live = self.live.as_ref()?;
+        let total = JobMetrics::get(&live.expected_total);
+        (total > 0).then(|| total.saturating_sub(JobMetrics::get(&live.records_in)))
+    }
+
+    /// Fold the finished run's counters into the totals.
+    pub fn end_run(&mut self) {
+        if let Some(live) = self.live.take() {
+            self.totals.add(&Counters::of(&live));
+            self.committed = Some(live.committed.lock().clone());
+        }
+    }
+}
+
+/// One hosted job.
+pub struct JobHandle {
+    /// The job name.
+    pub name: String,
+    /// What the runner is told.
+    pub control: watch::Sender<Control>,
+    /// What the runner reports.
+    pub observed: watch::Sender<Observed>,
+    /// Counters and shape.
+    pub stats: Mutex<Stats>,
+    /// Serializes control operations on this job.
+    pub op: tokio::sync::Mutex<()>,
+    runner: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl JobHandle {
+    /// The current control value.
+    pub fn control(&self) -> Control {
+        self.control.borrow().clone()
+    }
+
+    /// The current observation.
+    pub fn observed(&self) -> Observed {
+        self.observed.borrow().clone()
+    }
+
+    /// Change the control value; returns the new `seq`.
+    fn update(&self, f: impl FnOnce(&mut Control)) -> u64 {
+        let mut seq = 0;
+        self.control.send_modify(|c| {
+            f(c);
+            c.seq += 1;
+            seq = c.seq;
+        });
+        seq
+    }
+}
+
+/// The jobs this worker hosts.
+pub struct Supervisor {
+    /// Shared with runners.
+    pub ctx: Arc<Ctx>,
+    jobs: Mutex<BTreeMap<String, Arc<JobHandle>>>,
+    membership: tokio::sync::Mutex<()>,
+}
+
+/// Why a job could not be created.
+#[derive(Debug)]
+pub enum CreateError {
+    /// A job of that name exists.
+    Exists,
+    /// The worker is shutting down.
+    ShuttingDown,
+    /// The store failed.
+    Store(anyhow::Error),
+}
+
+impl Supervisor {
+    /// A supervisor with no jobs yet.
+    pub fn new(ctx: Ctx) -> Self {
+        Self {
+            ctx: Arc::new(ctx),
+            jobs: Mutex::default(),
+            membership: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// Start every job in the store, each in its stored desired state.
+    pub async fn start_stored(&self) -> anyhow::Result<usize> {
+        let rows = self.ctx.store.list().await?;
+        let n = rows.len();
+        let _m = self.membership.lock().await;
+        for row in rows {
+            tracing::info!(job = %row.name, desired = row.desired.as_str(), "Resuming stored job.");
+            let def = JobDef {
+                name: row.name.clone(),
+                config: row.config,
+                source_file: row.source_file,
+            };
+            self.spawn(def, row.desired, row.last_error);
+        }
+        Ok(n)
+    }
+
+    fn spawn(&self, def: JobDef, desired: Desired, last_error: Option<String>) -> Arc<JobHandle> {
+        let name = def.name.clone();
+        let (control, _) = watch::channel(Control {
+            desired,
+            def: Arc::new(def),
+            seq: 1,
+            deleted: false,
+        });
+        let (observed, _) = watch::channel(Observed::initial(desired, last_error));
+        let handle = Arc::new(JobHandle {
+            name: name.clone(),
+            control,
+            observed,
+            stats: Mutex::default(),
+            op: tokio::sync::Mutex::default(),
+            runner: Mutex::default(),
+        });
+        let task = tokio::spawn(super::runner::run(handle.clone(), self.ctx.clone()));
+        *handle.runner.lock() = Some(task);
+        self.jobs.lock().insert(name, handle.clone());
+        handle
+    }
+
+    /// A job by name.
+    pub fn get(&self, name: &str) -> Option<Arc<JobHandle>> {
+        self.jobs.lock().get(name).cloned()
+    }
+
+    /// Every job, by name.
+    pub fn list(&self) -> Vec<Arc<JobHandle>> {
+        self.jobs.lock().values().cloned().collect()
+    }
+
+    /// Create and start a job (the caller validated the definition).
+    pub async fn create(
+        &self,
+        def: JobDef,
+        desired: Desired,
+    ) -> Result<Arc<JobHandle>, CreateError> {
+        let _m = self.membership.lock().await;
+        if self.ctx.shutdown.is_cancelled() {
+            return Err(CreateError::ShuttingDown);
+        }
+        if self.get(&def.name).is_some() {
+            return Err(CreateError::Exists);
+        }
+        let row = JobRow {
+            name: def.name.clone(),
+            config: def.config.clone(),
+            source_file: def.source_file.clone(),
+            desired,
+            status: State::Starting.as_str().into(),
+            last_error: None,
+        };
+        self.ctx
+            .store
+            .upsert(&row)
+            .await
+            .map_err(CreateError::Store)?;
+        tracing::info!(job = %def.name, "Job created.");
+        Ok(self.spawn(def, desired, None))
+    }
+
+    /// Ask for a desired state; returns the control `seq` to wait for.
+    pub async fn set_desired(&self, job: &JobHandle, desired: Desired) -> anyhow::Result<u64> {
+        self.ctx.store.set_desired(&job.name, desired).await?;
+        tracing::info!(job = %job.name, desired = desired.as_str(), "Job state requested.");
+        Ok(job.update(|c| c.desired = desired))
+    }
+
+    /// Replace a job's definition (the runner restarts it if it runs).
+    pub async fn update_config(&self, job: &JobHandle, def: JobDef) -> anyhow::Result<u64> {
+        let control = job.control();
+        self.ctx
+            .store
+            .upsert(&JobRow {
+                name: def.name.clone(),
+                config: def.config.clone(),
+                source_file: def.source_file.clone(),
+                desired: control.desired,
+                status: job.observed().state.as_str().into(),
+                last_error: None,
+            })
+            .await?;
+        tracing::info!(job = %job.name, "Job config updated.");
+        Ok(job.update(|c| c.def = Arc::new(def)))
+    }
+
+    /// Restart a job's pipeline (graceful stop, then start; resets the failure backoff).
+    pub fn restart(&self, job: &JobHandle) -> u64 {
+        tracing::info!(job = %job.name, "Job restart requested.");
+        job.update(|_| {})
+    }
+
+    /// Stop a job gracefully, forget it and remove its state directory (offsets included).
+    pub async fn delete(&self, job: &Arc<JobHandle>) -> anyhow::Result<()> {
+        job.update(|c| c.deleted = true);
+        let task = job.runner.lock().take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(job = %job.name, error = %e, "Job runner panicked.");
+        }
+        let _m = self.membership.lock().await;
+        self.ctx.store.delete(&job.name).await?;
+        self.jobs.lock().remove(&job.name);
+        let dir = self.ctx.job_dir(&job.name);
+        if dir.exists() {
+            tokio::fs::remove_dir_all(&dir)
+                .await
+                .map_err(|e| anyhow::anyhow!("removing the state of job {}: {e}", job.name))?;
+        }
+        tracing::info!(job = %job.name, "Job deleted.");
+        Ok(())
+    }
+
+    /// Wait until the runner acted on `seq` and is in one of `states`; the last observation
+    /// either way.
+    pub async fn wait(
+        &self,
+        job: &JobHandle,
+        seq: u64,
+        states: &[State],
+        timeout: Duration,
+    ) -> (bool, Observed) {
+        let mut rx = job.observed.subscribe();
+        let reached = tokio::time::timeout(timeout, async {
+            loop {
+                {
+                    let o = rx.borrow_and_update();
+                    if o.seq >= seq && states.contains(&o.state) {
+                        return true;
+                    }
+                }
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return false },
+                    _ = self.ctx.shutdown.cancelled() => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        (reached, job.observed())
+    }
+
+    /// After the shutdown token fired: wait for every runner to drain and commit.
+    pub async fn join_all(&self) {
+        let tasks: Vec<_> = self
+            .list()
+            .iter()
+            .filter_map(|j| j.runner.lock().take().map(|t| (j.name.clone(), t)))
+            .collect();
+        for (name, task) in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(job = %name, error = %e, "Job runner panicked.");
+            }
+        }
+    }
+}

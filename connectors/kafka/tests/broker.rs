@@ -1,0 +1,152 @@
+//! Source and sink against a real Kafka-protocol broker (Tansu, started by
+//! `scripts/services/kafka.sh`), through the `Source` / `Sink` traits.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use sluice_connector_kafka::{KafkaSink, KafkaSource};
+use sluice_core::{Checkpoint, Guarantee, Header, Offset, Position, Record, Sink, Source};
+
+fn rec(i: usize) -> Record {
+    Record {
+        key: Some(Bytes::from(format!("k{i}"))),
+        value: Bytes::from(format!("{{\"seq\":{i}}}")),
+        headers: vec![Header {
+            name: "h".into(),
+            value: Bytes::from(format!("v{i}")),
+        }],
+        timestamp: Some(1_700_000_000_000 + i as i64),
+        position: Position::int(Arc::from("gen/0"), i as i64),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_keeps_key_value_headers_timestamp() {
+    let b = brokers();
+    let topic = unique("rt");
+    create_topic(&b, &topic, 3).await;
+    let mut sink = KafkaSink::new(sink_config(&b, &format!("topic = '{topic}'")));
+    sink.open(&sink_ctx("rt", Guarantee::AtLeastOnce))
+        .await
+        .unwrap();
+    let records: Vec<Record> = (0..500).map(rec).collect();
+    let report = sink.write(&records, None).await.unwrap();
+    assert!(
+        report.rejected.is_empty() && report.retry.is_empty(),
+        "{report:?}"
+    );
+    sink.close().await.unwrap();
+
+    let mut source = KafkaSource::new(
+        source_config(&b, &topic, &unique("g")),
+        Guarantee::AtLeastOnce,
+    );
+    source.open(None).await.unwrap();
+    let got = read_n(&mut source, 500, Duration::from_secs(30)).await;
+    assert!(got.dead.is_empty());
+    let mut by_seq: Vec<&Record> = got.records.iter().collect();
+    by_seq.sort_by_key(|r| {
+        serde_json::from_slice::<serde_json::Value>(&r.value).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    });
+    for (i, r) in by_seq.iter().enumerate() {
+        assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+        assert_eq!(
+            r.header("h").map(|v| v.to_vec()),
+            Some(format!("v{i}").into_bytes())
+        );
+        assert_eq!(r.timestamp, Some(1_700_000_000_000 + i as i64));
+        assert!(r.position.partition.starts_with(&format!("{topic}/")));
+    }
+    source.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_from_committed_offsets_and_dead_letters_bad_values() {
+    let b = brokers();
+    let topic = unique("resume");
+    let group = unique("g");
+    create_topic(&b, &topic, 1).await;
+    let mut sink = KafkaSink::new(sink_config(&b, &format!("topic = '{topic}'")));
+    sink.open(&sink_ctx("resume", Guarantee::AtLeastOnce))
+        .await
+        .unwrap();
+    let mut records: Vec<Record> = (0..100).map(rec).collect();
+    records[10].value = Bytes::from_static(b"not json");
+    sink.write(&records, None).await.unwrap();
+
+    let mut source = KafkaSource::new(source_config(&b, &topic, &group), Guarantee::AtLeastOnce);
+    source.open(None).await.unwrap();
+    let got = read_n(&mut source, 60, Duration::from_secs(30)).await;
+    assert_eq!(
+        got.dead.len(),
+        1,
+        "the undecodable value is dead-lettered, not skipped"
+    );
+    assert_eq!(got.dead[0].record.position.offset, Offset::Int(10));
+    assert!(
+        got.dead[0].reason.contains("not JSON"),
+        "{}",
+        got.dead[0].reason
+    );
+    // Commit up to offset 49 only: the restart must resume at 50.
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from(format!("{topic}/0")), 49));
+    source.commit(&cp).await.unwrap();
+    source.close().await.unwrap();
+
+    let mut again = KafkaSource::new(source_config(&b, &topic, &group), Guarantee::AtLeastOnce);
+    again.open(None).await.unwrap();
+    let rest = read_n(&mut again, 50, Duration::from_secs(30)).await;
+    let first = rest
+        .records
+        .iter()
+        .map(|r| r.position.offset.clone())
+        .min()
+        .unwrap();
+    assert_eq!(first, Offset::Int(50));
+    assert_eq!(rest.records.len(), 50);
+    again.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_sink_reads_back_only_committed_checkpoints() {
+    let b = brokers();
+    let topic = unique("eos");
+    create_topic(&b, &topic, 1).await;
+    let job = unique("job");
+    let cfg = sink_config(
+        &b,
+        &format!("topic = '{topic}'\ntransaction_timeout = '10s'"),
+    );
+    let mut sink = KafkaSink::new(cfg.clone());
+    sink.open(&sink_ctx(&job, Guarantee::ExactlyOnce))
+        .await
+        .unwrap();
+    assert_eq!(sink.committed_checkpoint().await.unwrap(), None);
+    let records: Vec<Record> = (0..10).map(rec).collect();
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("gen/0"), 9));
+    sink.write(&records, Some(&cp)).await.unwrap();
+    let mut cp2 = cp.clone();
+    cp2.advance(&Position::int(Arc::from("gen/0"), 19));
+    let more: Vec<Record> = (10..20).map(rec).collect();
+    sink.write(&more, Some(&cp2)).await.unwrap();
+    drop(sink); // a crash: no close
+
+    // A second producer with the same transactional.id fences the first and sees cp2.
+    let mut next = KafkaSink::new(cfg.clone());
+    next.open(&sink_ctx(&job, Guarantee::ExactlyOnce))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.committed_checkpoint().await.unwrap(),
+        Some(cp2.clone())
+    );
+    next.close().await.unwrap();
+}

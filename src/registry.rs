@@ -7,6 +7,8 @@ use sluice_core::Registry;
 pub fn register_builtins(registry: &mut Registry) {
     #[cfg(feature = "file")]
     sluice_connector_file::register(registry);
+    #[cfg(feature = "kafka")]
+    sluice_connector_kafka::register(registry);
 }
 
 /// A registry with every built-in connector.

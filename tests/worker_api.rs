@@ -183,7 +183,7 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
     let (code, err) = w.call(Method::GET, "/jobs/life", None).await;
     assert_eq!(code, 404);
     assert_eq!(err["error"], "not_found");
-    assert!(!w.state_dir.join("jobs/life").exists());
+    assert!(!w.state_dir.join("jobs/life/offsets.db").exists());
     let (code, _) = w.call(Method::PUT, "/jobs/life/pause", None).await;
     assert_eq!(code, 404);
 }

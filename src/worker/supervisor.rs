@@ -281,7 +281,7 @@ impl Supervisor {
         job.update(|_| {})
     }
 
-    /// Stop a job gracefully, forget it and remove its state directory (offsets included).
+    /// Stop a job gracefully, forget it and its positions.
     pub async fn delete(&self, job: &Arc<JobHandle>) -> anyhow::Result<()> {
         job.update(|c| c.deleted = true);
         let task = job.runner.lock().take();
@@ -293,11 +293,15 @@ impl Supervisor {
         let _m = self.membership.lock().await;
         self.ctx.store.delete(&job.name).await?;
         self.jobs.lock().remove(&job.name);
+        // Forget the positions (a job created again under this name starts afresh), but keep
+        // the rest of its directory: dead letters and relative output paths are user data.
         let dir = self.ctx.job_dir(&job.name);
-        if dir.exists() {
-            tokio::fs::remove_dir_all(&dir)
-                .await
-                .map_err(|e| anyhow::anyhow!("removing the state of job {}: {e}", job.name))?;
+        for file in ["offsets.db", "offsets.db-wal", "offsets.db-shm"] {
+            match tokio::fs::remove_file(dir.join(file)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => anyhow::bail!("removing the positions of job {}: {e}", job.name),
+            }
         }
         tracing::info!(job = %job.name, "Job deleted.");
         Ok(())

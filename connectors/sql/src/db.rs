@@ -1,0 +1,398 @@
+//! Connections to the three databases behind one small enum, with the dialect differences
+//! (quoting, placeholders, parameter limits) in one place.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sluice_core::ConnectorError;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{MySql, Postgres, Sqlite, Transaction};
+
+use crate::config::{TlsConfig, TlsMode};
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Dialect {
+    /// The dialect of a URL, by scheme.
+    pub fn of_url(url: &str) -> Result<Self, ConnectorError> {
+        let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match scheme.as_str() {
+            "postgres" | "postgresql" => Ok(Dialect::Postgres),
+            "mysql" | "mariadb" => Ok(Dialect::MySql),
+            "sqlite" => Ok(Dialect::Sqlite),
+            _ => Err(ConnectorError::config(format!(
+                "url: unsupported scheme {scheme:?} (use postgres://, mysql://, mariadb:// or sqlite://)"
+            ))),
+        }
+    }
+
+    /// Quote one identifier.
+    pub fn quote(self, ident: &str) -> String {
+        match self {
+            Dialect::MySql => format!("`{}`", ident.replace('`', "``")),
+            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
+        }
+    }
+
+    /// Quote a possibly schema-qualified name (`schema.table`).
+    pub fn quote_path(self, name: &str) -> String {
+        name.split('.')
+            .map(|p| self.quote(p))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// The placeholder of the `n`-th parameter (1-based).
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::MySql => "?".into(),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+
+    /// Most bind parameters in one statement.
+    pub fn max_params(self) -> usize {
+        match self {
+            Dialect::Postgres | Dialect::MySql => 65_535,
+            Dialect::Sqlite => 32_766,
+        }
+    }
+}
+
+/// A bound parameter. PostgreSQL and MySQL get text (the server converts, and a value it cannot
+/// convert is a rejected row); SQLite gets native values (it is dynamically typed).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Param {
+    /// Text or NULL.
+    Text(Option<String>),
+    /// Bytes or NULL.
+    Bytes(Option<Vec<u8>>),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+}
+
+/// A connection pool to one of the databases.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// PostgreSQL.
+    Pg(PgPool),
+    /// MySQL / MariaDB.
+    My(MySqlPool),
+    /// SQLite.
+    Lite(SqlitePool),
+}
+
+/// An open transaction.
+pub enum Tx {
+    /// PostgreSQL.
+    Pg(Transaction<'static, Postgres>),
+    /// MySQL / MariaDB.
+    My(Transaction<'static, MySql>),
+    /// SQLite.
+    Lite(Transaction<'static, Sqlite>),
+}
+
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for p in $params {
+            q = match p {
+                Param::Text(v) => q.bind(v.as_deref()),
+                Param::Bytes(v) => q.bind(v.as_deref()),
+                Param::Int(v) => q.bind(*v),
+                Param::Float(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! fetch_text_rows {
+    ($exec:expr, $sql:expr, $params:expr) => {{
+        use sqlx::Row;
+        let rows = bind_all!(sqlx::query($sql), $params)
+            .fetch_all($exec)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut cols = Vec::with_capacity(row.len());
+            for i in 0..row.len() {
+                cols.push(row.try_get::<Option<String>, _>(i)?);
+            }
+            out.push(cols);
+        }
+        Ok(out)
+    }};
+}
+
+/// Rows of text columns (queries cast what they select to text).
+pub type TextRows = Vec<Vec<Option<String>>>;
+
+impl Db {
+    /// Connect to the database a URL names.
+    pub async fn connect(
+        url: &str,
+        tls: Option<&TlsConfig>,
+        base_dir: &Path,
+        max_connections: u32,
+    ) -> Result<Db, ConnectorError> {
+        let bad = |e: sqlx::Error| ConnectorError::config(format!("url: {e}"));
+        let conn_err = |e: sqlx::Error| {
+            ConnectorError::transient(format!("connecting to {}: {e}", redact(url)))
+        };
+        let acquire = Duration::from_secs(30);
+        match Dialect::of_url(url)? {
+            Dialect::Postgres => {
+                let mut opts = PgConnectOptions::from_str(url).map_err(bad)?;
+                if let Some(tls) = tls {
+                    opts = opts.ssl_mode(match tls.mode {
+                        TlsMode::Disable => PgSslMode::Disable,
+                        TlsMode::Prefer => PgSslMode::Prefer,
+                        TlsMode::Require => PgSslMode::Require,
+                        TlsMode::VerifyCa => PgSslMode::VerifyCa,
+                        TlsMode::VerifyFull => PgSslMode::VerifyFull,
+                    });
+                    if let Some(ca) = &tls.ca_file {
+                        opts = opts.ssl_root_cert(base_dir.join(ca));
+                    }
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(acquire)
+                    .connect_with(opts)
+                    .await
+                    .map_err(conn_err)?;
+                Ok(Db::Pg(pool))
+            }
+            Dialect::MySql => {
+                let url = url.replacen("mariadb:", "mysql:", 1);
+                let mut opts = MySqlConnectOptions::from_str(&url).map_err(bad)?;
+                if let Some(tls) = tls {
+                    opts = opts.ssl_mode(match tls.mode {
+                        TlsMode::Disable => MySqlSslMode::Disabled,
+                        TlsMode::Prefer => MySqlSslMode::Preferred,
+                        TlsMode::Require => MySqlSslMode::Required,
+                        TlsMode::VerifyCa => MySqlSslMode::VerifyCa,
+                        TlsMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+                    });
+                    if let Some(ca) = &tls.ca_file {
+                        opts = opts.ssl_ca(base_dir.join(ca));
+                    }
+                }
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(acquire)
+                    .connect_with(opts)
+                    .await
+                    .map_err(conn_err)?;
+                Ok(Db::My(pool))
+            }
+            Dialect::Sqlite => {
+                if tls.is_some() {
+                    return Err(ConnectorError::config("tls: SQLite has no TLS"));
+                }
+                let rest = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .unwrap_or("");
+                let path = rest.split('?').next().unwrap_or("");
+                let opts = if path == ":memory:" || path.is_empty() {
+                    SqliteConnectOptions::from_str("sqlite::memory:").map_err(bad)?
+                } else {
+                    let path = base_dir.join(path);
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| ConnectorError::io("creating database directory", &e))?;
+                    }
+                    SqliteConnectOptions::new()
+                        .filename(path)
+                        .create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                };
+                let opts = opts.busy_timeout(Duration::from_secs(30));
+                // One connection: SQLite has a single writer, and an in-memory database lives
+                // in its connection.
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(acquire)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(opts)
+                    .await
+                    .map_err(conn_err)?;
+                Ok(Db::Lite(pool))
+            }
+        }
+    }
+
+    /// The database's dialect.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Pg(_) => Dialect::Postgres,
+            Db::My(_) => Dialect::MySql,
+            Db::Lite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Start a transaction.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Pg(p) => Tx::Pg(p.begin().await?),
+            Db::My(p) => Tx::My(p.begin().await?),
+            Db::Lite(p) => Tx::Lite(p.begin().await?),
+        })
+    }
+
+    /// Run a statement outside a transaction.
+    pub async fn exec(&self, sql: &str, params: &[Param]) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Db::Pg(p) => bind_all!(sqlx::query(sql), params)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Db::My(p) => bind_all!(sqlx::query(sql), params)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Db::Lite(p) => bind_all!(sqlx::query(sql), params)
+                .execute(p)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Rows of a query whose columns are all text (or NULL).
+    pub async fn fetch_text(&self, sql: &str, params: &[Param]) -> Result<TextRows, sqlx::Error> {
+        match self {
+            Db::Pg(p) => fetch_text_rows!(p, sql, params),
+            Db::My(p) => fetch_text_rows!(p, sql, params),
+            Db::Lite(p) => fetch_text_rows!(p, sql, params),
+        }
+    }
+
+    /// Close the pool.
+    pub async fn close(&self) {
+        match self {
+            Db::Pg(p) => p.close().await,
+            Db::My(p) => p.close().await,
+            Db::Lite(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    /// Run a statement; `persistent` caches its prepared form (for statements run again).
+    pub async fn exec(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+        persistent: bool,
+    ) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Tx::Pg(tx) => bind_all!(sqlx::query(sql).persistent(persistent), params)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::My(tx) => bind_all!(sqlx::query(sql).persistent(persistent), params)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::Lite(tx) => bind_all!(sqlx::query(sql).persistent(persistent), params)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Run a statement without parameters through the simple protocol (savepoints).
+    pub async fn raw(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        use sqlx::Executor;
+        match self {
+            Tx::Pg(tx) => tx.execute(sql).await.map(|_| ()),
+            Tx::My(tx) => tx.execute(sql).await.map(|_| ()),
+            Tx::Lite(tx) => tx.execute(sql).await.map(|_| ()),
+        }
+    }
+
+    /// Rows of a text-only query inside the transaction.
+    pub async fn fetch_text(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<TextRows, sqlx::Error> {
+        match self {
+            Tx::Pg(tx) => fetch_text_rows!(&mut **tx, sql, params),
+            Tx::My(tx) => fetch_text_rows!(&mut **tx, sql, params),
+            Tx::Lite(tx) => fetch_text_rows!(&mut **tx, sql, params),
+        }
+    }
+
+    /// Commit.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(tx) => tx.commit().await,
+            Tx::My(tx) => tx.commit().await,
+            Tx::Lite(tx) => tx.commit().await,
+        }
+    }
+
+    /// Roll back.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(tx) => tx.rollback().await,
+            Tx::My(tx) => tx.rollback().await,
+            Tx::Lite(tx) => tx.rollback().await,
+        }
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialect_by_scheme_and_quoting() {
+        assert_eq!(
+            Dialect::of_url("postgresql://x/db").unwrap(),
+            Dialect::Postgres
+        );
+        assert_eq!(Dialect::of_url("mariadb://x/db").unwrap(), Dialect::MySql);
+        assert_eq!(Dialect::of_url("sqlite://a.db").unwrap(), Dialect::Sqlite);
+        assert!(Dialect::of_url("oracle://x").is_err());
+        assert_eq!(Dialect::MySql.quote_path("s.t`x"), "`s`.`t``x`");
+        assert_eq!(Dialect::Postgres.quote_path("s.t"), "\"s\".\"t\"");
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+}

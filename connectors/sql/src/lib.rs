@@ -1,0 +1,39 @@
+//! Sluice SQL connectors for PostgreSQL, MySQL/MariaDB and SQLite, chosen by URL scheme:
+//!
+//! - the `sql` sink: JSON records → rows (insert or upsert, deletes on tombstones, multi-row
+//!   statements), exactly-once with the checkpoint in a `sluice_offsets` table written in the
+//!   same transaction as the rows;
+//! - the `sql` source: incremental query polling by an increasing column, a timestamp column, or
+//!   both, with rows as JSON.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod offsets;
+pub mod schema;
+pub mod sink;
+pub mod values;
+
+use sluice_core::{BuildContext, ConnectorError, Registry, Sink, SinkConnector};
+
+pub use config::{SqlSinkConfig, SqlSourceConfig};
+pub use sink::SqlSink;
+
+/// Register the SQL connectors.
+pub fn register(registry: &mut Registry) {
+    registry.register_sink::<SqlSinkConnector>();
+}
+
+/// `type = "sql"` sink.
+pub struct SqlSinkConnector;
+
+impl SinkConnector for SqlSinkConnector {
+    const TYPE: &'static str = "sql";
+    const DOC: &'static str = "Rows in PostgreSQL, MySQL/MariaDB or SQLite (insert/upsert; exactly-once via a checkpoint table).";
+    type Config = SqlSinkConfig;
+
+    fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(SqlSink::new(config, ctx.base_dir.clone())?))
+    }
+}

@@ -1,0 +1,604 @@
+//! The SQL sink: JSON records → rows, in multi-row statements inside one transaction per write,
+//! with the exactly-once checkpoint in the same transaction.
+//!
+//! Rejected rows: the fast path runs the whole write as plain multi-row statements. When the
+//! database rejects one (constraint, type), the transaction is rolled back and the write is run
+//! again with a savepoint around each statement; a statement that fails is rolled back to its
+//! savepoint and its rows are retried one by one, each under its own savepoint. Rows the database
+//! still rejects are reported (index, the database's message) and everything else commits — with
+//! the checkpoint, in the same transaction. Clean batches pay nothing for this.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkContext, WriteReport};
+
+use crate::config::{SqlSinkConfig, WriteMode};
+use crate::db::{Db, Dialect, Param, Tx};
+use crate::error::{Failure, classify, connector_error};
+use crate::offsets::{self, Offsets};
+use crate::schema::{self, Column, Kind};
+use crate::values::{field, to_param};
+
+/// A mapped column: where its value comes from and how it is converted.
+#[derive(Clone, Debug)]
+struct Target {
+    column: Column,
+    field: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum OpKind {
+    Insert,
+    Delete,
+}
+
+#[derive(Debug)]
+struct Op {
+    /// Index of the record in the written slice.
+    index: usize,
+    kind: OpKind,
+    params: Vec<Param>,
+}
+
+/// Statements prepared for the table.
+#[derive(Debug)]
+struct Plan {
+    dialect: Dialect,
+    table: String,
+    targets: Vec<Target>,
+    /// Positions of the key columns in `targets`.
+    key_idx: Vec<usize>,
+    insert_rows: usize,
+    delete_rows: usize,
+    sql: HashMap<(OpKind, usize), String>,
+    mode: WriteMode,
+}
+
+/// The SQL sink.
+pub struct SqlSink {
+    config: SqlSinkConfig,
+    base_dir: PathBuf,
+    db: Option<Db>,
+    plan: Option<Plan>,
+    offsets: Option<Offsets>,
+    /// What the offsets table holds for this sink (exactly-once).
+    committed: Checkpoint,
+    /// The last write failed: its commit may have landed anyway.
+    uncertain: bool,
+}
+
+enum AttemptError {
+    /// A row was rejected on the fast path: go again with savepoints.
+    Row,
+    Other(ConnectorError),
+}
+
+impl SqlSink {
+    /// A sink for a validated config (no I/O yet).
+    pub fn new(config: SqlSinkConfig, base_dir: PathBuf) -> Result<Self, ConnectorError> {
+        Dialect::of_url(&config.url)?;
+        if config.mode == WriteMode::Upsert && config.key.is_empty() {
+            return Err(ConnectorError::config(
+                "key: mode = \"upsert\" needs the key columns",
+            ));
+        }
+        if config.delete_on_tombstone && config.key.is_empty() {
+            return Err(ConnectorError::config(
+                "key: delete_on_tombstone needs the key columns",
+            ));
+        }
+        if config.create_table && config.schema.is_empty() {
+            return Err(ConnectorError::config(
+                "schema: create_table needs a declared schema, e.g. schema = [{ name = \"id\", type = \"BIGINT\" }]",
+            ));
+        }
+        if config.statement_rows == 0 {
+            return Err(ConnectorError::config("statement_rows: must be at least 1"));
+        }
+        Ok(Self {
+            config,
+            base_dir,
+            db: None,
+            plan: None,
+            offsets: None,
+            committed: Checkpoint::default(),
+            uncertain: false,
+        })
+    }
+
+    fn db(&self) -> Result<&Db, ConnectorError> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| ConnectorError::internal("SQL sink used before open"))
+    }
+
+    async fn build_plan(&self, db: &Db) -> Result<Plan, ConnectorError> {
+        let dialect = db.dialect();
+        let cfg = &self.config;
+        if cfg.create_table {
+            let ddl = schema::create_table_sql(dialect, &cfg.table, &cfg.schema, &cfg.key);
+            schema::create_if_missing(db, &cfg.table, &ddl).await?;
+        }
+        let columns = schema::columns(db, &cfg.table).await?;
+        if columns.is_empty() {
+            return Err(ConnectorError::config(format!(
+                "table: {} has no table {:?} (create it, or set create_table = true with a schema)",
+                crate::db::redact(&cfg.url),
+                cfg.table
+            )));
+        }
+        let find = |name: &str| columns.iter().find(|c| c.name == name).cloned();
+        let mut targets: Vec<Target> = match &cfg.columns {
+            Some(map) => map
+                .iter()
+                .map(|(col, fld)| {
+                    find(col)
+                        .map(|column| Target {
+                            column,
+                            field: fld.clone(),
+                        })
+                        .ok_or_else(|| {
+                            ConnectorError::config(format!(
+                                "columns: table {:?} has no column {col:?}",
+                                cfg.table
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            None => columns
+                .iter()
+                .filter(|c| !c.auto)
+                .map(|c| Target {
+                    column: c.clone(),
+                    field: c.name.clone(),
+                })
+                .collect(),
+        };
+        let mut key_idx = Vec::new();
+        for k in &cfg.key {
+            let idx = match targets.iter().position(|t| &t.column.name == k) {
+                Some(i) => i,
+                None => {
+                    let column = find(k).ok_or_else(|| {
+                        ConnectorError::config(format!(
+                            "key: table {:?} has no column {k:?}",
+                            cfg.table
+                        ))
+                    })?;
+                    targets.push(Target {
+                        column,
+                        field: k.clone(),
+                    });
+                    targets.len() - 1
+                }
+            };
+            key_idx.push(idx);
+        }
+        if targets.is_empty() {
+            return Err(ConnectorError::config("columns: no column to write"));
+        }
+        let max = dialect.max_params();
+        Ok(Plan {
+            dialect,
+            table: dialect.quote_path(&cfg.table),
+            insert_rows: cfg.statement_rows.min(max / targets.len()).max(1),
+            delete_rows: cfg.statement_rows.min(max / key_idx.len().max(1)).max(1),
+            targets,
+            key_idx,
+            sql: HashMap::new(),
+            mode: cfg.mode,
+        })
+    }
+
+    /// Turn records into operations; records that cannot be turned into a row are rejected.
+    fn prepare(&self, plan: &Plan, records: &[Record]) -> (Vec<Op>, Vec<(usize, String)>) {
+        let mut ops = Vec::with_capacity(records.len());
+        let mut rejected = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            match plan.op(index, record, &self.config) {
+                Ok(op) => ops.push(op),
+                Err(reason) => rejected.push((index, reason)),
+            }
+        }
+        if self.config.mode == WriteMode::Upsert {
+            // One operation per key and statement batch: the last one wins (a multi-row upsert
+            // may not touch a row twice).
+            let mut seen = HashSet::new();
+            let mut keep = vec![false; ops.len()];
+            for (i, op) in ops.iter().enumerate().rev() {
+                let key: Vec<&Param> = match op.kind {
+                    OpKind::Insert => plan.key_idx.iter().map(|&k| &op.params[k]).collect(),
+                    OpKind::Delete => op.params.iter().collect(),
+                };
+                keep[i] = seen.insert(format!("{key:?}"));
+            }
+            let mut i = 0;
+            ops.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        (ops, rejected)
+    }
+
+    async fn attempt(
+        &mut self,
+        ops: &[Op],
+        checkpoint: Option<&Checkpoint>,
+        savepoints: bool,
+    ) -> Result<Vec<(usize, String)>, AttemptError> {
+        let db = self.db().map_err(AttemptError::Other)?.clone();
+        let mut plan = self.plan.take().ok_or_else(|| {
+            AttemptError::Other(ConnectorError::internal("SQL sink used before open"))
+        })?;
+        let store = match (&self.offsets, checkpoint) {
+            (Some(o), Some(cp)) => Some((o, &self.committed, cp)),
+            _ => None,
+        };
+        let result = run_tx(&db, &mut plan, ops, savepoints, store).await;
+        self.plan = Some(plan);
+        result
+    }
+}
+
+/// Run one write in a transaction; `store` = (offsets, what they hold, the new checkpoint) adds
+/// the checkpoint before the commit.
+async fn run_tx(
+    db: &Db,
+    plan: &mut Plan,
+    ops: &[Op],
+    savepoints: bool,
+    store: Option<(&Offsets, &Checkpoint, &Checkpoint)>,
+) -> Result<Vec<(usize, String)>, AttemptError> {
+    let dialect = db.dialect();
+    let other = |ctx: &str, e: &sqlx::Error| AttemptError::Other(connector_error(dialect, ctx, e));
+    let mut tx = db.begin().await.map_err(|e| other("begin", &e))?;
+    let mut rejected = Vec::new();
+    let mut start = 0;
+    while start < ops.len() {
+        let kind = ops[start].kind;
+        let limit = match kind {
+            OpKind::Insert => plan.insert_rows,
+            OpKind::Delete => plan.delete_rows,
+        };
+        let mut end = start + 1;
+        while end < ops.len() && end - start < limit && ops[end].kind == kind {
+            end += 1;
+        }
+        let chunk = &ops[start..end];
+        start = end;
+        if !savepoints {
+            match plan.exec(&mut tx, chunk).await {
+                Ok(()) => continue,
+                Err(e) => {
+                    return Err(match classify(dialect, &e) {
+                        Failure::Row(_) => {
+                            let _ = tx.rollback().await;
+                            AttemptError::Row
+                        }
+                        f => AttemptError::Other(f.into_connector("write")),
+                    });
+                }
+            }
+        }
+        let raw = |e: sqlx::Error| other("savepoint", &e);
+        tx.raw("SAVEPOINT sluice_stmt").await.map_err(raw)?;
+        match plan.exec(&mut tx, chunk).await {
+            Ok(()) => {}
+            Err(e) => match classify(dialect, &e) {
+                Failure::Row(_) => {
+                    tx.raw("ROLLBACK TO SAVEPOINT sluice_stmt")
+                        .await
+                        .map_err(raw)?;
+                    for op in chunk {
+                        tx.raw("SAVEPOINT sluice_row").await.map_err(raw)?;
+                        match plan.exec(&mut tx, std::slice::from_ref(op)).await {
+                            Ok(()) => {}
+                            Err(e) => match classify(dialect, &e) {
+                                Failure::Row(message) => {
+                                    tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
+                                        .await
+                                        .map_err(raw)?;
+                                    rejected.push((op.index, message));
+                                }
+                                f => return Err(AttemptError::Other(f.into_connector("write"))),
+                            },
+                        }
+                        tx.raw("RELEASE SAVEPOINT sluice_row").await.map_err(raw)?;
+                    }
+                }
+                f => return Err(AttemptError::Other(f.into_connector("write"))),
+            },
+        }
+        tx.raw("RELEASE SAVEPOINT sluice_stmt").await.map_err(raw)?;
+    }
+    if let Some((offsets, old, new)) = store {
+        offsets
+            .store(&mut tx, old, new)
+            .await
+            .map_err(AttemptError::Other)?;
+    }
+    tx.commit().await.map_err(|e| other("commit", &e))?;
+    Ok(rejected)
+}
+
+impl Plan {
+    fn op(&self, index: usize, record: &Record, cfg: &SqlSinkConfig) -> Result<Op, String> {
+        if record.value.is_empty() {
+            if !cfg.delete_on_tombstone {
+                return Err("empty value (a tombstone) and delete_on_tombstone is off".into());
+            }
+            let key = record
+                .key
+                .as_ref()
+                .ok_or("tombstone without a record key")?;
+            let key: Value = serde_json::from_slice(key)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(key).into_owned()));
+            let mut params = Vec::with_capacity(self.key_idx.len());
+            for &k in &self.key_idx {
+                let t = &self.targets[k];
+                let v = match &key {
+                    Value::Object(_) => field(&key, &t.column.name),
+                    scalar if self.key_idx.len() == 1 => Some(scalar),
+                    _ => None,
+                };
+                let v =
+                    v.ok_or_else(|| format!("tombstone key lacks column {:?}", t.column.name))?;
+                params.push(
+                    to_param(self.dialect, t.column.kind, Some(v))
+                        .map_err(|e| format!("column {:?}: {e}", t.column.name))?,
+                );
+            }
+            return Ok(Op {
+                index,
+                kind: OpKind::Delete,
+                params,
+            });
+        }
+        let value: Value =
+            serde_json::from_slice(&record.value).map_err(|e| format!("value is not JSON: {e}"))?;
+        if !value.is_object() {
+            return Err("value is not a JSON object".into());
+        }
+        let mut params = Vec::with_capacity(self.targets.len());
+        for t in &self.targets {
+            params.push(
+                to_param(self.dialect, t.column.kind, field(&value, &t.field))
+                    .map_err(|e| format!("column {:?}: {e}", t.column.name))?,
+            );
+        }
+        Ok(Op {
+            index,
+            kind: OpKind::Insert,
+            params,
+        })
+    }
+
+    /// The value expression of a column for parameter `n`.
+    fn expr(&self, column: &Column, n: usize) -> String {
+        let p = self.dialect.placeholder(n);
+        if self.dialect == Dialect::Postgres && !matches!(column.kind, Kind::Text | Kind::Bytes) {
+            format!("CAST({p} AS {})", column.sql_type)
+        } else {
+            p
+        }
+    }
+
+    fn sql(&mut self, kind: OpKind, rows: usize) -> String {
+        let mode = self.mode;
+        if let Some(s) = self.sql.get(&(kind, rows)) {
+            return s.clone();
+        }
+        let d = self.dialect;
+        let mut n = 0;
+        let sql = match kind {
+            OpKind::Insert => {
+                let cols: Vec<String> = self
+                    .targets
+                    .iter()
+                    .map(|t| d.quote(&t.column.name))
+                    .collect();
+                let mut values = Vec::with_capacity(rows);
+                for _ in 0..rows {
+                    let row: Vec<String> = self
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            n += 1;
+                            self.expr(&t.column, n)
+                        })
+                        .collect();
+                    values.push(format!("({})", row.join(", ")));
+                }
+                let mut sql = format!(
+                    "INSERT INTO {} ({}) VALUES {}",
+                    self.table,
+                    cols.join(", "),
+                    values.join(", ")
+                );
+                if mode == WriteMode::Upsert {
+                    let keys: Vec<String> = self
+                        .key_idx
+                        .iter()
+                        .map(|&k| d.quote(&self.targets[k].column.name))
+                        .collect();
+                    let rest: Vec<String> = self
+                        .targets
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !self.key_idx.contains(i))
+                        .map(|(_, t)| d.quote(&t.column.name))
+                        .collect();
+                    sql.push_str(&match (d, rest.is_empty()) {
+                        (Dialect::MySql, false) => format!(
+                            " ON DUPLICATE KEY UPDATE {}",
+                            rest.iter()
+                                .map(|c| format!("{c} = VALUES({c})"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        (Dialect::MySql, true) => {
+                            format!(" ON DUPLICATE KEY UPDATE {} = {}", keys[0], keys[0])
+                        }
+                        (_, false) => format!(
+                            " ON CONFLICT ({}) DO UPDATE SET {}",
+                            keys.join(", "),
+                            rest.iter()
+                                .map(|c| format!("{c} = excluded.{c}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        (_, true) => format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")),
+                    });
+                }
+                sql
+            }
+            OpKind::Delete => {
+                let mut conds = Vec::with_capacity(rows);
+                for _ in 0..rows {
+                    let c: Vec<String> = self
+                        .key_idx
+                        .iter()
+                        .map(|&k| {
+                            n += 1;
+                            let col = &self.targets[k].column;
+                            format!("{} = {}", d.quote(&col.name), self.expr(col, n))
+                        })
+                        .collect();
+                    conds.push(format!("({})", c.join(" AND ")));
+                }
+                format!("DELETE FROM {} WHERE {}", self.table, conds.join(" OR "))
+            }
+        };
+        let full = match kind {
+            OpKind::Insert => self.insert_rows,
+            OpKind::Delete => self.delete_rows,
+        };
+        if rows == full || rows == 1 {
+            self.sql.insert((kind, rows), sql.clone());
+        }
+        sql
+    }
+
+    async fn exec(&mut self, tx: &mut Tx, chunk: &[Op]) -> Result<(), sqlx::Error> {
+        let kind = chunk[0].kind;
+        let full = match kind {
+            OpKind::Insert => self.insert_rows,
+            OpKind::Delete => self.delete_rows,
+        };
+        let sql = self.sql(kind, chunk.len());
+        let params: Vec<Param> = chunk
+            .iter()
+            .flat_map(|op| op.params.iter().cloned())
+            .collect();
+        let persistent = chunk.len() == full || chunk.len() == 1;
+        tx.exec(&sql, &params, persistent).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Sink for SqlSink {
+    async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        let db = Db::connect(
+            &self.config.url,
+            self.config.tls.as_ref(),
+            &self.base_dir,
+            2,
+        )
+        .await?;
+        let plan = self.build_plan(&db).await?;
+        if ctx.guarantee == Guarantee::ExactlyOnce {
+            let offsets = Offsets::new(
+                db.dialect(),
+                &self.config.offsets_table,
+                &ctx.job,
+                &ctx.sink,
+            );
+            offsets.ensure_table(&db).await?;
+            self.committed = offsets.load(&db).await?;
+            self.offsets = Some(offsets);
+        }
+        tracing::info!(
+            table = %self.config.table,
+            columns = plan.targets.len(),
+            rows_per_statement = plan.insert_rows,
+            "SQL sink ready."
+        );
+        self.plan = Some(plan);
+        self.db = Some(db);
+        Ok(())
+    }
+
+    fn transactional(&self) -> bool {
+        true
+    }
+
+    async fn committed_checkpoint(&mut self) -> Result<Option<Checkpoint>, ConnectorError> {
+        let (Some(db), Some(offsets)) = (&self.db, &self.offsets) else {
+            return Ok(None);
+        };
+        self.committed = offsets.load(db).await?;
+        Ok((!self.committed.is_empty()).then(|| self.committed.clone()))
+    }
+
+    async fn write(
+        &mut self,
+        records: &[Record],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<WriteReport, ConnectorError> {
+        let checkpoint = checkpoint.filter(|_| self.offsets.is_some());
+        if self.uncertain
+            && let (Some(cp), Some(offsets)) = (checkpoint, &self.offsets)
+        {
+            // The previous attempt failed, maybe after its commit reached the database: if the
+            // checkpoint landed, so did the rows.
+            let stored = offsets.load(self.db()?).await?;
+            self.uncertain = false;
+            let landed = *cp != self.committed && offsets::covers(&stored, cp);
+            self.committed = stored;
+            if landed {
+                tracing::info!(table = %self.config.table, "Previous write had committed; not writing it again.");
+                return Ok(WriteReport::ok());
+            }
+        }
+        let plan = self
+            .plan
+            .as_ref()
+            .ok_or_else(|| ConnectorError::internal("SQL sink used before open"))?;
+        let (ops, mut rejected) = self.prepare(plan, records);
+        let mut outcome = self.attempt(&ops, checkpoint, false).await;
+        if matches!(outcome, Err(AttemptError::Row)) {
+            outcome = self.attempt(&ops, checkpoint, true).await;
+        }
+        match outcome {
+            Ok(rows) => {
+                rejected.extend(rows);
+                rejected.sort_by_key(|(i, _)| *i);
+                if let Some(cp) = checkpoint {
+                    self.committed = cp.clone();
+                }
+                Ok(WriteReport {
+                    rejected,
+                    retry: Vec::new(),
+                })
+            }
+            Err(AttemptError::Row) => Err(ConnectorError::internal(
+                "a row was rejected although every statement ran under a savepoint",
+            )),
+            Err(AttemptError::Other(e)) => {
+                self.uncertain = true;
+                Err(e)
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), ConnectorError> {
+        if let Some(db) = self.db.take() {
+            db.close().await;
+        }
+        Ok(())
+    }
+}

@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod jobs_api;
 mod jobs_dir;
+mod latency;
 mod model;
 mod offsets;
 mod page;

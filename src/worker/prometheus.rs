@@ -54,6 +54,7 @@ pub fn render(sup: &Supervisor) -> String {
                 job.observed(),
                 stats.counters(),
                 stats.remaining(),
+                stats.latency.sinks.clone(),
             )
         })
         .collect();
@@ -65,7 +66,7 @@ pub fn render(sup: &Supervisor) -> String {
         "gauge",
         "1 for the state each job is in.",
     );
-    for (name, observed, _, _) in &jobs {
+    for (name, observed, _, _, _) in &jobs {
         for state in State::ALL {
             let v = f64::from(u8::from(observed.state == state));
             f.sample(
@@ -81,7 +82,7 @@ pub fn render(sup: &Supervisor) -> String {
         "counter",
         "Runs of the job that failed and were retried.",
     );
-    for (name, observed, _, _) in &jobs {
+    for (name, observed, _, _, _) in &jobs {
         f.sample(
             "sluice_job_restarts_total",
             &[("job", name)],
@@ -95,7 +96,7 @@ pub fn render(sup: &Supervisor) -> String {
         "counter",
         "Records per job and stage: read by the source, dropped or dead-lettered, written by each sink.",
     );
-    for (name, _, c, _) in &jobs {
+    for (name, _, c, _, _) in &jobs {
         let n = "sluice_records_total";
         f.sample(
             n,
@@ -140,7 +141,7 @@ pub fn render(sup: &Supervisor) -> String {
         "counter",
         "Batches read from the source.",
     );
-    for (name, _, c, _) in &jobs {
+    for (name, _, c, _, _) in &jobs {
         f.sample(
             "sluice_source_batches_total",
             &[("job", name)],
@@ -153,7 +154,7 @@ pub fn render(sup: &Supervisor) -> String {
         "gauge",
         "Records the source has yet to deliver (lag), for sources that know it.",
     );
-    for (name, _, _, remaining) in &jobs {
+    for (name, _, _, remaining, _) in &jobs {
         if let Some(r) = remaining {
             f.sample(
                 "sluice_source_remaining_records",
@@ -168,7 +169,7 @@ pub fn render(sup: &Supervisor) -> String {
         "counter",
         "Checkpoints committed.",
     );
-    for (name, _, c, _) in &jobs {
+    for (name, _, c, _, _) in &jobs {
         f.sample("sluice_commits_total", &[("job", name)], c.commits as f64);
     }
     let mut f = Family::new(
@@ -177,7 +178,7 @@ pub fn render(sup: &Supervisor) -> String {
         "counter",
         "Time spent in WebAssembly transform calls.",
     );
-    for (name, _, c, _) in &jobs {
+    for (name, _, c, _, _) in &jobs {
         f.sample(
             "sluice_plugin_call_seconds_total",
             &[("job", name)],
@@ -191,7 +192,7 @@ pub fn render(sup: &Supervisor) -> String {
         "counter",
         "Bytes durably written per sink.",
     );
-    for (name, _, c, _) in &jobs {
+    for (name, _, c, _, _) in &jobs {
         for (sink, s) in &c.sinks {
             f.sample(
                 "sluice_sink_bytes_total",
@@ -206,7 +207,7 @@ pub fn render(sup: &Supervisor) -> String {
         "counter",
         "Failed write attempts per sink (retried or fatal).",
     );
-    for (name, _, c, _) in &jobs {
+    for (name, _, c, _, _) in &jobs {
         for (sink, s) in &c.sinks {
             f.sample(
                 "sluice_sink_write_errors_total",
@@ -218,18 +219,25 @@ pub fn render(sup: &Supervisor) -> String {
     let mut f = Family::new(
         &mut out,
         "sluice_sink_write_seconds",
-        "summary",
-        "Latency of successful batch writes per sink.",
+        "histogram",
+        "Latency of successful batch writes per sink (bucketed by the mean of each 100 ms sample).",
     );
-    for (name, _, c, _) in &jobs {
-        for (sink, s) in &c.sinks {
+    for (name, _, _, _, latency) in &jobs {
+        for (sink, h) in latency {
+            for (le, n) in h.cumulative() {
+                f.sample(
+                    "sluice_sink_write_seconds_bucket",
+                    &[("job", name), ("sink", sink), ("le", &le)],
+                    n as f64,
+                );
+            }
             let labels = [("job", name.as_str()), ("sink", sink.as_str())];
             f.sample(
                 "sluice_sink_write_seconds_sum",
                 &labels,
-                s.write_micros as f64 / 1e6,
+                h.sum_micros as f64 / 1e6,
             );
-            f.sample("sluice_sink_write_seconds_count", &labels, s.writes as f64);
+            f.sample("sluice_sink_write_seconds_count", &labels, h.count as f64);
         }
     }
     out

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::config;
+use super::latency;
 use super::model::{Control, Desired, Observed, Shape, State};
 use super::supervisor::{Ctx, JobHandle};
 
@@ -147,7 +148,7 @@ async fn run_once(
     {
         let mut stats = job.stats.lock();
         stats.shape = Some(shape);
-        stats.live = Some(pipeline.metrics());
+        stats.start_run(pipeline.metrics());
     }
     let token = CancellationToken::new();
     let mut task = tokio::spawn(pipeline.run(token.clone()));
@@ -157,18 +158,22 @@ async fn run_once(
     .await;
 
     let mut interrupted = false;
-    let result = tokio::select! {
-        r = &mut task => r,
-        _ = control.changed() => {
-            interrupted = true;
-            observe(job, ctx, ctl.seq, State::Draining, |_| {}).await;
-            token.cancel();
-            task.await
-        }
-        _ = ctx.shutdown.cancelled() => {
-            interrupted = true;
-            token.cancel();
-            task.await
+    let mut sample = tokio::time::interval(latency::SAMPLE);
+    let result = loop {
+        tokio::select! {
+            r = &mut task => break r,
+            _ = control.changed() => {
+                interrupted = true;
+                observe(job, ctx, ctl.seq, State::Draining, |_| {}).await;
+                token.cancel();
+                break task.await;
+            }
+            _ = ctx.shutdown.cancelled() => {
+                interrupted = true;
+                token.cancel();
+                break task.await;
+            }
+            _ = sample.tick() => job.stats.lock().sample_latency(),
         }
     };
     job.stats.lock().end_run();

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::latency::Latencies;
 use super::model::{Control, Counters, Desired, JobDef, Observed, Shape, State};
 use super::store::{JobRow, Store};
 
@@ -67,6 +68,8 @@ pub struct Stats {
     pub committed: Option<Checkpoint>,
     /// What the job looked like when last loaded.
     pub shape: Option<Shape>,
+    /// Write latency histograms per sink.
+    pub latency: Latencies,
 }
 
 impl Stats {
@@ -94,8 +97,22 @@ impl Stats {
         (total > 0).then(|| total.saturating_sub(JobMetrics::get(&live.records_in)))
     }
 
+    /// A run starts with these counters.
+    pub fn start_run(&mut self, live: Arc<JobMetrics>) {
+        self.latency.start_run();
+        self.live = Some(live);
+    }
+
+    /// Sample the running pipeline's write latencies.
+    pub fn sample_latency(&mut self) {
+        if let Some(live) = &self.live {
+            self.latency.sample(live);
+        }
+    }
+
     /// Fold the finished run's counters into the totals.
     pub fn end_run(&mut self) {
+        self.sample_latency();
         if let Some(live) = self.live.take() {
             self.totals.add(&Counters::of(&live));
             self.committed = Some(live.committed.lock().clone());

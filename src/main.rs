@@ -3,9 +3,11 @@
 
 mod connectors_cmd;
 mod pipeline;
+mod plugin_cli;
 mod progress;
 mod registry;
 mod run;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +63,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write, build and try WebAssembly transform plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cli::PluginCommand),
+    /// Run the worker daemon: many jobs, a REST API, metrics and health endpoints.
+    Worker(worker::WorkerArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -101,6 +108,18 @@ fn main() -> ExitCode {
                 connectors_cmd::print(&registry::builtin(), json);
                 ExitCode::SUCCESS
             }
+            Command::Plugin(cmd) => report(tokio::task::block_in_place(|| plugin_cli::run(cmd))),
+            Command::Worker(args) => report(worker::run(args).await),
         }
     })
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

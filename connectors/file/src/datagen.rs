@@ -90,7 +90,7 @@ impl SourceConnector for DatagenConnector {
                 "devices and batch_size must be at least 1",
             ));
         }
-        if config.rate.is_some_and(|r| !(r > 0.0)) {
+        if config.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
             return Err(ConnectorError::config(
                 "rate must be a positive number of records per second",
             ));

@@ -13,14 +13,10 @@ pub(crate) fn interpolate(
     issues: &mut Vec<ConfigIssue>,
 ) {
     match value {
-        toml::Value::String(s) => {
-            if s.contains("${") {
-                match expand(s, base_dir) {
-                    Ok(new) => *s = new,
-                    Err(msg) => issues.push(ConfigIssue::new(path.clone(), msg)),
-                }
-            }
-        }
+        toml::Value::String(s) if s.contains("${") => match expand(s, base_dir) {
+            Ok(new) => *s = new,
+            Err(msg) => issues.push(ConfigIssue::new(path.clone(), msg)),
+        },
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 interpolate(item, &path.index(i), base_dir, issues);

@@ -395,7 +395,7 @@ fn build_source(
     Ok((kind, source))
 }
 
-const COMMON_SINK_KEYS: [&str; 3] = ["name", "batch", "retry"];
+const COMMON_SINK_KEYS: [&str; 4] = ["name", "batch", "retry", "when"];
 
 fn build_sink(
     mut table: toml::Table,

@@ -136,6 +136,32 @@ pub struct SinkCommon {
     /// Retry policy for retryable failures.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Only records matching this condition go to this sink (e.g. alerts routed by a header a
+    /// transform set). Every record by default.
+    #[serde(default)]
+    pub when: Option<RouteCondition>,
+}
+
+/// A per-sink routing condition on a record header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCondition {
+    /// The header name.
+    pub header: String,
+    /// The value it must have; when omitted, the header only has to be present.
+    #[serde(default)]
+    pub equals: Option<String>,
+}
+
+impl RouteCondition {
+    /// Does `record` match?
+    pub fn matches(&self, record: &crate::record::Record) -> bool {
+        match (record.header(&self.header), &self.equals) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(want)) => v.as_ref() == want.as_bytes(),
+        }
+    }
 }
 
 /// `[pipeline]`: tuning of the runtime itself.

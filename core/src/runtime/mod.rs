@@ -212,7 +212,7 @@ impl Pipeline {
         let mut sink_tasks = Vec::new();
         for (index, (plan, committed)) in opened.into_iter().enumerate() {
             let (tx, rx) = mpsc::channel(cap);
-            sink_txs.push(tx);
+            sink_txs.push((tx, plan.common.when.clone()));
             sink_tasks.push(tokio::spawn(sink_task::run(sink_task::SinkTask {
                 index,
                 plan,

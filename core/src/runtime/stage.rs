@@ -12,6 +12,7 @@ use super::RuntimeError;
 use super::buffer::Unit;
 use super::dead_letter::DeadLetters;
 use super::source_task::SourceBatch;
+use crate::job::RouteCondition;
 use crate::metrics::JobMetrics;
 use crate::record::{Checkpoint, DeadRecord, Record};
 use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
@@ -139,18 +140,19 @@ fn run_chain(chain: &mut [Box<dyn Transform>], batch: SourceBatch, metrics: &Job
 /// Dead letters first (durable before anything of the batch is acknowledged), then fan out.
 pub(super) async fn route(
     mut rx: mpsc::Receiver<Staged>,
-    sinks: Vec<mpsc::Sender<Unit>>,
+    sinks: Vec<(mpsc::Sender<Unit>, Option<RouteCondition>)>,
     dead_letters: DeadLetters,
     metrics: Arc<JobMetrics>,
 ) -> Result<(), RuntimeError> {
     while let Some(staged) = rx.recv().await {
         dead_letters.handle(staged.dead, &metrics).await?;
         let mut records = Some(staged.records);
-        for (i, tx) in sinks.iter().enumerate() {
-            let records = if i + 1 == sinks.len() {
-                records.take().unwrap_or_default()
-            } else {
-                records.clone().unwrap_or_default()
+        for (i, (tx, when)) in sinks.iter().enumerate() {
+            let all = records.as_deref().unwrap_or_default();
+            let records = match when {
+                Some(cond) => all.iter().filter(|r| cond.matches(r)).cloned().collect(),
+                None if i + 1 == sinks.len() => records.take().unwrap_or_default(),
+                None => all.to_vec(),
             };
             let unit = Unit {
                 id: staged.id,

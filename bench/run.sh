@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Benchmark harness: builds release binaries, then runs each case against its baseline in the
+# same invocation, TRIALS times each, and prints the medians (records/s, ratio, peak RSS) as
+# Markdown rows; the rows also go to bench/results/<case>.md for bench/REPORT.md.
+#   bench/run.sh [CASE...]       cases: file-json wasm-add-field (default: both)
+#   RECORDS=2000000 TRIALS=3 bench/run.sh
+# The SQL, Kafka and WASM-boundary cases have their own scripts (bench/sql, bench/kafka,
+# transforms/benches), listed in bench/REPORT.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
+RECORDS=${RECORDS:-2000000}
+TRIALS=${TRIALS:-3}
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(file-json wasm-add-field)
+
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+bash scripts/build-plugins.sh >&2
+cargo build --release --locked -p sluice -p sluice-bench >&2
+bin="$CARGO_TARGET_DIR/release"
+work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p bench/results
+
+cat > "$work/gen.toml" <<JOB
+api_version = 1
+name = "gen"
+[source]
+type = "datagen"
+count = $RECORDS
+[[sinks]]
+type = "file"
+path = "in.jsonl"
+fsync = false
+JOB
+"$bin/sluice" run "$work/gen.toml" --no-progress --state-dir "$work/gen-state" 2>/dev/null
+bytes=$(stat -c %s "$work/in.jsonl")
+echo "input: $RECORDS records, $bytes bytes ($((bytes / RECORDS)) bytes/record)" >&2
+
+# measure NAME CMD... → appends "seconds rss_kb" to $work/NAME.times
+measure() {
+  local name=$1; shift
+  rm -rf "$work/out" "$work/state"; mkdir -p "$work/out"
+  sync
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/$name.log" || {
+    cat "$work/$name.log" >&2; exit 1; }
+  local lines
+  lines=$(cat "$work"/out/* | wc -l)
+  [ "$lines" -eq "$RECORDS" ] || { echo "$name wrote $lines records, expected $RECORDS" >&2; exit 1; }
+  cat "$work/time.txt" >> "$work/$name.times"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+maxcol() { awk '{ if ($2 > m) m = $2 } END { print m }'; }
+
+report() {
+  local case=$1 base=$2 subject=$3
+  local tb ts rb rs
+  tb=$(awk '{print $1}' "$work/$base.times" | median)
+  ts=$(awk '{print $1}' "$work/$subject.times" | median)
+  rb=$(maxcol < "$work/$base.times"); rs=$(maxcol < "$work/$subject.times")
+  local row
+  row=$(awk -v n="$RECORDS" -v tb="$tb" -v ts="$ts" -v rb="$rb" -v rs="$rs" -v c="$case" -v d="$(date -u +%F)" \
+    'BEGIN { printf "| %s | %s | %.0f | %.0f | %.2f | %.0f | %.0f |\n", d, c, n/tb, n/ts, tb/ts, rb/1024, rs/1024 }')
+  echo "$row"
+  echo "$row" > "bench/results/$case.md"
+}
+
+job() { # job NAME [TRANSFORM_TOML]
+  cat > "$work/$1.toml" <<JOB
+api_version = 1
+name = "$1"
+[source]
+type = "file"
+path = "in.jsonl"
+$2
+[[sinks]]
+type = "file"
+path = "out/out.jsonl"
+JOB
+}
+
+echo "| date | case | baseline rec/s | sluice rec/s | sluice / baseline | baseline peak RSS MiB | sluice peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|"
+for case in "${cases[@]}"; do
+  case $case in
+    file-json)
+      job file-json ""
+      for _ in $(seq "$TRIALS"); do
+        measure loop "$bin/json-loop" "$work/in.jsonl" "$work/out/out.jsonl"
+        measure sluice "$bin/sluice" run "$work/file-json.toml" --no-progress --state-dir "$work/state"
+      done
+      report file-json loop sluice
+      rm -f "$work/loop.times" "$work/sluice.times"
+      ;;
+    wasm-add-field)
+      job wasm-add-field "[[transforms]]
+plugin = \"$root/plugins/dist/add-field.wasm\"
+with = { set = { pipeline = \"sluice\" }, timestamp = \"processed_at\", timestamp_format = \"millis\" }"
+      for _ in $(seq "$TRIALS"); do
+        measure loop-edit "$bin/json-loop" "$work/in.jsonl" "$work/out/out.jsonl" --add-field
+        measure sluice-wasm "$bin/sluice" run "$work/wasm-add-field.toml" --no-progress --state-dir "$work/state"
+      done
+      report wasm-add-field loop-edit sluice-wasm
+      ;;
+    *) echo "unknown case $case" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up and run the default job (connector.toml): no external service needed.
+# Installs the wasm target, builds the bundled plugins and a release binary, then runs the job.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/build-plugins.sh
+cargo build --release --locked
+exec ./target/release/sluice run connector.toml "$@"

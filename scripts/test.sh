@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the build needs, the wasm target,
+# builds the plugins, starts the real services the tests talk to (PostgreSQL, MariaDB, a
+# Kafka-protocol broker, ...), then runs lint, unit, property, integration and end-to-end tests.
+#   scripts/test.sh            everything
+#   scripts/test.sh -- ARGS    extra arguments for the test runner (e.g. a test name filter)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# One target dir shared by every checkout on this machine: CI's fresh clone reuses the builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+mkdir -p "$CARGO_TARGET_DIR"
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "system dependencies"
+for s in scripts/install-deps.sh scripts/install-chromium.sh; do
+  [ -x "$s" ] || [ -f "$s" ] && bash "$s"
+done
+
+step "wasm plugins"
+bash scripts/build-plugins.sh
+
+step "services"
+bash scripts/services.sh up
+set -a
+# shellcheck disable=SC1091
+. "$root/target/services.env"
+set +a
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+extra=()
+if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast --failure-output final "${extra[@]}"
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast "${extra[@]}"
+fi

@@ -41,17 +41,35 @@ dead_letter = { type = "file", path = "dlq.jsonl" }
 "#,
     );
     let mut child = spawn_run(&job);
-    assert!(wait_with_deadline(&mut child, Duration::from_secs(60)).success(), "{}", stderr_of(&mut child));
+    assert!(
+        wait_with_deadline(&mut child, Duration::from_secs(60)).success(),
+        "{}",
+        stderr_of(&mut child)
+    );
     let (counts, _) = seq_counts(&dir.path().join("out.jsonl"));
     assert_eq!(counts.len(), 990);
     let dlq = std::fs::read_to_string(dir.path().join("dlq.jsonl")).unwrap();
-    let entries: Vec<serde_json::Value> = dlq.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries: Vec<serde_json::Value> = dlq
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(entries.len(), 10);
     let first = &entries[0];
     assert_eq!(first["stage"], "source");
     assert_eq!(first["record"]["value"], "{\"seq\": 7, broken");
-    assert!(first["reason"].as_str().unwrap().starts_with("invalid JSON at byte "), "{first}");
-    assert!(first["position"]["partition"].as_str().unwrap().ends_with("in.jsonl"));
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON at byte "),
+        "{first}"
+    );
+    assert!(
+        first["position"]["partition"]
+            .as_str()
+            .unwrap()
+            .ends_with("in.jsonl")
+    );
     assert!(first["time_ms"].as_i64().unwrap() > 0);
     // Every input record is accounted for: written or dead-lettered.
     assert_eq!(counts.len() + entries.len(), 1000);
@@ -82,7 +100,10 @@ path = "out.jsonl"
         assert_eq!(status.code(), Some(1), "{err}");
         assert!(err.contains("bad record at "), "{err}");
         assert!(err.contains("in source: invalid JSON at byte "), "{err}");
-        assert!(err.contains("errors.tolerance = \"none\" stops the job"), "{err}");
+        assert!(
+            err.contains("errors.tolerance = \"none\" stops the job"),
+            "{err}"
+        );
     }
     // The second run hit the same record again: its position was never committed.
     let (counts, _) = seq_counts(&dir.path().join("out.jsonl"));
@@ -93,7 +114,11 @@ path = "out.jsonl"
 fn a_sink_that_cannot_open_fails_the_job_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     input(dir.path());
-    std::fs::write(dir.path().join("blocker"), "a file where a directory should be").unwrap();
+    std::fs::write(
+        dir.path().join("blocker"),
+        "a file where a directory should be",
+    )
+    .unwrap();
     let job_text = |path: &str| {
         format!(
             "api_version = 1\nname = \"down\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\n[[sinks]]\ntype = \"file\"\npath = \"{path}\"\n[errors]\ntolerance = \"all\"\ndead_letter = {{ type = \"file\", path = \"dlq.jsonl\" }}\n"

@@ -54,11 +54,20 @@ batch = { max_records = 100, max_wait = "20ms" }
         assert!(status.success(), "final run failed: {err}");
         break;
     }
-    assert!(kills >= 5, "only {kills} kills landed mid-run; the job is too fast for this test");
+    assert!(
+        kills >= 5,
+        "only {kills} kills landed mid-run; the job is too fast for this test"
+    );
     let (counts, bad) = seq_counts(&dir.path().join("out/out.jsonl"));
-    assert!(bad.is_empty(), "corrupt lines in the sink: {:?}", &bad[..bad.len().min(3)]);
+    assert!(
+        bad.is_empty(),
+        "corrupt lines in the sink: {:?}",
+        &bad[..bad.len().min(3)]
+    );
     let duplicates = assert_all_present(&counts, RECORDS);
-    println!("file → file at-least-once: {kills} kill -9s, {RECORDS} records, all present, {duplicates} duplicate deliveries");
+    println!(
+        "file → file at-least-once: {kills} kill -9s, {RECORDS} records, all present, {duplicates} duplicate deliveries"
+    );
 }
 
 #[test]
@@ -88,10 +97,17 @@ batch = { max_records = 100 }
         signal(&child, "TERM");
     }
     let status = wait_with_deadline(&mut child, Duration::from_secs(60));
-    assert!(status.success(), "graceful shutdown must exit 0: {}", stderr_of(&mut child));
+    assert!(
+        status.success(),
+        "graceful shutdown must exit 0: {}",
+        stderr_of(&mut child)
+    );
     let mut again = spawn_run(&job);
     assert!(wait_with_deadline(&mut again, Duration::from_secs(120)).success());
     let (counts, _) = seq_counts(&dir.path().join("out.jsonl"));
     let duplicates = assert_all_present(&counts, 50_000);
-    assert_eq!(duplicates, 0, "a drained shutdown commits everything it wrote (interrupted: {interrupted})");
+    assert_eq!(
+        duplicates, 0,
+        "a drained shutdown commits everything it wrote (interrupted: {interrupted})"
+    );
 }

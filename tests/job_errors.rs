@@ -8,8 +8,13 @@ fn validate(toml: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let job = write_job(dir.path(), "job.toml", toml);
     let out = run(&["validate", job.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(&job.display().to_string(), "job.toml");
-    (out.status.success(), stderr, String::from_utf8_lossy(&out.stdout).into_owned())
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&job.display().to_string(), "job.toml");
+    (
+        out.status.success(),
+        stderr,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 const GOOD_SOURCE: &str = "[source]\ntype = \"datagen\"\ncount = 10\n";
@@ -20,7 +25,10 @@ fn a_valid_job_validates() {
         "api_version = 1\nname = \"ok\"\n{GOOD_SOURCE}[[sinks]]\ntype = \"stdout\"\n"
     ));
     assert!(ok, "{err}");
-    assert!(out.contains("is valid: datagen → 0 transform(s) → 1 sink(s)"), "{out}");
+    assert!(
+        out.contains("is valid: datagen → 0 transform(s) → 1 sink(s)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -42,15 +50,26 @@ fn bad_units_and_types_name_the_field() {
     );
     assert!(!ok);
     assert!(err.contains("job.toml:4: delivery.commit_interval: expected a duration like \"200ms\" or \"5s\", got \"soon\""), "{err}");
-    assert!(err.contains("job.toml:7: source.count: invalid type: string \"many\", expected u64"), "{err}");
-    assert!(err.contains("job.toml:10: sinks[0].batch.max_bytes: unknown size unit \"parsecs\""), "{err}");
+    assert!(
+        err.contains("job.toml:7: source.count: invalid type: string \"many\", expected u64"),
+        "{err}"
+    );
+    assert!(
+        err.contains("job.toml:10: sinks[0].batch.max_bytes: unknown size unit \"parsecs\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_connector_types_list_the_known_ones() {
-    let (ok, err, _) = validate("api_version = 1\nname = \"j\"\n[source]\ntype = \"kafak\"\n[[sinks]]\ntype = \"stdout\"\n");
+    let (ok, err, _) = validate(
+        "api_version = 1\nname = \"j\"\n[source]\ntype = \"kafak\"\n[[sinks]]\ntype = \"stdout\"\n",
+    );
     assert!(!ok);
-    assert!(err.contains("job.toml:4: source.type: unknown source type \"kafak\" (known: "), "{err}");
+    assert!(
+        err.contains("job.toml:4: source.type: unknown source type \"kafak\" (known: "),
+        "{err}"
+    );
     assert!(err.contains("datagen"), "{err}");
 }
 
@@ -68,7 +87,9 @@ fn missing_environment_variables_are_reported() {
     ));
     assert!(!ok);
     assert!(
-        err.contains("job.toml:8: sinks[0].path: environment variable SLUICE_TEST_SURELY_UNSET is not set"),
+        err.contains(
+            "job.toml:8: sinks[0].path: environment variable SLUICE_TEST_SURELY_UNSET is not set"
+        ),
         "{err}"
     );
 }
@@ -91,6 +112,9 @@ fn missing_plugins_are_reported() {
         "api_version = 1\nname = \"j\"\n{GOOD_SOURCE}[[transforms]]\nplugin = \"nope.wasm\"\n[[sinks]]\ntype = \"stdout\"\n"
     ));
     assert!(!ok);
-    assert!(err.contains("job.toml:7: transforms[0].plugin: plugin file "), "{err}");
+    assert!(
+        err.contains("job.toml:7: transforms[0].plugin: plugin file "),
+        "{err}"
+    );
     assert!(err.contains("nope.wasm does not exist"), "{err}");
 }

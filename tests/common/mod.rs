@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub fn sluice() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.env("SLUICE_LOG", "warn").env_remove("SLUICE_LOG_FORMAT");
+    cmd.env("SLUICE_LOG", "warn")
+        .env_remove("SLUICE_LOG_FORMAT");
     cmd
 }
 
@@ -71,8 +72,17 @@ pub fn generate_input(dir: &Path, file: &str, count: u64) -> PathBuf {
             "api_version = 1\nname = \"gen\"\n[source]\ntype = \"datagen\"\ncount = {count}\n[[sinks]]\ntype = \"file\"\npath = \"{file}\"\nfsync = false\n"
         ),
     );
-    let out = sluice().arg("run").arg(&job).arg("--no-progress").output().unwrap();
-    assert!(out.status.success(), "generating input failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = sluice()
+        .arg("run")
+        .arg(&job)
+        .arg("--no-progress")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "generating input failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir.join(file)
 }
 
@@ -90,9 +100,14 @@ pub fn seq_counts(path: &Path) -> (BTreeMap<u64, u32>, Vec<String>) {
         files.push(p);
     }
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         for line in text.lines() {
-            match serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["seq"].as_u64()) {
+            match serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["seq"].as_u64())
+            {
                 Some(seq) => *counts.entry(seq).or_insert(0) += 1,
                 None => bad.push(line.to_string()),
             }
@@ -103,8 +118,14 @@ pub fn seq_counts(path: &Path) -> (BTreeMap<u64, u32>, Vec<String>) {
 
 /// Assert every seq in `0..n` is present; returns the number of duplicate deliveries.
 pub fn assert_all_present(counts: &BTreeMap<u64, u32>, n: u64) -> u64 {
-    let missing: Vec<u64> = (0..n).filter(|s| !counts.contains_key(s)).take(10).collect();
-    assert!(missing.is_empty(), "records lost: first missing seq values {missing:?}");
+    let missing: Vec<u64> = (0..n)
+        .filter(|s| !counts.contains_key(s))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "records lost: first missing seq values {missing:?}"
+    );
     let extra: Vec<&u64> = counts.keys().filter(|s| **s >= n).take(5).collect();
     assert!(extra.is_empty(), "unexpected seq values {extra:?}");
     counts.values().map(|c| u64::from(c - 1)).sum()
@@ -112,6 +133,10 @@ pub fn assert_all_present(counts: &BTreeMap<u64, u32>, n: u64) -> u64 {
 
 /// Send a signal to a child.
 pub fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }

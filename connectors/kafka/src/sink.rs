@@ -343,6 +343,17 @@ impl KafkaSink {
     }
 }
 
+/// The producer's fatal error (fenced by a newer producer with the same `transactional.id`, ...):
+/// nothing more can be written with it, the job must stop.
+fn fatal(producer: &FutureProducer) -> Option<ConnectorError> {
+    use rdkafka::producer::Producer;
+    producer.client().fatal_error().map(|(code, reason)| {
+        ConnectorError::external(format!(
+            "kafka producer failed for good ({code:?}: {reason}); another process with the same transactional.id has probably taken over"
+        ))
+    })
+}
+
 fn note_failure(report: &mut WriteReport, i: usize, e: &KafkaError) {
     match classify_record(e) {
         RecordFailure::Retry => report.retry.push(i),
@@ -433,6 +444,9 @@ impl Sink for KafkaSink {
             (!report.retry.is_empty())
                 .then_some(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
         }) {
+            if let Some(fatal) = fatal(&producer) {
+                return Err(fatal);
+            }
             txn.abort(&producer).await;
             let mut err = to_connector("kafka transactional write aborted", &e);
             if classify_record(&e) == RecordFailure::Retry {
@@ -441,6 +455,9 @@ impl Sink for KafkaSink {
             return Err(err);
         }
         if let Err(e) = txn.commit(&producer, checkpoint).await {
+            if let Some(fatal) = fatal(&producer) {
+                return Err(fatal);
+            }
             if e.retryable {
                 txn.abort(&producer).await;
             }

@@ -659,6 +659,7 @@ impl Source for KafkaSource {
     async fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), ConnectorError> {
         let consumer = self.consumer()?;
         let mut tpl = TopicPartitionList::new();
+        let mut advanced = Vec::new();
         {
             let mut st = self.state.lock();
             for (partition, offset) in &checkpoint.offsets {
@@ -674,7 +675,7 @@ impl Source for KafkaSource {
                     continue;
                 }
                 let _ = tpl.add_partition_offset(&tp.0, tp.1, KOffset::Offset(next));
-                st.durable.insert(tp, next);
+                advanced.push((tp, next));
             }
         }
         if tpl.count() == 0 {
@@ -683,7 +684,12 @@ impl Source for KafkaSource {
         tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
             .await
             .map_err(|e| ConnectorError::internal(format!("commit task: {e}")))?
-            .map_err(|e| to_connector("kafka offset commit", &e))
+            .map_err(|e| to_connector("kafka offset commit", &e))?;
+        let mut st = self.state.lock();
+        for (tp, next) in advanced {
+            st.durable.insert(tp, next);
+        }
+        Ok(())
     }
 
     fn owns_offsets(&self) -> bool {

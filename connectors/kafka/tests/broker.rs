@@ -139,6 +139,32 @@ async fn exactly_once_sink_reads_back_only_committed_checkpoints() {
     sink.write(&more, Some(&cp2)).await.unwrap();
     drop(sink); // a crash: no close
 
+    // A zombie with the same transactional.id writes a progress record claiming more, and its
+    // transaction is aborted: on this broker `read_committed` still shows that record, so the
+    // sink must not believe it (it trusts only the transactional offset of the progress group).
+    {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let zombie: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("transactional.id", format!("sluice-{job}-kafka"))
+            .create()
+            .unwrap();
+        zombie.init_transactions(Duration::from_secs(10)).unwrap();
+        zombie.begin_transaction().unwrap();
+        let fake = r#"{"seq":3,"checkpoint":{"offsets":{"gen/0":{"int":999}}}}"#;
+        let key = format!("sluice-{job}-kafka");
+        zombie
+            .send(
+                BaseRecord::to("_sluice_progress")
+                    .partition(0)
+                    .key(&key)
+                    .payload(fake),
+            )
+            .unwrap();
+        zombie.flush(Duration::from_secs(10)).unwrap();
+        zombie.abort_transaction(Duration::from_secs(10)).unwrap();
+    }
+
     // A second producer with the same transactional.id fences the first and sees cp2.
     let mut next = KafkaSink::new(cfg.clone());
     next.open(&sink_ctx(&job, Guarantee::ExactlyOnce))
@@ -149,4 +175,37 @@ async fn exactly_once_sink_reads_back_only_committed_checkpoints() {
         Some(cp2.clone())
     );
     next.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_producer_with_the_same_transactional_id_fences_the_first() {
+    let b = brokers();
+    let topic = unique("fence");
+    create_topic(&b, &topic, 1).await;
+    let job = unique("job");
+    let cfg = sink_config(
+        &b,
+        &format!("topic = '{topic}'\ntransaction_timeout = '10s'"),
+    );
+    let mut old = KafkaSink::new(cfg.clone());
+    old.open(&sink_ctx(&job, Guarantee::ExactlyOnce))
+        .await
+        .unwrap();
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("gen/0"), 0));
+    old.write(&[rec(0)], Some(&cp)).await.unwrap();
+
+    let mut new = KafkaSink::new(cfg);
+    new.open(&sink_ctx(&job, Guarantee::ExactlyOnce))
+        .await
+        .unwrap();
+    let mut cp1 = cp.clone();
+    cp1.advance(&Position::int(Arc::from("gen/0"), 1));
+    let err = old.write(&[rec(1)], Some(&cp1)).await.unwrap_err();
+    assert!(
+        !err.retryable,
+        "a fenced zombie must stop, not retry: {err:?}"
+    );
+    new.write(&[rec(1)], Some(&cp1)).await.unwrap();
+    assert_eq!(new.committed_checkpoint().await.unwrap(), Some(cp1));
 }

@@ -96,12 +96,16 @@ fn missing_environment_variables_are_reported() {
 
 #[test]
 fn exactly_once_with_a_non_transactional_sink_is_refused() {
-    let (ok, err, _) = validate(&format!(
-        "api_version = 1\nname = \"j\"\n[delivery]\nguarantee = \"exactly-once\"\n{GOOD_SOURCE}[[sinks]]\ntype = \"file\"\npath = \"o\"\n"
-    ));
+    let (ok, err, _) = validate(
+        "api_version = 1\nname = \"j\"\n[delivery]\nguarantee = \"exactly-once\"\n[source]\ntype = \"stdin\"\n[[sinks]]\ntype = \"stdout\"\n",
+    );
     assert!(!ok);
     assert!(
-        err.contains("job.toml:4: delivery.guarantee: exactly-once needs sinks that store their checkpoint atomically with the data; sinks[0] (\"file\", type \"file\") cannot"),
+        err.contains("job.toml:4: delivery.guarantee: exactly-once needs a source that can resume at a checkpoint; source type \"stdin\" cannot"),
+        "{err}"
+    );
+    assert!(
+        err.contains("job.toml:4: delivery.guarantee: exactly-once needs sinks that store their checkpoint atomically with the data; sinks[0] (\"stdout\", type \"stdout\") cannot"),
         "{err}"
     );
 }

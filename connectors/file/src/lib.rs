@@ -5,6 +5,7 @@
 pub mod datagen;
 mod lines;
 pub mod sink;
+mod sink_state;
 pub mod source;
 pub mod stdio;
 mod timefmt;

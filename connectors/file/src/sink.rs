@@ -1,4 +1,5 @@
-//! The file sink: one value per line, fsync'd before a write counts as durable, rotated by size.
+//! The file sink: one value per line, fsync'd before a write counts as durable, rotated by size,
+//! exactly-once through a checkpoint sidecar (see `sink_state`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -9,8 +10,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_core::units::ByteSize;
 use sluice_core::{
-    BuildContext, Checkpoint, ConnectorError, Record, Sink, SinkConnector, SinkContext, WriteReport,
+    BuildContext, Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConnector, SinkContext,
+    WriteReport,
 };
+
+use crate::sink_state::{self, SinkState};
 
 /// `type = "file"` sink.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -37,8 +41,7 @@ pub struct FileSinkConnector;
 
 impl SinkConnector for FileSinkConnector {
     const TYPE: &'static str = "file";
-    const DOC: &'static str =
-        "Appends each record value as one line to a file; fsync per write; size-based rotation.";
+    const DOC: &'static str = "Appends each record value as one line to a file; fsync per write; size-based rotation; exactly-once via a checkpoint sidecar.";
     type Config = FileSinkConfig;
 
     fn build(config: FileSinkConfig, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
@@ -48,8 +51,8 @@ impl SinkConnector for FileSinkConnector {
         Ok(Box::new(FileSink {
             path: ctx.resolve(&config.path),
             config,
-            file: None,
-            size: 0,
+            open: None,
+            state: None,
         }))
     }
 }
@@ -58,11 +61,18 @@ impl SinkConnector for FileSinkConnector {
 pub struct FileSink {
     path: PathBuf,
     config: FileSinkConfig,
-    file: Option<File>,
+    open: Option<OpenFile>,
+    /// With exactly-once: the last committed state (see `sink_state`).
+    state: Option<SinkState>,
+}
+
+/// The active file, moved to a blocking thread for each write.
+struct OpenFile {
+    file: File,
     size: u64,
 }
 
-fn open_append(path: &Path) -> std::io::Result<(File, u64)> {
+fn open_append(path: &Path) -> std::io::Result<OpenFile> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -70,95 +80,146 @@ fn open_append(path: &Path) -> std::io::Result<(File, u64)> {
     }
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     let size = file.metadata()?.len();
-    Ok((file, size))
+    Ok(OpenFile { file, size })
 }
 
-/// The first free `<path>.<n>`.
-fn rotation_target(path: &Path) -> PathBuf {
-    let mut n = 1u32;
-    loop {
-        let candidate = PathBuf::from(format!("{}.{n}", path.display()));
-        if !candidate.exists() {
-            return candidate;
-        }
-        n += 1;
+/// Append `data` (rotating first when it would pass the limit), fsync, and with exactly-once
+/// record the new length and checkpoint in the sidecar.
+fn write_blocking(
+    mut open: OpenFile,
+    path: &Path,
+    config: &FileSinkConfig,
+    data: &[u8],
+    mut state: Option<SinkState>,
+    checkpoint: Option<Checkpoint>,
+) -> std::io::Result<(OpenFile, Option<SinkState>)> {
+    if let Some(limit) = config.rotate_bytes
+        && open.size > 0
+        && open.size + data.len() as u64 > limit.0
+    {
+        open.file.sync_all()?;
+        drop(open);
+        let n = sink_state::count_rotations(path) + 1;
+        std::fs::rename(path, sink_state::rotated_path(path, n))?;
+        open = open_append(path)?;
     }
+    open.file.write_all(data)?;
+    open.size += data.len() as u64;
+    if config.fsync || state.is_some() {
+        open.file.sync_data()?;
+    }
+    if let (Some(st), Some(cp)) = (state.as_mut(), checkpoint) {
+        st.length = open.size;
+        st.rotations = sink_state::count_rotations(path);
+        st.checkpoint = cp;
+        sink_state::store(path, st)?;
+    }
+    Ok((open, state))
 }
 
 impl FileSink {
-    fn write_blocking(
-        mut file: File,
-        mut size: u64,
-        path: &Path,
-        config: &FileSinkConfig,
-        data: &[u8],
-    ) -> std::io::Result<(File, u64)> {
-        if let Some(limit) = config.rotate_bytes
-            && size > 0
-            && size + data.len() as u64 > limit.0
-        {
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(path, rotation_target(path))?;
-            (file, size) = open_append(path)?;
+    fn io(&self, what: &str, e: &std::io::Error) -> ConnectorError {
+        ConnectorError::io(&format!("{what} {}", self.path.display()), e)
+    }
+
+    /// Open the file; with exactly-once first cut it back to its last checkpoint.
+    fn reopen(&mut self) -> Result<OpenFile, ConnectorError> {
+        if let Some(state) = &self.state {
+            let discarded =
+                sink_state::recover(&self.path, state).map_err(|e| self.io("recovering", &e))?;
+            if discarded > 0 {
+                tracing::info!(path = %self.path.display(), bytes = discarded, "Discarded data written after the last exactly-once checkpoint.");
+            }
         }
-        file.write_all(data)?;
-        if config.fsync {
-            file.sync_data()?;
-        }
-        Ok((file, size + data.len() as u64))
+        open_append(&self.path).map_err(|e| self.io("opening", &e))
     }
 }
 
 #[async_trait]
 impl Sink for FileSink {
-    async fn open(&mut self, _ctx: &SinkContext) -> Result<(), ConnectorError> {
-        let (file, size) = open_append(&self.path)
-            .map_err(|e| ConnectorError::io(&format!("opening {}", self.path.display()), &e))?;
-        self.file = Some(file);
-        self.size = size;
+    async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        if ctx.guarantee == Guarantee::ExactlyOnce {
+            let loaded = sink_state::load(&self.path)
+                .map_err(|e| self.io("reading the checkpoint of", &e))?;
+            let state = match loaded {
+                Some(state) if state.job != ctx.job || state.sink != ctx.sink => {
+                    return Err(ConnectorError::config(format!(
+                        "{} belongs to job {:?} sink {:?}; an exactly-once file sink needs a file of its own",
+                        self.path.display(),
+                        state.job,
+                        state.sink
+                    )));
+                }
+                Some(state) => state,
+                None => {
+                    // First run: what is already in the file is not ours; start the record there.
+                    let length = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+                    let state = SinkState {
+                        job: ctx.job.clone(),
+                        sink: ctx.sink.clone(),
+                        rotations: sink_state::count_rotations(&self.path),
+                        length,
+                        checkpoint: Checkpoint::default(),
+                    };
+                    if let Some(dir) = self.path.parent() {
+                        std::fs::create_dir_all(dir)
+                            .map_err(|e| self.io("creating the directory of", &e))?;
+                    }
+                    sink_state::store(&self.path, &state)
+                        .map_err(|e| self.io("writing the checkpoint of", &e))?;
+                    state
+                }
+            };
+            self.state = Some(state);
+        }
+        self.open = Some(self.reopen()?);
         Ok(())
+    }
+
+    fn transactional(&self) -> bool {
+        true
+    }
+
+    async fn committed_checkpoint(&mut self) -> Result<Option<Checkpoint>, ConnectorError> {
+        Ok(self
+            .state
+            .as_ref()
+            .map(|s| s.checkpoint.clone())
+            .filter(|cp| !cp.is_empty()))
     }
 
     async fn write(
         &mut self,
         records: &[Record],
-        _cp: Option<&Checkpoint>,
+        checkpoint: Option<&Checkpoint>,
     ) -> Result<WriteReport, ConnectorError> {
         let mut data = Vec::with_capacity(records.iter().map(|r| r.value.len() + 1).sum());
         for r in records {
             data.extend_from_slice(&r.value);
             data.push(b'\n');
         }
-        // After a failed write the file is reopened: a partial line may be on disk and the
-        // retry appends after it (at-least-once; readers skip an incomplete line).
-        let file = match self.file.take() {
-            Some(f) => f,
-            None => {
-                let (f, size) = open_append(&self.path).map_err(|e| {
-                    ConnectorError::io(&format!("reopening {}", self.path.display()), &e)
-                })?;
-                self.size = size;
-                f
-            }
+        // After a failed write the file is reopened: with at-least-once a partial line may stay
+        // and the retry appends after it; with exactly-once it is cut back to the checkpoint.
+        let open = match self.open.take() {
+            Some(open) => open,
+            None => self.reopen()?,
         };
-        let (path, config, size) = (self.path.clone(), self.config.clone(), self.size);
+        let (path, config) = (self.path.clone(), self.config.clone());
+        let (state, cp) = (self.state.clone(), checkpoint.cloned());
         let result = tokio::task::spawn_blocking(move || {
-            FileSink::write_blocking(file, size, &path, &config, &data)
+            write_blocking(open, &path, &config, &data, state, cp)
         })
         .await
         .map_err(|e| ConnectorError::internal(format!("write task: {e}")))?;
-        let (file, size) = result
-            .map_err(|e| ConnectorError::io(&format!("writing {}", self.path.display()), &e))?;
-        self.file = Some(file);
-        self.size = size;
+        let (open, state) = result.map_err(|e| self.io("writing", &e))?;
+        self.open = Some(open);
+        self.state = state;
         Ok(WriteReport::ok())
     }
 
     async fn close(&mut self) -> Result<(), ConnectorError> {
-        if let Some(file) = self.file.take() {
-            file.sync_all()
-                .map_err(|e| ConnectorError::io(&format!("closing {}", self.path.display()), &e))?;
+        if let Some(open) = self.open.take() {
+            open.file.sync_all().map_err(|e| self.io("closing", &e))?;
         }
         Ok(())
     }
@@ -169,7 +230,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use sluice_core::{Guarantee, Position};
+    use sluice_core::Position;
 
     #[tokio::test]
     async fn appends_lines_and_rotates_by_size() {

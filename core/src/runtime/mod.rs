@@ -58,6 +58,9 @@ pub enum RuntimeError {
     /// The offset store failed.
     #[error("offset store: {0}")]
     OffsetStore(String),
+    /// Another process runs the same job (same state directory).
+    #[error("another process is running this job (state directory {0} is locked)")]
+    AlreadyRunning(String),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -120,6 +123,10 @@ impl Pipeline {
             ..
         } = job;
         let guarantee = delivery.guarantee;
+
+        // One process per job state: a second `sluice run` of the same job would commit
+        // positions the first one has not made durable.
+        let _lock = lock_state_dir(&state_dir)?;
 
         // Open sinks first: with exactly-once their checkpoints decide where the source starts.
         let mut opened = Vec::with_capacity(sinks.len());
@@ -294,6 +301,26 @@ impl Pipeline {
                 Err(e)
             }
             None => Ok(report),
+        }
+    }
+}
+
+/// Hold an exclusive lock on `<state_dir>/lock` for as long as the returned file lives.
+fn lock_state_dir(state_dir: &std::path::Path) -> Result<std::fs::File, RuntimeError> {
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| RuntimeError::OffsetStore(format!("creating {}: {e}", state_dir.display())))?;
+    let path = state_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RuntimeError::OffsetStore(format!("opening {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RuntimeError::AlreadyRunning(state_dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(RuntimeError::OffsetStore(format!("locking {}: {e}", path.display())))
         }
     }
 }

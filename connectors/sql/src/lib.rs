@@ -9,20 +9,26 @@
 
 pub mod config;
 pub mod db;
+pub mod decode;
 pub mod error;
 pub mod offsets;
 pub mod schema;
 pub mod sink;
+pub mod source;
 pub mod values;
 
-use sluice_core::{BuildContext, ConnectorError, Registry, Sink, SinkConnector};
+use sluice_core::{
+    BuildContext, ConnectorError, Registry, Sink, SinkConnector, Source, SourceConnector,
+};
 
 pub use config::{SqlSinkConfig, SqlSourceConfig};
 pub use sink::SqlSink;
+pub use source::SqlSource;
 
 /// Register the SQL connectors.
 pub fn register(registry: &mut Registry) {
     registry.register_sink::<SqlSinkConnector>();
+    registry.register_source::<SqlSourceConnector>();
 }
 
 /// `type = "sql"` sink.
@@ -35,5 +41,18 @@ impl SinkConnector for SqlSinkConnector {
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(SqlSink::new(config, ctx.base_dir.clone())?))
+    }
+}
+
+/// `type = "sql"` source.
+pub struct SqlSourceConnector;
+
+impl SourceConnector for SqlSourceConnector {
+    const TYPE: &'static str = "sql";
+    const DOC: &'static str = "Rows of a PostgreSQL, MySQL/MariaDB or SQLite table or query, polled incrementally by an increasing column and/or a timestamp.";
+    type Config = SqlSourceConfig;
+
+    fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(SqlSource::new(config, ctx.base_dir.clone())?))
     }
 }

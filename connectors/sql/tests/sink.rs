@@ -54,7 +54,7 @@ fn readings_schema(target: Target) -> serde_json::Value {
         {"name": "ts", "type": ts},
         {"name": "meta", "type": json_t},
         {"name": "raw", "type": bytes_t},
-        {"name": "note", "type": if target == Target::MySql { "VARCHAR(8)" } else { "VARCHAR(8)" }},
+        {"name": "note", "type": "VARCHAR(8)"},
     ])
 }
 

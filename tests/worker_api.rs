@@ -437,6 +437,31 @@ async fn jobs_dir_files_are_loaded_and_reloaded() {
     assert_eq!(code, 409);
     let (code, _) = w.call(Method::PUT, "/jobs/a/pause", None).await;
     assert_eq!(code, 200);
+
+    // Files removed or added while the worker is down are noticed at start.
+    let mut w = w;
+    assert!(w.terminate().success());
+    std::fs::remove_file(jobs.join("a.toml")).unwrap();
+    std::fs::write(
+        jobs.join("c.toml"),
+        datagen_job("c", &dir.path().join("c.jsonl"), 100),
+    )
+    .unwrap();
+    let w = Worker::start(
+        &dir.path().join("state"),
+        &["--jobs-dir", jobs.to_str().unwrap()],
+    )
+    .await;
+    let names: Vec<Value> = w
+        .get("/jobs")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("c")]);
+    w.wait_state("c", "running").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -320,6 +320,18 @@ async fn bad_configs_get_per_field_errors() {
         )
         .await;
     assert_eq!(code, 404);
+    let (code, err) = w.call(Method::DELETE, "/connectors", None).await;
+    assert_eq!(code, 405);
+    assert_eq!(err["error"], "method_not_allowed");
+    let (code, err) = w
+        .call(
+            Method::POST,
+            "/jobs?initial_state=sideways",
+            Some(Body::Toml(String::new())),
+        )
+        .await;
+    assert_eq!(code, 400, "{err}");
+    assert_eq!(err["error"], "bad_request");
 
     let openapi = w.get("/openapi.json").await;
     assert!(openapi["paths"]["/jobs/{name}/offsets"]["patch"].is_object());

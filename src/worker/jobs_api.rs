@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -111,10 +112,11 @@ pub struct CreateQuery {
 /// `POST /jobs`
 pub async fn create(
     State(app): State<App>,
-    Query(q): Query<CreateQuery>,
+    q: Result<Query<CreateQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let desired = match q.initial_state.as_deref() {
         None => Desired::Running,
         Some(s) => s.parse().map_err(|_| {
@@ -180,9 +182,9 @@ pub async fn put_config(
     let Some(job) = app.sup.get(&name) else {
         return create(
             State(app),
-            Query(CreateQuery {
+            Ok(Query(CreateQuery {
                 initial_state: None,
-            }),
+            })),
             headers,
             body,
         )

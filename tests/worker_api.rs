@@ -380,6 +380,19 @@ async fn token_is_required_everywhere_but_health() {
     let (code, _) = w.call(Method::GET, "/jobs/x/status", None).await;
     assert_eq!(code, 404, "with the token the request goes through");
 
+    // A second worker on the same state directory is refused.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["worker", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(&w.state_dir)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another worker"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+
     // Without --token-file no request needs one.
     let open = Worker::start(&dir.path().join("open-state"), &[]).await;
     let r = anon.get(open.url("/jobs")).send().await.unwrap();

@@ -63,6 +63,30 @@ fn read_token(path: &std::path::Path) -> anyhow::Result<Arc<str>> {
     Ok(Arc::from(token))
 }
 
+/// Hold an exclusive lock on the state directory for the life of the worker: two workers on
+/// one state directory would run every job twice. The OS releases it when the process dies.
+fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating state directory {}", dir.display()))?;
+    let path = dir.join("worker.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another worker is using the state directory {}",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// Wait for SIGINT or SIGTERM.
 async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -88,6 +112,7 @@ async fn termination() {
 /// Run the worker until SIGINT/SIGTERM, then drain and commit every job.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let _lock = lock_state_dir(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir).await?;
     let state_dir = std::fs::canonicalize(&args.state_dir)?;
     let shutdown = CancellationToken::new();

@@ -7,6 +7,7 @@
 //!   [`txn`]).
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod config;
 mod error;
 mod groups;

@@ -292,13 +292,17 @@ fn read_progress(
         .map_err(|e| to_connector("kafka progress assign", &e))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut found = None;
+    let mut idle_since: Option<std::time::Instant> = None;
     // Read up to the high watermark (transaction markers take offsets too: go by position).
     loop {
         let position = helper
             .position()
             .ok()
             .and_then(|p| p.elements().first().map(|e| e.offset()));
-        if matches!(position, Some(KOffset::Offset(o)) if o >= high) {
+        // Past the high watermark and quiet (some brokers under-report the watermark).
+        if matches!(position, Some(KOffset::Offset(o)) if o >= high)
+            && idle_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(300))
+        {
             break;
         }
         if std::time::Instant::now() >= deadline {
@@ -308,8 +312,10 @@ fn read_progress(
             )));
         }
         let Some(msg) = helper.poll(Duration::from_millis(100)) else {
+            idle_since.get_or_insert_with(std::time::Instant::now);
             continue;
         };
+        idle_since = None;
         let msg = msg.map_err(|e| to_connector("kafka read progress", &e))?;
         if msg.key() != Some(s.id.as_bytes()) {
             continue;

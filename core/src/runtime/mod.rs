@@ -213,7 +213,7 @@ impl Pipeline {
             metrics.clone(),
             stop_reading.clone(),
         ));
-        let staged_rx = stage::spawn_transforms(transforms, batch_rx, cap, metrics.clone());
+        let staged_rx = stage::spawn_transforms(transforms, batch_rx, cap, metrics.clone())?;
 
         let mut sink_txs = Vec::new();
         let mut sink_tasks = Vec::new();
@@ -318,10 +318,13 @@ fn lock_state_dir(state_dir: &std::path::Path) -> Result<std::fs::File, RuntimeE
         .map_err(|e| RuntimeError::OffsetStore(format!("opening {}: {e}", path.display())))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(RuntimeError::AlreadyRunning(state_dir.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(RuntimeError::OffsetStore(format!("locking {}: {e}", path.display())))
-        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(RuntimeError::AlreadyRunning(
+            state_dir.display().to_string(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(RuntimeError::OffsetStore(format!(
+            "locking {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -347,3 +350,6 @@ async fn open_sink(
     };
     Ok((plan, committed))
 }
+
+#[cfg(test)]
+mod tests;

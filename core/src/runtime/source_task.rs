@@ -114,8 +114,8 @@ async fn read_loop(
                             permit.send(b);
                         }
                     }
-                    // Downstream is gone (a stage failed): stop reading.
-                    Err(_) => return Ok(()),
+                    // Downstream is gone: a stage failed (it reports why) or died.
+                    Err(_) => return Err(RuntimeError::Internal("the pipeline stopped taking records".into())),
                 },
             }
         }

@@ -25,13 +25,16 @@ pub(super) struct Staged {
     delta: Arc<Checkpoint>,
 }
 
+/// What the router receives: a staged batch, or why the transform stage died.
+pub(super) type StageResult = Result<Staged, RuntimeError>;
+
 /// Start the transform thread (or a pass-through when there are no transforms).
 pub(super) fn spawn_transforms(
     mut chain: Vec<Box<dyn Transform>>,
     mut rx: mpsc::Receiver<SourceBatch>,
     capacity: usize,
     metrics: Arc<JobMetrics>,
-) -> mpsc::Receiver<Staged> {
+) -> Result<mpsc::Receiver<StageResult>, RuntimeError> {
     let (tx, out) = mpsc::channel(capacity);
     if chain.is_empty() {
         tokio::spawn(async move {
@@ -42,31 +45,42 @@ pub(super) fn spawn_transforms(
                     dead: b.batch.dead,
                     delta: b.delta,
                 };
-                if tx.send(staged).await.is_err() {
+                if tx.send(Ok(staged)).await.is_err() {
                     break;
                 }
             }
         });
-        return out;
+        return Ok(out);
     }
     std::thread::Builder::new()
         .name("sluice-transforms".into())
         .spawn(move || {
             while let Some(b) = rx.blocking_recv() {
                 let started = Instant::now();
-                let staged = run_chain(&mut chain, b, &metrics);
+                // A panicking transform must not look like the end of the input.
+                let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_chain(&mut chain, b, &metrics)
+                }))
+                .map_err(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    RuntimeError::Internal(format!("the transform stage panicked: {what}"))
+                });
                 JobMetrics::add(
                     &metrics.transform_micros,
                     started.elapsed().as_micros() as u64,
                 );
-                if tx.blocking_send(staged).is_err() {
+                let failed = staged.is_err();
+                if tx.blocking_send(staged).is_err() || failed {
                     break;
                 }
             }
         })
-        .map(|_| ())
-        .unwrap_or_else(|e| tracing::error!(error = %e, "Cannot start the transform thread."));
-    out
+        .map_err(|e| RuntimeError::Internal(format!("cannot start the transform thread: {e}")))?;
+    Ok(out)
 }
 
 /// Run a source batch through the chain. Outputs keep their input's position; a failed record
@@ -139,12 +153,13 @@ fn run_chain(chain: &mut [Box<dyn Transform>], batch: SourceBatch, metrics: &Job
 
 /// Dead letters first (durable before anything of the batch is acknowledged), then fan out.
 pub(super) async fn route(
-    mut rx: mpsc::Receiver<Staged>,
+    mut rx: mpsc::Receiver<StageResult>,
     sinks: Vec<(mpsc::Sender<Unit>, Option<RouteCondition>)>,
     dead_letters: DeadLetters,
     metrics: Arc<JobMetrics>,
 ) -> Result<(), RuntimeError> {
     while let Some(staged) = rx.recv().await {
+        let staged = staged?;
         dead_letters.handle(staged.dead, &metrics).await?;
         let mut records = Some(staged.records);
         for (i, (tx, when)) in sinks.iter().enumerate() {

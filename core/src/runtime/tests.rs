@@ -1,0 +1,550 @@
+//! Pipeline tests with in-memory sources and sinks (the runtime's own mechanics; connectors are
+//! tested against real services in their crates and in the end-to-end tests).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::connector::{Sink, Source, WriteReport};
+use crate::error::ConnectorError;
+use crate::job::{
+    BatchConfig, DeliveryConfig, PipelineConfig, RetryConfig, RouteCondition, SinkCommon,
+};
+use crate::record::{Batch, DeadRecord, Header, Offset, Position, Record};
+use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
+use crate::units::HumanDuration;
+
+/// Yields `count` records `{"i":N}` in batches of `batch`, positions ("mem", N).
+struct MemSource {
+    next: i64,
+    count: i64,
+    batch: i64,
+    bad_every: Option<i64>,
+}
+
+#[async_trait]
+impl Source for MemSource {
+    async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
+        if let Some(Offset::Int(done)) = resume.as_ref().and_then(|c| c.get("mem")) {
+            self.next = done + 1;
+        }
+        Ok(())
+    }
+    async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
+        if self.next >= self.count {
+            return Ok(None);
+        }
+        let end = (self.next + self.batch).min(self.count);
+        let mut batch = Batch::default();
+        for i in self.next..end {
+            let r = Record::new(format!("{{\"i\":{i}}}"), Position::int(Arc::from("mem"), i));
+            if self.bad_every.is_some_and(|n| i % n == n - 1) {
+                batch.dead.push(DeadRecord {
+                    record: r,
+                    stage: "source".into(),
+                    reason: "bad".into(),
+                });
+            } else {
+                batch.records.push(r);
+            }
+        }
+        self.next = end;
+        Ok(Some(batch))
+    }
+}
+
+/// A scripted sink: each write pops the next scripted result (default: success).
+#[derive(Clone, Default)]
+struct MemSink {
+    written: Arc<Mutex<Vec<Record>>>,
+    script: Arc<Mutex<VecDeque<Result<WriteReport, ConnectorError>>>>,
+    calls: Arc<Mutex<usize>>,
+    committed: Option<Checkpoint>,
+    checkpoints: Arc<Mutex<Vec<Checkpoint>>>,
+}
+
+#[async_trait]
+impl Sink for MemSink {
+    fn transactional(&self) -> bool {
+        true
+    }
+    async fn committed_checkpoint(&mut self) -> Result<Option<Checkpoint>, ConnectorError> {
+        Ok(self.committed.clone())
+    }
+    async fn write(
+        &mut self,
+        records: &[Record],
+        cp: Option<&Checkpoint>,
+    ) -> Result<WriteReport, ConnectorError> {
+        *self.calls.lock() += 1;
+        let next = self
+            .script
+            .lock()
+            .pop_front()
+            .unwrap_or_else(|| Ok(WriteReport::ok()));
+        let report = next?;
+        let mut written = self.written.lock();
+        for (i, r) in records.iter().enumerate() {
+            if !report.rejected.iter().any(|(j, _)| *j == i) && !report.retry.contains(&i) {
+                written.push(r.clone());
+            }
+        }
+        if let Some(cp) = cp {
+            self.checkpoints.lock().push(cp.clone());
+        }
+        Ok(report)
+    }
+}
+
+fn fast_retry() -> RetryConfig {
+    RetryConfig {
+        initial_backoff: HumanDuration(Duration::from_millis(1)),
+        max_backoff: HumanDuration(Duration::from_millis(5)),
+        max_elapsed: HumanDuration(Duration::from_millis(300)),
+    }
+}
+
+fn plan(name: &str, sink: MemSink, max_records: usize) -> SinkPlan {
+    SinkPlan {
+        name: name.into(),
+        type_name: "mem".into(),
+        common: SinkCommon {
+            name: Some(name.into()),
+            batch: BatchConfig {
+                max_records,
+                ..Default::default()
+            },
+            retry: fast_retry(),
+            when: None,
+        },
+        sink: Box::new(sink),
+    }
+}
+
+fn job(
+    source: MemSource,
+    sinks: Vec<SinkPlan>,
+    guarantee: Guarantee,
+    tolerance: Tolerance,
+    dlq: Option<MemSink>,
+    dir: &std::path::Path,
+) -> LoadedJob {
+    LoadedJob {
+        name: "t".into(),
+        file: "t.toml".into(),
+        base_dir: dir.to_path_buf(),
+        state_dir: dir.join("state"),
+        delivery: DeliveryConfig {
+            guarantee,
+            commit_interval: HumanDuration(Duration::from_millis(10)),
+        },
+        source_type: "mem".into(),
+        source: Box::new(source),
+        transforms: Vec::new(),
+        sinks,
+        tolerance,
+        dead_letter: dlq.map(|d| plan("dlq", d, 1000)),
+        pipeline: PipelineConfig::default(),
+        raw: toml::Table::new(),
+    }
+}
+
+fn source(count: i64) -> MemSource {
+    MemSource {
+        next: 0,
+        count,
+        batch: 7,
+        bad_every: None,
+    }
+}
+
+fn ints(records: &[Record]) -> Vec<i64> {
+    records
+        .iter()
+        .map(|r| match r.position.offset {
+            Offset::Int(i) => i,
+            Offset::Text(_) => -1,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_record_reaches_every_sink_and_the_end_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (MemSink::default(), MemSink::default());
+    let j = job(
+        source(100),
+        vec![plan("a", a.clone(), 10), plan("b", b.clone(), 33)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let report = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(ints(&a.written.lock()), (0..100).collect::<Vec<_>>());
+    assert_eq!(ints(&b.written.lock()), (0..100).collect::<Vec<_>>());
+    assert_eq!(report.committed.get("mem"), Some(&Offset::Int(99)));
+    // The offset store has it: a second run reads nothing.
+    let j = job(
+        source(100),
+        vec![plan("a", a.clone(), 10)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let report = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.records_in, 0);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_per_record_failures_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemSink::default();
+    {
+        let mut script = sink.script.lock();
+        script.push_back(Err(ConnectorError::transient("connection reset")));
+        script.push_back(Err(ConnectorError::transient("connection reset")));
+        // Second record throttled, third rejected for good.
+        script.push_back(Ok(WriteReport {
+            rejected: vec![(2, "too big".into())],
+            retry: vec![1],
+        }));
+    }
+    let dlq = MemSink::default();
+    let j = job(
+        source(10),
+        vec![plan("s", sink.clone(), 100)],
+        Guarantee::AtLeastOnce,
+        Tolerance::All,
+        Some(dlq.clone()),
+        dir.path(),
+    );
+    let report = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    let mut got = ints(&sink.written.lock());
+    got.sort();
+    assert_eq!(got, vec![0, 1, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(report.dead_lettered, 1);
+    let dead = dlq.written.lock();
+    let envelope: serde_json::Value = serde_json::from_slice(&dead[0].value).unwrap();
+    assert_eq!(envelope["stage"], "sink:s");
+    assert_eq!(envelope["reason"], "too big");
+    assert_eq!(envelope["record"]["value"], "{\"i\":2}");
+}
+
+#[tokio::test]
+async fn a_sink_that_stays_down_fails_the_job_without_committing_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = MemSink::default();
+    let down = MemSink::default();
+    for _ in 0..10_000 {
+        down.script
+            .lock()
+            .push_back(Err(ConnectorError::transient("connection refused")));
+    }
+    let j = job(
+        source(50),
+        vec![plan("good", good.clone(), 5), plan("down", down.clone(), 5)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let err = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("sink `down` failed: connection refused (gave up after"),
+        "{err}"
+    );
+    assert!(*down.calls.lock() > 2, "retried");
+    let store = OffsetStore::open(&dir.path().join("state/offsets.db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load("t").await.unwrap(),
+        None,
+        "nothing may be committed past what `down` holds"
+    );
+}
+
+#[tokio::test]
+async fn tolerance_none_stops_on_a_bad_record_and_all_dead_letters_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(30);
+    src.bad_every = Some(10);
+    let j = job(
+        src,
+        vec![plan("s", MemSink::default(), 100)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let err = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bad record at mem@9 in source: bad"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(30);
+    src.bad_every = Some(10);
+    let (sink, dlq) = (MemSink::default(), MemSink::default());
+    let j = job(
+        src,
+        vec![plan("s", sink.clone(), 100)],
+        Guarantee::AtLeastOnce,
+        Tolerance::All,
+        Some(dlq.clone()),
+        dir.path(),
+    );
+    let report = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(sink.written.lock().len(), 27);
+    assert_eq!(report.dead_lettered, 3);
+    assert_eq!(report.committed.get("mem"), Some(&Offset::Int(29)));
+}
+
+#[tokio::test]
+async fn exactly_once_sinks_skip_what_their_checkpoint_covers_and_get_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ahead = MemSink::default();
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("mem"), 59));
+    ahead.committed = Some(cp);
+    let mut behind = MemSink::default();
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("mem"), 19));
+    behind.committed = Some(cp);
+    let j = job(
+        source(100),
+        vec![
+            plan("ahead", ahead.clone(), 8),
+            plan("behind", behind.clone(), 8),
+        ],
+        Guarantee::ExactlyOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(ints(&ahead.written.lock()), (60..100).collect::<Vec<_>>());
+    assert_eq!(ints(&behind.written.lock()), (20..100).collect::<Vec<_>>());
+    let last = behind.checkpoints.lock().last().cloned().unwrap();
+    assert_eq!(last.get("mem"), Some(&Offset::Int(99)));
+}
+
+/// Emits each input twice, drops odd ones, fails multiples of 5, and tags by a header.
+struct Twice;
+
+impl Transform for Twice {
+    fn name(&self) -> &str {
+        "twice"
+    }
+    fn process(&mut self, records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+        Ok(records
+            .iter()
+            .map(|r| {
+                let Offset::Int(i) = r.position.offset else {
+                    unreachable!()
+                };
+                if i % 5 == 0 {
+                    Outcome::Failed(format!("{i} is a multiple of 5"))
+                } else if i % 2 == 1 {
+                    Outcome::Dropped
+                } else {
+                    let mut tagged = r.clone();
+                    tagged.headers.push(Header {
+                        name: "route".into(),
+                        value: "alert".into(),
+                    });
+                    // A careless transform that loses the position: the runtime restores it.
+                    tagged.position = Position::default();
+                    Outcome::Ok(vec![r.clone(), tagged])
+                }
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn transform_outcomes_are_routed_and_keep_their_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, alerts, dlq) = (MemSink::default(), MemSink::default(), MemSink::default());
+    let mut alert_plan = plan("alerts", alerts.clone(), 100);
+    alert_plan.common.when = Some(RouteCondition {
+        header: "route".into(),
+        equals: Some("alert".into()),
+    });
+    let j = job(
+        source(20),
+        vec![plan("all", all.clone(), 3), alert_plan],
+        Guarantee::AtLeastOnce,
+        Tolerance::All,
+        Some(dlq.clone()),
+        dir.path(),
+    );
+    let report = Pipeline::new(j, vec![Box::new(Twice)])
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        ints(&all.written.lock()),
+        vec![2, 2, 4, 4, 6, 6, 8, 8, 12, 12, 14, 14, 16, 16, 18, 18]
+    );
+    assert_eq!(
+        ints(&alerts.written.lock()),
+        vec![2, 4, 6, 8, 12, 14, 16, 18]
+    );
+    assert_eq!(report.dropped, 8, "odd, not a multiple of 5");
+    assert_eq!(report.dead_lettered, 4, "0, 5, 10, 15");
+    assert_eq!(report.committed.get("mem"), Some(&Offset::Int(19)));
+}
+
+/// Fails every batch, like a plugin that traps.
+struct Trap;
+
+impl Transform for Trap {
+    fn name(&self) -> &str {
+        "trap"
+    }
+    fn process(&mut self, _records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+        Err(TransformError {
+            plugin: "trap".into(),
+            kind: TransformErrorKind::Trap,
+            message: "unreachable".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_transform_dead_letters_its_batch_or_stops_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, dlq) = (MemSink::default(), MemSink::default());
+    let j = job(
+        source(20),
+        vec![plan("s", sink.clone(), 100)],
+        Guarantee::AtLeastOnce,
+        Tolerance::All,
+        Some(dlq.clone()),
+        dir.path(),
+    );
+    let report = Pipeline::new(j, vec![Box::new(Trap)])
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.dead_lettered, 20);
+    assert!(sink.written.lock().is_empty());
+    let envelope: serde_json::Value = serde_json::from_slice(&dlq.written.lock()[0].value).unwrap();
+    assert_eq!(
+        envelope["reason"],
+        "transform `trap` failed (trap): unreachable"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let j = job(
+        source(20),
+        vec![plan("s", MemSink::default(), 100)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let err = Pipeline::new(j, vec![Box::new(Trap)])
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("in transform:trap: transform `trap` failed (trap)"),
+        "{err}"
+    );
+}
+
+/// Panics, like a host bug.
+struct Panics;
+
+impl Transform for Panics {
+    fn name(&self) -> &str {
+        "panics"
+    }
+    fn process(&mut self, _records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+        panic!("boom")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_transform_fails_the_job_instead_of_ending_it_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = job(
+        source(20),
+        vec![plan("s", MemSink::default(), 100)],
+        Guarantee::AtLeastOnce,
+        Tolerance::All,
+        Some(MemSink::default()),
+        dir.path(),
+    );
+    let err = Pipeline::new(j, vec![Box::new(Panics)])
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the transform stage panicked: boom"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_drains_and_commits_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemSink::default();
+    let j = job(
+        source(i64::MAX),
+        vec![plan("s", sink.clone(), 50)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let token = CancellationToken::new();
+    let stopper = token.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stopper.cancel();
+    });
+    let report = Pipeline::new(j, Vec::new()).run(token).await.unwrap();
+    let written = sink.written.lock().len() as i64;
+    assert!(written > 0);
+    assert_eq!(
+        report.records_in as i64, written,
+        "everything read was written"
+    );
+    assert_eq!(report.committed.get("mem"), Some(&Offset::Int(written - 1)));
+}

@@ -191,3 +191,92 @@ fn mariadb_at_least_once_loses_nothing_after_kill_nine() {
 fn sqlite_at_least_once_loses_nothing_after_kill_nine() {
     crash_and_restart(Target::Sqlite, false);
 }
+
+/// SQL source → SQL sink with exactly-once: the source's cursor is the checkpoint stored with
+/// the rows, so a table copied under repeated `kill -9` arrives exactly once.
+#[test]
+fn sqlite_table_to_postgres_exactly_once_survives_kill_nine() {
+    const ROWS: i64 = 50_000;
+    let dir = tempfile::tempdir().unwrap();
+    let url = url_from_env("SLUICE_TEST_POSTGRES_URL");
+    let table = format!("copy_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let src = Db::connect("sqlite://src.db", None, dir.path(), 1)
+            .await
+            .unwrap();
+        src.exec(
+            "CREATE TABLE readings (id INTEGER PRIMARY KEY, seq BIGINT, note TEXT)",
+            &[],
+        )
+        .await
+        .unwrap();
+        src.exec(
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {})
+                 INSERT INTO readings (id, seq, note) SELECT i + 1, i, 'row ' || i FROM n",
+                ROWS - 1
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+        src.close().await;
+    });
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        &format!(
+            r#"
+api_version = 1
+name = "sql-copy-{table}"
+[delivery]
+guarantee = "exactly-once"
+[source]
+type = "sql"
+url = "sqlite://src.db"
+table = "readings"
+mode = "incrementing"
+incrementing_column = "id"
+batch_size = 100
+stop_when_caught_up = true
+[[sinks]]
+type = "sql"
+url = "{url}"
+table = "{table}"
+create_table = true
+schema = [{{ name = "id", type = "BIGINT" }}, {{ name = "seq", type = "BIGINT" }}, {{ name = "note", type = "TEXT" }}]
+batch = {{ max_records = 100, max_wait = "10ms" }}
+"#
+        ),
+    );
+    let mut rng = rand::rng();
+    let mut kills = 0;
+    for run in 0.. {
+        assert!(run < 100, "the job never finished");
+        let mut child = spawn_run(&job);
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..1000)));
+        if kills < 10 && child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            continue;
+        }
+        let status = wait_with_deadline(&mut child, Duration::from_secs(300));
+        let err = stderr_of(&mut child);
+        assert!(status.success(), "final run failed: {err}");
+        break;
+    }
+    assert!(kills >= 3, "only {kills} kills landed mid-run");
+    let c = rt.block_on(counts(&url, dir.path(), &table));
+    assert_eq!(
+        (c.rows, c.distinct),
+        (ROWS, ROWS),
+        "lost or duplicated rows"
+    );
+    assert_eq!((c.min, c.max), (0, ROWS - 1));
+    println!("SQLite table → PostgreSQL exactly-once: {kills} kill -9s, {ROWS} rows exactly once");
+}

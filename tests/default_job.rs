@@ -1,0 +1,44 @@
+//! The default job (`connector.toml`, README command 1) stays valid and works.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[test]
+fn the_default_job_validates() {
+    let out = run(&["validate", &format!("{ROOT}/connector.toml")]);
+    assert!(
+        out.status.success(),
+        "connector.toml does not validate (run scripts/build-plugins.sh first): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_default_job_runs_and_writes_every_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(format!("{ROOT}/connector.toml"))
+        .unwrap()
+        .replace("count = 1_000_000", "count = 20_000")
+        .replace("\"plugins/dist/", &format!("\"{ROOT}/plugins/dist/"));
+    let job = write_job(dir.path(), "connector.toml", &text);
+    let mut child = spawn_run(&job);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(120));
+    assert!(status.success(), "{}", stderr_of(&mut child));
+    let (counts, bad) = seq_counts(&dir.path().join("out/archive/readings.jsonl"));
+    assert!(bad.is_empty());
+    assert_eq!(assert_all_present(&counts, 20_000), 0);
+    let alerts: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out/archive/readings.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["anomaly"] == true)
+        .collect();
+    assert!(!alerts.is_empty(), "datagen makes about 1% anomalous readings");
+    assert!(alerts.iter().all(|v| v["temperature_c"].as_f64().unwrap() > 90.0));
+    assert!(dir.path().join("out/iot.db").exists());
+}

@@ -32,13 +32,53 @@ fn the_default_job_runs_and_writes_every_sink() {
     let (counts, bad) = seq_counts(&dir.path().join("out/archive/readings.jsonl"));
     assert!(bad.is_empty());
     assert_eq!(assert_all_present(&counts, 20_000), 0);
-    let alerts: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out/archive/readings.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v["anomaly"] == true)
-        .collect();
-    assert!(!alerts.is_empty(), "datagen makes about 1% anomalous readings");
-    assert!(alerts.iter().all(|v| v["temperature_c"].as_f64().unwrap() > 90.0));
-    assert!(dir.path().join("out/iot.db").exists());
+    let alerts: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out/archive/readings.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["anomaly"] == true)
+            .collect();
+    assert!(
+        !alerts.is_empty(),
+        "datagen makes about 1% anomalous readings"
+    );
+    assert!(
+        alerts
+            .iter()
+            .all(|v| v["temperature_c"].as_f64().unwrap() > 90.0)
+    );
+    let devices: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(dir.path().join("out/archive/readings.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["device_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+    let db = dir.path().join("out/iot.db");
+    let (alert_rows, device_rows) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alerts")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM device_latest")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        (a, d)
+    });
+    assert_eq!(
+        alert_rows as usize,
+        alerts.len(),
+        "every anomaly is an alert row"
+    );
+    assert_eq!(device_rows as usize, devices.len(), "one row per device");
 }

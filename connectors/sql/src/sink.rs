@@ -230,17 +230,23 @@ impl SqlSink {
         checkpoint: Option<&Checkpoint>,
         savepoints: bool,
     ) -> Result<Vec<(usize, String)>, AttemptError> {
-        let db = self.db().map_err(AttemptError::Other)?.clone();
-        let mut plan = self.plan.take().ok_or_else(|| {
-            AttemptError::Other(ConnectorError::internal("SQL sink used before open"))
-        })?;
-        let store = match (&self.offsets, checkpoint) {
-            (Some(o), Some(cp)) => Some((o, &self.committed, cp)),
+        let Self {
+            db,
+            plan,
+            offsets,
+            committed,
+            ..
+        } = self;
+        let (Some(db), Some(plan)) = (db.as_ref(), plan.as_mut()) else {
+            return Err(AttemptError::Other(ConnectorError::internal(
+                "SQL sink used before open",
+            )));
+        };
+        let store = match (offsets.as_ref(), checkpoint) {
+            (Some(o), Some(cp)) => Some((o, &*committed, cp)),
             _ => None,
         };
-        let result = run_tx(&db, &mut plan, ops, savepoints, store).await;
-        self.plan = Some(plan);
-        result
+        run_tx(db, plan, ops, savepoints, store).await
     }
 }
 

@@ -358,3 +358,74 @@ impl Source for SqlSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(mode: &str) -> SqlSource {
+        let cfg: SqlSourceConfig = serde_json::from_value(serde_json::json!({
+            "url": "postgres://h/db", "table": "t", "mode": mode,
+            "incrementing_column": "id", "timestamp_column": "ts"
+        }))
+        .unwrap();
+        SqlSource::new(cfg, ".".into()).unwrap()
+    }
+
+    #[test]
+    fn timestamp_id_positions_order_like_their_cursors_and_round_trip() {
+        let s = source("timestamp-incrementing");
+        let c = |ts: &str, id: i64| Cursor {
+            ts: Some(ts.into()),
+            id: Some(id),
+        };
+        let a = c("2026-11-25T10:00:00.000000Z", -5);
+        let b = c("2026-11-25T10:00:00.000000Z", 3);
+        let d = c("2026-11-25T10:00:00.000000Z", 12);
+        let e = c("2026-11-25T10:00:01.000000Z", 1);
+        let offsets: Vec<Offset> = [&a, &b, &d, &e].iter().map(|c| s.offset(c)).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+        assert_eq!(s.parse_offset(&offsets[0]).unwrap(), a);
+        assert_eq!(s.parse_offset(&offsets[3]).unwrap(), e);
+        assert!(s.parse_offset(&Offset::Int(3)).is_err());
+    }
+
+    #[test]
+    fn polling_queries_per_mode() {
+        let mut s = source("timestamp-incrementing");
+        s.cursor = Cursor {
+            ts: Some("2026-11-25T10:00:00.000000Z".into()),
+            id: Some(7),
+        };
+        let (sql, params) = s.query(Dialect::Postgres, false);
+        assert!(sql.contains("q.\"ts\" > CAST($1 AS timestamptz) OR (q.\"ts\" = CAST($1 AS timestamptz) AND q.\"id\" > $2)"), "{sql}");
+        assert!(
+            sql.ends_with("ORDER BY q.\"ts\", q.\"id\" LIMIT 1000"),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 2);
+        let (_, params) = s.query(Dialect::MySql, false);
+        assert_eq!(
+            params[0],
+            Param::Text(Some("2026-11-25 10:00:00.000000".into()))
+        );
+        assert_eq!(params.len(), 3);
+        let mut s = source("incrementing");
+        let (sql, params) = s.query(Dialect::Sqlite, false);
+        assert!(!sql.contains("WHERE") && params.is_empty(), "{sql}");
+        s.cursor.id = Some(41);
+        let (sql, _) = s.query(Dialect::Sqlite, false);
+        assert!(
+            sql.contains("WHERE q.\"id\" > ?1 ORDER BY q.\"id\""),
+            "{sql}"
+        );
+        assert!(
+            SqlSource::new(
+                serde_json::from_value(serde_json::json!({"url": "sqlite::memory:", "mode": "incrementing", "incrementing_column": "id"})).unwrap(),
+                ".".into()
+            )
+            .is_err(),
+            "table or query is required"
+        );
+    }
+}

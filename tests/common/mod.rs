@@ -140,3 +140,31 @@ pub fn signal(child: &Child, sig: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Run `job` to completion, `kill -9`-ing it `kills` times at random moments (each run gets
+/// 50–400 ms) before letting the last run finish. Returns how many kills landed mid-run; the
+/// final run must succeed.
+pub fn run_with_kills(job: &Path, kills: u32) -> u32 {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let mut landed = 0;
+    for runs in 1.. {
+        assert!(runs < 200, "the job never finished");
+        let mut child = spawn_run(job);
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
+        if landed < kills && child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            landed += 1;
+            continue;
+        }
+        let status = wait_with_deadline(&mut child, Duration::from_secs(300));
+        assert!(
+            status.success(),
+            "final run failed: {}",
+            stderr_of(&mut child)
+        );
+        break;
+    }
+    landed
+}

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rand::Rng;
 
 const RECORDS: u64 = 200_000;
 
@@ -34,26 +33,7 @@ rotate_bytes = "8MiB"
 batch = { max_records = 100, max_wait = "20ms" }
 "#,
     );
-    let mut rng = rand::rng();
-    let mut kills = 0;
-    let mut runs = 0;
-    loop {
-        runs += 1;
-        assert!(runs < 200, "the job never finished");
-        let mut child = spawn_run(&job);
-        let wait = Duration::from_millis(rng.random_range(50..400));
-        std::thread::sleep(wait);
-        if kills < 10 && child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            kills += 1;
-            continue;
-        }
-        let status = wait_with_deadline(&mut child, Duration::from_secs(300));
-        let err = stderr_of(&mut child);
-        assert!(status.success(), "final run failed: {err}");
-        break;
-    }
+    let kills = run_with_kills(&job, 10);
     assert!(
         kills >= 5,
         "only {kills} kills landed mid-run; the job is too fast for this test"

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rand::Rng;
 
 const RECORDS: u64 = 200_000;
 
@@ -34,31 +33,25 @@ rotate_bytes = "4MiB"
 batch = { max_records = 100, max_wait = "20ms" }
 "#,
     );
-    let mut rng = rand::rng();
-    let mut kills = 0;
-    for runs in 1.. {
-        assert!(runs < 200, "the job never finished");
-        let mut child = spawn_run(&job);
-        std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
-        if kills < 10 && child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            kills += 1;
-            continue;
-        }
-        let status = wait_with_deadline(&mut child, Duration::from_secs(300));
-        assert!(status.success(), "final run failed: {}", stderr_of(&mut child));
-        break;
-    }
+    let kills = run_with_kills(&job, 10);
     assert!(kills >= 5, "only {kills} kills landed mid-run");
     let (counts, bad) = seq_counts(&dir.path().join("out/out.jsonl"));
-    assert!(bad.is_empty(), "corrupt lines: {:?}", &bad[..bad.len().min(3)]);
+    assert!(
+        bad.is_empty(),
+        "corrupt lines: {:?}",
+        &bad[..bad.len().min(3)]
+    );
     let duplicates = assert_all_present(&counts, RECORDS);
-    assert_eq!(duplicates, 0, "exactly-once wrote {duplicates} duplicates after {kills} kills");
+    assert_eq!(
+        duplicates, 0,
+        "exactly-once wrote {duplicates} duplicates after {kills} kills"
+    );
     // Run again: everything is committed, nothing new is written.
     let mut again = spawn_run(&job);
     assert!(wait_with_deadline(&mut again, Duration::from_secs(60)).success());
     let (counts, _) = seq_counts(&dir.path().join("out/out.jsonl"));
     assert_eq!(counts.values().map(|c| u64::from(*c)).sum::<u64>(), RECORDS);
-    println!("file → file exactly-once: {kills} kill -9s, {RECORDS} records, none lost, none duplicated");
+    println!(
+        "file → file exactly-once: {kills} kill -9s, {RECORDS} records, none lost, none duplicated"
+    );
 }

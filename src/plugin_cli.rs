@@ -109,7 +109,7 @@ crate-type = ["cdylib", "rlib"]
 [dependencies]
 {sdk}
 serde = { version = "1", features = ["derive"] }
-serde_json = "1"
+serde_json = { version = "1", features = ["preserve_order"] }
 
 [profile.release]
 opt-level = 3

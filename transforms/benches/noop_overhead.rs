@@ -1,7 +1,8 @@
 //! Per-record overhead of the WebAssembly boundary: the `noop` plugin at batch sizes 1, 64 and
 //! 512 (medians, ns/record), plus `add-field` against a native loop doing the same edit.
 //!
-//! Run: `scripts/build-plugins.sh && cargo bench -p sluice-transforms --bench noop_overhead`.
+//! Run: `scripts/build-plugins.sh && cargo bench -p sluice-transforms --bench noop_overhead`
+//! (append `-- keep` to measure only the rows whose name contains `keep`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -55,8 +56,8 @@ fn batch(size: usize) -> Vec<Record> {
         .collect()
 }
 
-/// Median ns/record of running `f` over batches of `size`.
-fn measure(size: usize, mut f: impl FnMut(&[Record])) -> f64 {
+/// Median and minimum ns/record of running `f` over batches of `size`.
+fn measure(size: usize, mut f: impl FnMut(&[Record])) -> (f64, f64) {
     let records = batch(size);
     let calls = PER_SAMPLE.div_ceil(size);
     for _ in 0..calls {
@@ -72,7 +73,7 @@ fn measure(size: usize, mut f: impl FnMut(&[Record])) -> f64 {
         })
         .collect();
     samples.sort_by(f64::total_cmp);
-    samples[SAMPLES / 2]
+    (samples[SAMPLES / 2], samples[0])
 }
 
 fn run_plugin(t: &mut dyn Transform, records: &[Record]) {
@@ -102,8 +103,15 @@ fn native_add_field(records: &[Record]) -> Vec<Record> {
         .collect()
 }
 
+/// One measured thing: runs a batch.
+type Row = Box<dyn FnMut(&[Record])>;
+
 fn main() {
-    // `cargo bench` passes `--bench`; nothing to parse.
+    // `cargo bench -- WORD` measures only the rows whose name contains WORD.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     println!(
         "record: {} bytes of JSON; median of {SAMPLES} samples of {PER_SAMPLE} records",
         RECORD.len()
@@ -112,7 +120,7 @@ fn main() {
         "{:<34} {:>8} {:>8} {:>8}",
         "ns/record at batch size", 1, 64, 512
     );
-    let mut rows: Vec<(&str, Box<dyn FnMut(&[Record])>)> = Vec::new();
+    let mut rows: Vec<(&str, Row)> = Vec::new();
     let mut keep = load("noop", json!({}));
     rows.push((
         "noop (keep: answers unchanged)",
@@ -135,7 +143,16 @@ fn main() {
         }),
     ));
     for (name, f) in rows.iter_mut() {
-        let [a, b, c] = [1, 64, 512].map(|size| measure(size, &mut *f));
-        println!("{name:<34} {a:>8.1} {b:>8.1} {c:>8.1}");
+        if !filter.is_empty() && !filter.iter().any(|w| name.contains(w.as_str())) {
+            continue;
+        }
+        let cells = [1, 64, 512].map(|size| {
+            let (median, min) = measure(size, &mut *f);
+            format!("{median:.1}/{min:.1}")
+        });
+        println!(
+            "{name:<34} {:>16} {:>16} {:>16}",
+            cells[0], cells[1], cells[2]
+        );
     }
 }

@@ -76,3 +76,45 @@ fn oversized_output_is_refused() {
     assert_eq!(err.kind, TransformErrorKind::OutputTooLarge, "{err}");
     assert!(err.message.contains("262144"), "{err}");
 }
+
+#[test]
+fn malformed_output_is_refused() {
+    let (_dir, loader) = loader();
+    let mut t = loader
+        .transform(&spec("malformed", json!({})), Path::new("/"))
+        .unwrap();
+    let err = t.process(&records(&["a"])).unwrap_err();
+    assert_eq!(err.kind, TransformErrorKind::Malformed, "{err}");
+    assert!(
+        err.message.contains("3 outcomes for 1 input records"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sandbox_grants_no_files_environment_or_clock() {
+    let (_dir, loader) = loader();
+    let mut t = loader
+        .transform(&spec("sandbox-probe", json!({})), Path::new("/"))
+        .unwrap();
+    let out = t.process(&records(&["probe"])).unwrap();
+    let [Outcome::Failed(report)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert!(report.contains("fs=denied"), "{report}");
+    assert!(report.contains("env=0"), "{report}");
+    assert!(report.contains("clock=0"), "{report}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_fails_to_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.wasm");
+    std::fs::write(&path, b"\0asm junk").unwrap();
+    let mut s = spec("noop", json!({}));
+    s.plugin = path;
+    s.name = Some("junk".into());
+    let err = loader().1.transform(&s, Path::new("/")).unwrap_err();
+    assert_eq!(err.kind, TransformErrorKind::Init);
+    assert!(err.message.contains("is not a valid component"), "{err}");
+}

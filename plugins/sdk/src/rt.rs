@@ -5,17 +5,33 @@ use std::cell::{Cell, RefCell};
 
 use serde::de::DeserializeOwned;
 
-use crate::record::{IntoOutcome, Outcome, Record};
+use crate::record::{IntoOutcome, Record};
+use crate::wire::BatchReader;
 use crate::{Plugin, wire};
 
-/// A plugin with its types erased.
+/// A plugin with its types erased: reads a batch, writes its outcomes.
 trait Erased {
-    fn process(&mut self, records: Vec<Record>) -> Vec<Outcome>;
+    fn process(&mut self, batch: BatchReader, out: &mut Vec<u8>) -> Result<(), String>;
 }
 
 impl<P: Plugin> Erased for P {
-    fn process(&mut self, records: Vec<Record>) -> Vec<Outcome> {
-        self.process_batch(records)
+    fn process(&mut self, mut batch: BatchReader, out: &mut Vec<u8>) -> Result<(), String> {
+        let n = batch.remaining();
+        let mut records = Vec::with_capacity(n);
+        while let Some(record) = batch.next_record()? {
+            records.push(record);
+        }
+        let outcomes = self.process_batch(records);
+        if outcomes.len() != n {
+            return Err(format!(
+                "plugin returned {} outcomes for {n} records",
+                outcomes.len()
+            ));
+        }
+        for outcome in &outcomes {
+            wire::put_outcome(out, outcome);
+        }
+        Ok(())
     }
 }
 
@@ -26,11 +42,12 @@ struct FnPlugin<C, O> {
 }
 
 impl<C, O: IntoOutcome> Erased for FnPlugin<C, O> {
-    fn process(&mut self, records: Vec<Record>) -> Vec<Outcome> {
-        records
-            .into_iter()
-            .map(|r| (self.f)(r, &self.config).into_outcome())
-            .collect()
+    /// Streams: decode a record, transform it, encode its outcome; nothing is collected.
+    fn process(&mut self, mut batch: BatchReader, out: &mut Vec<u8>) -> Result<(), String> {
+        while let Some(record) = batch.next_record()? {
+            wire::put_outcome(out, &(self.f)(record, &self.config).into_outcome());
+        }
+        Ok(())
     }
 }
 
@@ -79,18 +96,12 @@ pub fn init_fn<C: DeserializeOwned + 'static, O: IntoOutcome + 'static>(
 
 /// `process`: decode, run the plugin, encode.
 pub fn process(batch: Vec<u8>) -> Result<Vec<u8>, String> {
-    let batch = wire::decode_batch(batch)?;
+    let batch = BatchReader::new(batch)?;
     BATCH_TIME_MS.with(|t| t.set(batch.time_ms));
-    let n = batch.records.len();
-    let outcomes = PLUGIN.with(|p| match p.borrow_mut().as_mut() {
-        Some(plugin) => Ok(plugin.process(batch.records)),
+    let mut out = wire::start_outcomes(batch.remaining());
+    PLUGIN.with(|p| match p.borrow_mut().as_mut() {
+        Some(plugin) => plugin.process(batch, &mut out),
         None => Err("process called before init".to_string()),
     })?;
-    if outcomes.len() != n {
-        return Err(format!(
-            "plugin returned {} outcomes for {n} records",
-            outcomes.len()
-        ));
-    }
-    Ok(wire::encode_outcomes(&outcomes))
+    Ok(out)
 }

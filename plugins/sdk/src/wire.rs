@@ -13,14 +13,6 @@ const TAG_OK: u8 = 1;
 const TAG_DROPPED: u8 = 2;
 const TAG_FAILED: u8 = 3;
 
-/// A decoded batch.
-pub(crate) struct Batch {
-    /// Host wall-clock time of the call, milliseconds since the Unix epoch.
-    pub time_ms: i64,
-    /// The records, in order.
-    pub records: Vec<Record>,
-}
-
 struct Reader {
     buf: Bytes,
     pos: usize,
@@ -68,16 +60,43 @@ impl Reader {
     }
 }
 
-/// Decode a batch the host encoded.
-pub(crate) fn decode_batch(buf: Vec<u8>) -> Result<Batch, String> {
-    let mut r = Reader {
-        buf: Bytes::from(buf),
-        pos: 0,
-    };
-    let count = r.u32()?;
-    let time_ms = r.i64()?;
-    let mut records = Vec::with_capacity(count.min(r.buf.len()));
-    for _ in 0..count {
+/// A batch being decoded record by record, without copying values out of the buffer.
+pub(crate) struct BatchReader {
+    r: Reader,
+    /// Records not yet read.
+    remaining: usize,
+    /// Host wall-clock time of the call, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+impl BatchReader {
+    /// Read the batch header.
+    pub fn new(buf: Vec<u8>) -> Result<Self, String> {
+        let mut r = Reader {
+            buf: Bytes::from(buf),
+            pos: 0,
+        };
+        let remaining = r.u32()?;
+        let time_ms = r.i64()?;
+        Ok(Self {
+            r,
+            remaining,
+            time_ms,
+        })
+    }
+
+    /// Records in the batch not yet read.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// The next record, `None` at the end.
+    pub fn next_record(&mut self) -> Result<Option<Record>, String> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let r = &mut self.r;
         let flags = r.u8()?;
         let key = if flags & FLAG_KEY != 0 {
             Some(r.bytes()?)
@@ -101,14 +120,13 @@ pub(crate) fn decode_batch(buf: Vec<u8>) -> Result<Batch, String> {
                 value: r.bytes()?,
             });
         }
-        records.push(Record {
+        Ok(Some(Record {
             key,
             value,
             headers,
             timestamp,
-        });
+        }))
     }
-    Ok(Batch { time_ms, records })
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -138,26 +156,28 @@ fn put_record(out: &mut Vec<u8>, r: &Record) {
     }
 }
 
-/// Encode outcomes for the host.
-pub(crate) fn encode_outcomes(outcomes: &[Outcome]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + outcomes.len());
-    out.extend_from_slice(&(outcomes.len() as u32).to_le_bytes());
-    for o in outcomes {
-        match o {
-            Outcome::Keep => out.push(TAG_KEEP),
-            Outcome::Ok(records) => {
-                out.push(TAG_OK);
-                out.extend_from_slice(&(records.len() as u32).to_le_bytes());
-                for r in records {
-                    put_record(&mut out, r);
-                }
-            }
-            Outcome::Dropped => out.push(TAG_DROPPED),
-            Outcome::Failed(reason) => {
-                out.push(TAG_FAILED);
-                put_bytes(&mut out, reason.as_bytes());
+/// Start an outcome buffer for `count` outcomes.
+pub(crate) fn start_outcomes(count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + count);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    out
+}
+
+/// Append one outcome.
+pub(crate) fn put_outcome(out: &mut Vec<u8>, outcome: &Outcome) {
+    match outcome {
+        Outcome::Keep => out.push(TAG_KEEP),
+        Outcome::Ok(records) => {
+            out.push(TAG_OK);
+            out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+            for r in records {
+                put_record(out, r);
             }
         }
+        Outcome::Dropped => out.push(TAG_DROPPED),
+        Outcome::Failed(reason) => {
+            out.push(TAG_FAILED);
+            put_bytes(out, reason.as_bytes());
+        }
     }
-    out
 }

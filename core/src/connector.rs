@@ -64,6 +64,12 @@ pub trait Source: Send {
         true
     }
 
+    /// Records not yet read, per partition, when the source knows (Kafka consumer lag). The
+    /// runtime publishes it in the job's metrics after every batch.
+    fn lag(&self) -> Option<std::collections::BTreeMap<String, u64>> {
+        None
+    }
+
     /// Total number of records, when known up front (for progress display).
     fn expected_total(&self) -> Option<u64> {
         None

@@ -1,10 +1,61 @@
 //! Counters a running job keeps, read by the CLI progress line and the worker's `/metrics`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::record::Checkpoint;
+
+/// Upper bounds of the latency histogram buckets, seconds (Prometheus' defaults).
+pub const LATENCY_BOUNDS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram with fixed buckets, updated lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative counts per bucket of [`LATENCY_BOUNDS`]; the last one is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A copy of a [`Histogram`]'s counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Non-cumulative counts per bucket; the last one is `+Inf`.
+    pub buckets: [u64; LATENCY_BOUNDS.len() + 1],
+    /// Sum of observations, microseconds.
+    pub sum_micros: u64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// Record one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current counters.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            sum_micros: self.sum_micros.load(Ordering::Relaxed),
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// Counters of one sink.
 #[derive(Debug, Default)]
@@ -21,6 +72,8 @@ pub struct SinkMetrics {
     pub errors: AtomicU64,
     /// Sum of write latencies, microseconds (with `writes`: the mean).
     pub write_micros: AtomicU64,
+    /// Latency of every successful write call.
+    pub write_latency: Histogram,
     /// Records skipped because the sink's exactly-once checkpoint already covered them.
     pub skipped: AtomicU64,
 }
@@ -48,6 +101,8 @@ pub struct JobMetrics {
     pub commits: AtomicU64,
     /// The last error, for status displays.
     pub last_error: Mutex<Option<String>>,
+    /// Records not yet read, per source partition, for sources that know it (Kafka lag).
+    pub source_lag: Mutex<BTreeMap<String, u64>>,
 }
 
 impl JobMetrics {

@@ -1,22 +1,16 @@
 //! Batch-write latency histograms per sink, for `/metrics`.
 //!
-//! The core counts writes and their total time per sink. The runner samples those counters
-//! every [`SAMPLE`]; the writes of one window go into the bucket of that window's mean latency.
-//! With a window this short that is usually one write per sample (exact); `_sum` and `_count`
-//! are always exact.
+//! The core keeps an exact histogram of every write per run of a pipeline. The runner samples
+//! it every [`SAMPLE`] and adds what is new since the last sample, so the worker's histograms
+//! run on across restarts of a job.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sluice_core::metrics::JobMetrics;
+use sluice_core::metrics::{HistogramSnapshot, JobMetrics, LATENCY_BOUNDS as BOUNDS};
 
 /// How often the runner samples a running pipeline's write counters.
 pub const SAMPLE: Duration = Duration::from_millis(100);
-
-/// Upper bounds of the buckets, seconds (Prometheus' defaults).
-pub const BOUNDS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 /// One sink's histogram.
 #[derive(Clone, Debug, Default)]
@@ -30,18 +24,12 @@ pub struct Histogram {
 }
 
 impl Histogram {
-    fn observe(&mut self, n: u64, total_micros: u64) {
-        if n == 0 {
-            return;
+    fn add(&mut self, now: &HistogramSnapshot, before: &HistogramSnapshot) {
+        for (i, b) in self.buckets.iter_mut().enumerate() {
+            *b += now.buckets[i].saturating_sub(before.buckets[i]);
         }
-        let mean = total_micros as f64 / n as f64 / 1e6;
-        let i = BOUNDS
-            .iter()
-            .position(|b| mean <= *b)
-            .unwrap_or(BOUNDS.len());
-        self.buckets[i] += n;
-        self.sum_micros += total_micros;
-        self.count += n;
+        self.sum_micros += now.sum_micros.saturating_sub(before.sum_micros);
+        self.count += now.count.saturating_sub(before.count);
     }
 
     /// `(upper bound, cumulative count)` pairs, ending with `+Inf`.
@@ -62,8 +50,8 @@ impl Histogram {
 pub struct Latencies {
     /// Per sink name.
     pub sinks: BTreeMap<String, Histogram>,
-    /// `(writes, write_micros)` at the previous sample of the current run.
-    last: BTreeMap<String, (u64, u64)>,
+    /// Each sink's counters at the previous sample of the current run.
+    last: BTreeMap<String, HistogramSnapshot>,
 }
 
 impl Latencies {
@@ -75,16 +63,12 @@ impl Latencies {
     /// Take a sample of the running pipeline's counters.
     pub fn sample(&mut self, metrics: &JobMetrics) {
         for s in &metrics.sinks {
-            let now = (JobMetrics::get(&s.writes), JobMetrics::get(&s.write_micros));
-            let before = self.last.insert(s.name.clone(), now).unwrap_or((0, 0));
-            let (n, micros) = (
-                now.0.saturating_sub(before.0),
-                now.1.saturating_sub(before.1),
-            );
+            let now = s.write_latency.snapshot();
+            let before = self.last.insert(s.name.clone(), now).unwrap_or_default();
             self.sinks
                 .entry(s.name.clone())
                 .or_default()
-                .observe(n, micros);
+                .add(&now, &before);
         }
     }
 }
@@ -94,21 +78,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn samples_go_to_the_bucket_of_their_mean() {
-        let metrics = JobMetrics::new(["out".to_string()]);
+    fn samples_add_what_is_new_across_runs() {
         let mut l = Latencies::default();
-        JobMetrics::add(&metrics.sinks[0].writes, 1);
-        JobMetrics::add(&metrics.sinks[0].write_micros, 3_000);
-        l.sample(&metrics);
-        JobMetrics::add(&metrics.sinks[0].writes, 2);
-        JobMetrics::add(&metrics.sinks[0].write_micros, 400_000);
-        l.sample(&metrics);
-        l.sample(&metrics);
+        let run1 = JobMetrics::new(["out".to_string()]);
+        run1.sinks[0]
+            .write_latency
+            .observe(Duration::from_millis(3));
+        l.sample(&run1);
+        run1.sinks[0]
+            .write_latency
+            .observe(Duration::from_millis(200));
+        l.sample(&run1);
+        l.sample(&run1);
+        l.start_run();
+        let run2 = JobMetrics::new(["out".to_string()]);
+        run2.sinks[0]
+            .write_latency
+            .observe(Duration::from_millis(200));
+        l.sample(&run2);
         let h = &l.sinks["out"];
         assert_eq!(h.count, 3);
         assert_eq!(h.sum_micros, 403_000);
         let cumulative = h.cumulative();
         assert_eq!(cumulative[0], ("0.005".to_string(), 1));
+        assert_eq!(cumulative[4], ("0.1".to_string(), 1));
         assert_eq!(cumulative[5], ("0.25".to_string(), 3));
         assert_eq!(cumulative.last().unwrap(), &("+Inf".to_string(), 3));
     }

@@ -90,9 +90,13 @@ impl Stats {
         }
     }
 
-    /// Records still to come, when the source knows its total.
+    /// Records still to come: the source's lag (Kafka), or what is left of a known total.
     pub fn remaining(&self) -> Option<u64> {
         let live = self.live.as_ref()?;
+        let lag = live.source_lag.lock();
+        if !lag.is_empty() {
+            return Some(lag.values().sum());
+        }
         let total = JobMetrics::get(&live.expected_total);
         (total > 0).then(|| total.saturating_sub(JobMetrics::get(&live.records_in)))
     }

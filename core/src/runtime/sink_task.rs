@@ -163,7 +163,9 @@ async fn write_with_retry(
         match outcome {
             Ok(report) => {
                 JobMetrics::add(&m.writes, 1);
-                JobMetrics::add(&m.write_micros, started.elapsed().as_micros() as u64);
+                let elapsed = started.elapsed();
+                JobMetrics::add(&m.write_micros, elapsed.as_micros() as u64);
+                m.write_latency.observe(elapsed);
                 rejected.extend(report.rejected.into_iter().map(|(i, r)| (map(i), r)));
                 if report.retry.is_empty() {
                     return Ok(rejected);

@@ -121,6 +121,9 @@ async fn read_loop(
         }
         JobMetrics::add(&metrics.records_in, count);
         JobMetrics::add(&metrics.batches_in, 1);
+        if let Some(lag) = source.lag() {
+            *metrics.source_lag.lock() = lag;
+        }
     }
 }
 

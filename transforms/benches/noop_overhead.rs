@@ -108,6 +108,8 @@ type Row = Box<dyn FnMut(&[Record])>;
 
 fn main() {
     // `cargo bench -- WORD` measures only the rows whose name contains WORD.
+    // `SLUICE_BENCH_ONLY_512=1` skips the small batch sizes (for profiling).
+    let only_512 = std::env::var_os("SLUICE_BENCH_ONLY_512").is_some();
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -147,6 +149,9 @@ fn main() {
             continue;
         }
         let cells = [1, 64, 512].map(|size| {
+            if only_512 && size != 512 {
+                return "-".to_string();
+            }
             let (median, min) = measure(size, &mut *f);
             format!("{median:.1}/{min:.1}")
         });

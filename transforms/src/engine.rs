@@ -3,6 +3,7 @@
 //! Two engines exist: one without fuel metering (the default; fuel costs about 40% on
 //! compute-heavy guests) and one with it, used by transforms whose `limits.fuel` is non-zero.
 //! Compiled artifacts are specific to an engine, so the cache key includes which one.
+//! `SLUICE_WASM_PERFMAP=1` makes guest functions visible by name to `perf`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -24,6 +25,10 @@ fn build(fuel: bool) -> Result<Engine, String> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.consume_fuel(fuel);
+    if std::env::var_os("SLUICE_WASM_PERFMAP").is_some() {
+        // Name guest functions in `perf` profiles (writes /tmp/perf-<pid>.map).
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).map_err(|e| format!("cannot create the wasm engine: {e:#}"))
 }
 

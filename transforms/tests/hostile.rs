@@ -91,13 +91,23 @@ fn malformed_output_is_refused() {
     );
 }
 
+/// Also: plugin logs reach the host's `tracing`, tagged with the plugin's name.
 #[test]
 fn sandbox_grants_no_files_environment_or_clock() {
     let (_dir, loader) = loader();
     let mut t = loader
         .transform(&spec("sandbox-probe", json!({})), Path::new("/"))
         .unwrap();
-    let out = t.process(&records(&["probe"])).unwrap();
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let out =
+        tracing::subscriber::with_default(subscriber, || t.process(&records(&["probe"]))).unwrap();
+    let logged = logs.text();
+    assert!(logged.contains("sandbox probe: fs=denied"), "{logged}");
+    assert!(logged.contains("plugin=\"sandbox-probe\""), "{logged}");
     let [Outcome::Failed(report)] = &out[..] else {
         panic!("{out:?}")
     };
@@ -117,4 +127,31 @@ fn a_file_that_is_not_a_component_fails_to_load() {
     let err = loader().1.transform(&s, Path::new("/")).unwrap_err();
     assert_eq!(err.kind, TransformErrorKind::Init);
     assert!(err.message.contains("is not a valid component"), "{err}");
+}
+
+/// Log lines written by the fmt subscriber, for assertions.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> CapturedLogs {
+        self.clone()
+    }
 }

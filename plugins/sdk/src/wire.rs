@@ -60,7 +60,7 @@ impl Reader {
     }
 }
 
-/// A batch being decoded record by record, without copying values out of the buffer.
+/// A batch being decoded, without copying values out of the buffer.
 pub(crate) struct BatchReader {
     r: Reader,
     /// Records not yet read.
@@ -85,17 +85,17 @@ impl BatchReader {
         })
     }
 
-    /// Records in the batch not yet read.
-    pub fn remaining(&self) -> usize {
-        self.remaining
+    /// All the records.
+    pub fn collect(mut self) -> Result<Vec<Record>, String> {
+        let mut records = Vec::with_capacity(self.remaining.min(self.r.buf.len()));
+        while self.remaining > 0 {
+            self.remaining -= 1;
+            records.push(self.read_record()?);
+        }
+        Ok(records)
     }
 
-    /// The next record, `None` at the end.
-    pub fn next_record(&mut self) -> Result<Option<Record>, String> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        self.remaining -= 1;
+    fn read_record(&mut self) -> Result<Record, String> {
         let r = &mut self.r;
         let flags = r.u8()?;
         let key = if flags & FLAG_KEY != 0 {
@@ -120,12 +120,12 @@ impl BatchReader {
                 value: r.bytes()?,
             });
         }
-        Ok(Some(Record {
+        Ok(Record {
             key,
             value,
             headers,
             timestamp,
-        }))
+        })
     }
 }
 

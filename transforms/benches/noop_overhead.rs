@@ -119,8 +119,8 @@ fn main() {
         RECORD.len()
     );
     println!(
-        "{:<34} {:>8} {:>8} {:>8}",
-        "ns/record at batch size", 1, 64, 512
+        "{:<34} {:>16} {:>16} {:>16}",
+        "ns/record (median/min) at batch", 1, 64, 512
     );
     let mut rows: Vec<(&str, Row)> = Vec::new();
     let mut keep = load("noop", json!({}));

@@ -88,7 +88,7 @@ for case in "${cases[@]}"; do
     file-json)
       job file-json ""
       for _ in $(seq "$TRIALS"); do
-        measure loop "$bin/json-loop" "$work/in.jsonl" "$work/out/out.jsonl"
+        measure loop "$bin/json_loop" "$work/in.jsonl" "$work/out/out.jsonl"
         measure sluice "$bin/sluice" run "$work/file-json.toml" --no-progress --state-dir "$work/state"
       done
       report file-json loop sluice
@@ -99,7 +99,7 @@ for case in "${cases[@]}"; do
 plugin = \"$root/plugins/dist/add-field.wasm\"
 with = { set = { pipeline = \"sluice\" }, timestamp = \"processed_at\", timestamp_format = \"millis\" }"
       for _ in $(seq "$TRIALS"); do
-        measure loop-edit "$bin/json-loop" "$work/in.jsonl" "$work/out/out.jsonl" --add-field
+        measure loop-edit "$bin/json_loop" "$work/in.jsonl" "$work/out/out.jsonl" --add-field
         measure sluice-wasm "$bin/sluice" run "$work/wasm-add-field.toml" --no-progress --state-dir "$work/state"
       done
       report wasm-add-field loop-edit sluice-wasm

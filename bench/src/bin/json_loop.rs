@@ -2,7 +2,7 @@
 //! running Sluice. Reads JSON lines, parses each with serde_json, optionally applies the same edit
 //! as the `add-field` plugin, serializes it and writes it, then fsyncs once at the end.
 //!
-//! `json-loop IN OUT [--add-field]`
+//! `json_loop IN OUT [--add-field]`
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        return Err("usage: json-loop IN OUT [--add-field]".into());
+        return Err("usage: json_loop IN OUT [--add-field]".into());
     }
     let add_field = args.iter().any(|a| a == "--add-field");
     let input = BufReader::with_capacity(1 << 20, File::open(&args[1])?);

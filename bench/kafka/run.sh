@@ -33,8 +33,10 @@ run_id="$(date +%s)-$$"
 input="bench-in-$run_id"
 
 echo "bench: producing $RECORDS records into $input ($PARTITIONS partitions)" >&2
-# The sink creates nothing: make the topics through the broker's auto-creation by the first
-# produce, with the requested partitions via the admin API of the loop binary's crate.
+for t in "$input" "bench-out-loop-at-least-once-$run_id" "bench-out-loop-exactly-once-$run_id" \
+  "bench-out-sluice-at-least-once-$run_id" "bench-out-sluice-exactly-once-$run_id"; do
+  "$loop_bin" create "$brokers" "$t" "$PARTITIONS"
+done
 cat > "$work/gen.toml" <<JOB
 api_version = 1
 name = "bench-gen-$run_id"

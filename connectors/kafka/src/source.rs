@@ -428,7 +428,7 @@ pub struct KafkaSource {
     pending: Batch,
     pending_since: Option<tokio::time::Instant>,
     generation_seen: u64,
-    partition_names: HashMap<(String, i32), Arc<str>>,
+    partition_names: Vec<(String, i32, Arc<str>)>,
 }
 
 impl KafkaSource {
@@ -442,7 +442,7 @@ impl KafkaSource {
             pending: Batch::default(),
             pending_since: None,
             generation_seen: 0,
-            partition_names: HashMap::new(),
+            partition_names: Vec::new(),
         }
     }
 
@@ -471,12 +471,18 @@ impl KafkaSource {
     }
 
     fn partition_name(&mut self, topic: &str, partition: i32) -> Arc<str> {
-        if let Some(n) = self.partition_names.get(&(topic.to_string(), partition)) {
+        // Few partitions per member: a linear scan without allocating beats a map keyed by
+        // an owned topic name.
+        if let Some((_, _, n)) = self
+            .partition_names
+            .iter()
+            .find(|(t, p, _)| *p == partition && t == topic)
+        {
             return n.clone();
         }
         let n: Arc<str> = Arc::from(format!("{topic}/{partition}"));
         self.partition_names
-            .insert((topic.to_string(), partition), n.clone());
+            .push((topic.to_string(), partition, n.clone()));
         n
     }
 

@@ -13,7 +13,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     rustup target add "$target"
 fi
 
-cargo build --quiet --manifest-path "$plugins/Cargo.toml" --workspace --target "$target" --release
+cargo build --quiet --manifest-path "$plugins/Cargo.toml" --target-dir "$plugins/target" --workspace --target "$target" --release
 
 mkdir -p "$plugins/dist"
 out="$plugins/target/$target/release"

@@ -155,3 +155,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
         self.clone()
     }
 }
+
+#[test]
+fn a_plugin_stuck_in_init_fails_to_load_with_the_deadline() {
+    let (_dir, loader) = loader();
+    let mut s = spec("infinite-loop", json!({"in_init": true}));
+    s.limits.deadline = HumanDuration(Duration::from_millis(50));
+    let err = loader.transform(&s, Path::new("/")).unwrap_err();
+    assert_eq!(err.kind, TransformErrorKind::Init, "{err}");
+    assert!(err.message.contains("deadline exceeded"), "{err}");
+}

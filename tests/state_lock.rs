@@ -20,7 +20,10 @@ fn a_second_run_of_the_same_job_is_refused() {
     let lock = dir.path().join(".sluice/slow/offsets.db");
     let start = std::time::Instant::now();
     while !lock.exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "first run never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "first run never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut second = spawn_run(&job);

@@ -1,3 +1,4 @@
+#![cfg(feature = "kafka")]
 //! End-to-end tests of the `sluice` binary with Kafka (the broker from
 //! `scripts/services/kafka.sh`): round trips, restart from committed offsets, dead letters, and
 //! two processes sharing one consumer group.

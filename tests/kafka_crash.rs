@@ -13,9 +13,6 @@
 mod kafka_support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Child;
-use std::time::{Duration, Instant};
 
 use kafka_support::*;
 use sluice_connector_kafka::{KafkaSink, KafkaSinkConfig};

@@ -63,6 +63,25 @@ async fn round_trip_keeps_key_value_headers_timestamp() {
         assert_eq!(r.timestamp, Some(1_700_000_000_000 + i as i64));
         assert!(r.position.partition.starts_with(&format!("{topic}/")));
     }
+    // Lag per partition is published from librdkafka statistics (`lag_interval` = 1s here).
+    let lag = source.lag_handle();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lag.lag().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lag figures: {:?}",
+            lag.lag()
+        );
+        // Statistics are served by the consumer's poll: keep it polling.
+        let _ = tokio::time::timeout(Duration::from_millis(200), source.next_batch()).await;
+    }
+    assert!(
+        lag.lag()
+            .keys()
+            .all(|k| k.starts_with(&format!("{topic}/"))),
+        "{:?}",
+        lag.lag()
+    );
     source.close().await.unwrap();
 }
 

@@ -105,8 +105,8 @@ pub struct SqlSinkConfig {
     /// Declared schema for `create_table`; `key` becomes the primary key.
     #[serde(default)]
     pub schema: Vec<ColumnDecl>,
-    /// Most rows in one multi-row statement (also capped by the database's parameter limit:
-    /// 65535 for PostgreSQL and MySQL, 32766 for SQLite).
+    /// Most rows in one multi-row statement, also capped by parameters per statement: 65535 for
+    /// PostgreSQL and MySQL (their limit), 128 for SQLite (where it writes fastest).
     #[serde(default = "default_statement_rows")]
     pub statement_rows: usize,
     /// Table holding exactly-once checkpoints (job, sink, partition, position), written in the

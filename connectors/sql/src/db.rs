@@ -72,6 +72,17 @@ impl Dialect {
             Dialect::Sqlite => 32_766,
         }
     }
+
+    /// Parameters per statement where writing is fastest. For the servers: as many as allowed
+    /// (fewer round trips). SQLite is in-process and binding gets slower per parameter as
+    /// statements grow (measured: ~110k rows/s at ~110 parameters, ~6k at 11,000), so its
+    /// statements stay small.
+    pub fn efficient_params(self) -> usize {
+        match self {
+            Dialect::Postgres | Dialect::MySql => self.max_params(),
+            Dialect::Sqlite => 128,
+        }
+    }
 }
 
 /// A bound parameter. PostgreSQL and MySQL get text (the server converts, and a value it cannot

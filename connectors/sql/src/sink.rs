@@ -180,7 +180,7 @@ impl SqlSink {
         if targets.is_empty() {
             return Err(ConnectorError::config("columns: no column to write"));
         }
-        let max = dialect.max_params();
+        let max = dialect.efficient_params();
         Ok(Plan {
             dialect,
             table: dialect.quote_path(&cfg.table),

@@ -96,25 +96,34 @@ batch = {{ max_records = 500, max_wait = "50ms" }}
 "#
         ),
     );
-    let kills = crash_loop(&job, &b, &group, &input, RECORDS, 300, |k| {
-        // Right after a kill: the group's offsets are exactly the last committed transaction's
-        // checkpoint + 1, never ahead of it (nor behind: they are in the same transaction).
-        let cp = sink_checkpoint(&b, &name);
-        let offsets = group_offsets(&b, &group, &input);
-        for (partition, last) in &cp {
-            assert_eq!(
-                offsets.get(partition),
-                Some(&(last + 1)),
-                "after kill {k}: group offset of {partition} is not the committed checkpoint + 1 (checkpoint {cp:?}, group {offsets:?})"
-            );
-        }
-        for (partition, next) in &offsets {
-            assert!(
-                cp.get(partition).is_some_and(|last| last + 1 >= *next),
-                "after kill {k}: group offset of {partition} ({next}) is ahead of every committed transaction ({cp:?})"
-            );
-        }
-    });
+    let kills = crash_loop(
+        &job,
+        &b,
+        &group,
+        &input,
+        RECORDS,
+        300,
+        || committed_total(&b, &group, &input) as u64,
+        |k| {
+            // Right after a kill: the group's offsets are exactly the last committed transaction's
+            // checkpoint + 1, never ahead of it (nor behind: they are in the same transaction).
+            let cp = sink_checkpoint(&b, &name);
+            let offsets = group_offsets(&b, &group, &input);
+            for (partition, last) in &cp {
+                assert_eq!(
+                    offsets.get(partition),
+                    Some(&(last + 1)),
+                    "after kill {k}: group offset of {partition} is not the committed checkpoint + 1 (checkpoint {cp:?}, group {offsets:?})"
+                );
+            }
+            for (partition, next) in &offsets {
+                assert!(
+                    cp.get(partition).is_some_and(|last| last + 1 >= *next),
+                    "after kill {k}: group offset of {partition} ({next}) is ahead of every committed transaction ({cp:?})"
+                );
+            }
+        },
+    );
     assert!(kills >= KILLS, "only {kills} kills landed mid-run");
     let counts = topic_seqs(&b, &output);
     let copies = assert_complete(&counts, RECORDS, "kafka → kafka exactly-once");
@@ -166,9 +175,19 @@ batch = {{ max_records = 200, max_wait = "20ms" }}
 "#
         ),
     );
-    let kills = crash_loop(&job, &b, &group, &input, RECORDS, 120, |_| {});
+    let out = dir.path().join("out.jsonl");
+    let kills = crash_loop(
+        &job,
+        &b,
+        &group,
+        &input,
+        RECORDS,
+        100,
+        || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0),
+        |_| {},
+    );
     assert!(kills >= KILLS, "only {kills} kills landed mid-run");
-    let counts = file_seqs(&dir.path().join("out.jsonl"));
+    let counts = file_seqs(&out);
     let dups = assert_complete(&counts, RECORDS, "kafka → file at-least-once");
     println!(
         "kafka → file at-least-once: {kills} kill -9s, {RECORDS} records, none lost, {dups} duplicates"

@@ -56,7 +56,16 @@ batch = {{ max_records = 1000, max_wait = "50ms" }}
 "#
         ),
     );
-    let kills = crash_loop(&job, &b, &group, &input, RECORDS, 300, |_| {});
+    let kills = crash_loop(
+        &job,
+        &b,
+        &group,
+        &input,
+        RECORDS,
+        300,
+        || committed_total(&b, &group, &input) as u64,
+        |_| {},
+    );
     assert!(kills >= KILLS, "only {kills} kills landed mid-run");
     let (rows, distinct, min, max) = rt().block_on(async {
         let db = Db::connect(&url, None, dir.path(), 1).await.unwrap();

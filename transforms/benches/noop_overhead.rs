@@ -34,11 +34,19 @@ fn plugin(name: &str) -> PathBuf {
 }
 
 fn load(name: &str, with: serde_json::Value) -> Box<dyn Transform> {
+    load_with_fuel(name, with, 0)
+}
+
+/// Load with fuel metering when `fuel` > 0.
+fn load_with_fuel(name: &str, with: serde_json::Value, fuel: u64) -> Box<dyn Transform> {
     let spec = TransformSpec {
         plugin: plugin(name),
         name: None,
         with,
-        limits: TransformLimits::default(),
+        limits: TransformLimits {
+            fuel,
+            ..TransformLimits::default()
+        },
     };
     match sluice_transforms::load_transform(&spec, std::path::Path::new("/")) {
         Ok(t) => Box::new(t),
@@ -137,6 +145,15 @@ fn main() {
     rows.push((
         "add-field (wasm)",
         Box::new(move |r| run_plugin(add.as_mut(), r)),
+    ));
+    let mut fueled = load_with_fuel(
+        "add-field",
+        json!({"set": {"pipeline": "sluice"}}),
+        u64::MAX / 2,
+    );
+    rows.push((
+        "add-field (wasm, fuel metered)",
+        Box::new(move |r| run_plugin(fueled.as_mut(), r)),
     ));
     rows.push((
         "add-field (native serde_json loop)",

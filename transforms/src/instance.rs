@@ -97,11 +97,38 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
     }
 }
 
+/// A fixed, predictable generator standing in for randomness: plugins get no entropy unless
+/// the host hands it over (ordinary std code that asks for random bytes keeps working).
+struct NoEntropy(u64);
+
+impl rand_core::TryRng for NoEntropy {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.try_next_u64()? as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        // SplitMix64 from a fixed seed: deterministic, but not a constant.
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Ok(z ^ (z >> 31))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(8) {
+            let bytes = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
 fn sandbox(stderr: MemoryOutputPipe) -> WasiCtx {
-    // No preopened directories, environment, arguments, network or name lookup; clocks frozen.
-    // Randomness: only the fixed insecure seed (used by hash maps) is deterministic; the random
-    // generators stay wasmtime's defaults because a component cannot be refused them
-    // individually without trapping ordinary std code.
+    // No preopened directories, environment, arguments, network or name lookup; clocks frozen
+    // at zero; randomness replaced by a fixed sequence. Standard error is captured for reports.
     WasiCtx::builder()
         .stderr(stderr)
         .allow_tcp(false)
@@ -109,6 +136,8 @@ fn sandbox(stderr: MemoryOutputPipe) -> WasiCtx {
         .allow_ip_name_lookup(false)
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
+        .secure_random(NoEntropy(1))
+        .insecure_random(NoEntropy(2))
         .insecure_random_seed(0)
         .build()
 }
@@ -236,10 +265,7 @@ impl WasmTransform {
         let (kind, message) = match trap {
             Some(Trap::Interrupt) => (
                 TransformErrorKind::Deadline,
-                format!(
-                    "{what} ran past the {} deadline",
-                    humanize(self.limits.deadline.0)
-                ),
+                format!("{what} ran past the {:?} deadline", self.limits.deadline.0),
             ),
             Some(Trap::OutOfFuel) => (
                 TransformErrorKind::Fuel,
@@ -302,10 +328,6 @@ impl WasmTransform {
         self.live = Some(live);
         Ok(outcomes)
     }
-}
-
-fn humanize(d: std::time::Duration) -> String {
-    format!("{d:?}")
 }
 
 impl Transform for WasmTransform {

@@ -388,4 +388,22 @@ mod tests {
         assert!(!valid_name("2hot"));
         assert!(!valid_name("a/b"));
     }
+
+    #[test]
+    fn scaffold_writes_a_standalone_crate_using_this_repos_sdk() {
+        let dir = tempfile::tempdir().unwrap();
+        let crate_dir = dir.path().join("tag-hot");
+        scaffold("tag-hot", &crate_dir).unwrap();
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"tag-hot\""), "{manifest}");
+        assert!(manifest.contains("plugins/sdk"), "{manifest}");
+        assert!(manifest.contains("\n[workspace]\n"), "{manifest}");
+        let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("sluice_plugin_sdk::transform!(transform);"));
+        assert!(lib.contains(r#""tagged_by":"tag-hot""#), "{lib}");
+        assert!(
+            scaffold("tag-hot", &crate_dir).is_err(),
+            "must not overwrite"
+        );
+    }
 }

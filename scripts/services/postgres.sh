@@ -29,6 +29,7 @@ if ! pg_isready -q -h 127.0.0.1 -p "$port" 2>/dev/null; then
   fi
   log "starting cluster $ver/main"
   pg_ctlcluster --skip-systemctl-redirect "$ver" main start >&2 || true
+  started=$ver
 fi
 
 deadline=$((SECONDS + 60))
@@ -48,6 +49,13 @@ run_sql() {
 if [ "$(run_sql "select 1 from pg_database where datname = 'test'")" != 1 ]; then
   log "creating database test"
   run_sql "create database test" >/dev/null
+fi
+if [ -n "${started:-}" ]; then
+  # Record the postmaster so `scripts/services.sh down` stops what this script started.
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  mkdir -p "$root/target/services"
+  datadir=$(pg_conftool -s "$started" main show data_directory 2>/dev/null || echo "/var/lib/postgresql/$started/main")
+  head -1 "$datadir/postmaster.pid" > "$root/target/services/postgres.pid" 2>/dev/null || true
 fi
 log "ready on 127.0.0.1:$port"
 echo "export SLUICE_TEST_POSTGRES_URL=postgres://$user@127.0.0.1:$port/test"

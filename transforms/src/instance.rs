@@ -16,8 +16,16 @@ use crate::bindings::sluice::transform::host::{self, Level};
 use crate::loader::Plugin;
 use crate::{engine, wire};
 
-/// How much of a plugin's standard error (panic messages) is kept for error reports.
-const STDERR_CAPACITY: usize = 16 * 1024;
+/// How much a plugin may write to standard error within one instance's life. Standard error is
+/// captured for error reports (panic messages); plugins should log through the `log` import.
+const STDERR_CAPACITY: usize = 1024 * 1024;
+
+/// Past this much captured standard error, the instance is recycled after a successful call
+/// (a fresh one starts with an empty buffer), so chatty plugins never fill the capacity.
+const STDERR_RECYCLE: usize = 64 * 1024;
+
+/// How much of standard error goes into an error message (the end of it).
+const STDERR_IN_ERRORS: usize = 2048;
 
 /// Per-store host state.
 pub(crate) struct HostState {
@@ -278,15 +286,30 @@ impl WasmTransform {
                     self.limits.memory.0
                 ),
             ),
-            _ => (TransformErrorKind::Trap, format!("{what} trapped: {e:#}")),
+            _ => {
+                // The root cause ("wasm `unreachable` instruction executed") without the wasm
+                // backtrace, which goes to the debug log.
+                tracing::debug!(plugin = %self.name, error = %format!("{e:?}"), "Plugin trapped.");
+                (
+                    TransformErrorKind::Trap,
+                    format!("{what} trapped: {}", e.root_cause()),
+                )
+            }
         };
         let stderr = state.stderr.contents();
-        let stderr = String::from_utf8_lossy(&stderr);
+        let tail = &stderr[stderr.len().saturating_sub(STDERR_IN_ERRORS)..];
+        let stderr = String::from_utf8_lossy(tail);
         let stderr = stderr.trim();
         let message = if stderr.is_empty() {
             message
-        } else {
+        } else if tail.len() < STDERR_IN_ERRORS
+            || state.stderr.contents().len() + STDERR_RECYCLE < STDERR_CAPACITY
+        {
             format!("{message}; plugin stderr: {stderr}")
+        } else {
+            format!(
+                "{message} (standard error is capped at {STDERR_CAPACITY} bytes per batch: log through the SDK instead); plugin stderr: {stderr}"
+            )
         };
         self.error(kind, message)
     }
@@ -325,7 +348,16 @@ impl WasmTransform {
         let outcomes = wire::decode_outcomes(out, records)
             .map_err(|m| self.error(TransformErrorKind::Malformed, m))?;
         // Only a successful call keeps the instance; any failure re-instantiates next time.
-        self.live = Some(live);
+        let stderr = live.store.data().stderr.contents();
+        if stderr.len() > STDERR_RECYCLE {
+            tracing::debug!(
+                plugin = %self.name,
+                bytes = stderr.len(),
+                "Recycling a plugin instance that wrote a lot to standard error."
+            );
+        } else {
+            self.live = Some(live);
+        }
         Ok(outcomes)
     }
 }

@@ -165,3 +165,19 @@ fn a_plugin_stuck_in_init_fails_to_load_with_the_deadline() {
     assert_eq!(err.kind, TransformErrorKind::Init, "{err}");
     assert!(err.message.contains("deadline exceeded"), "{err}");
 }
+
+#[test]
+fn a_plugin_writing_to_stderr_keeps_working() {
+    let (_dir, loader) = loader();
+    let mut t = loader
+        .transform(&spec("trap", json!({})), Path::new("/"))
+        .unwrap();
+    // 1.5 MiB of standard error over 6 batches: more than one instance's capture buffer holds.
+    let noisy = records(&["noisy"; 256]);
+    for _ in 0..6 {
+        let out = t.process(&noisy).unwrap();
+        assert_eq!(out.len(), 256);
+    }
+    let err = t.process(&records(&["noisy", "boom"])).unwrap_err();
+    assert!(err.message.contains("boom: intentional trap"), "{err}");
+}

@@ -13,10 +13,13 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     rustup target add "$target"
 fi
 
-cargo build --quiet --manifest-path "$plugins/Cargo.toml" --target-dir "$plugins/target" --workspace --target "$target" --release
+# The plugins' own target dir (never the host's CARGO_TARGET_DIR: different target, different
+# profile); SLUICE_PLUGINS_TARGET_DIR lets several checkouts share one.
+plugin_target="${SLUICE_PLUGINS_TARGET_DIR:-$plugins/target}"
+cargo build --quiet --manifest-path "$plugins/Cargo.toml" --target-dir "$plugin_target" --workspace --target "$target" --release
 
 mkdir -p "$plugins/dist"
-out="$plugins/target/$target/release"
+out="$plugin_target/$target/release"
 # Crate names use '-' (add-field); cargo writes the component with '_' (add_field.wasm).
 for manifest in "$plugins"/*/Cargo.toml "$plugins"/fixtures/*/Cargo.toml; do
     dir="$(dirname "$manifest")"

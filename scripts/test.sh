@@ -9,6 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # One target dir shared by every checkout on this machine: CI's fresh clone reuses the builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
+export SLUICE_PLUGINS_TARGET_DIR="${SLUICE_PLUGINS_TARGET_DIR:-$HOME/.cache/sluice/plugins-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 mkdir -p "$CARGO_TARGET_DIR"
 step() { printf '\n==> %s\n' "$*" >&2; }

@@ -706,6 +706,15 @@ impl Source for KafkaSource {
         true
     }
 
+    fn lag(&self) -> Option<BTreeMap<String, u64>> {
+        let lag = self.state.lock().lag.clone();
+        (!lag.is_empty()).then(|| {
+            lag.into_iter()
+                .map(|(p, l)| (p, u64::try_from(l).unwrap_or(0)))
+                .collect()
+        })
+    }
+
     async fn close(&mut self) -> Result<(), ConnectorError> {
         if let Some(consumer) = self.consumer.take() {
             // Leaving the group blocks (it runs the revocation callback): not on the runtime.

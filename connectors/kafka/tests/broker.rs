@@ -82,6 +82,9 @@ async fn round_trip_keeps_key_value_headers_timestamp() {
         "{:?}",
         lag.lag()
     );
+    // The same figures through `Source::lag`, which the runtime publishes in the job metrics.
+    let via_trait = Source::lag(&source).expect("lag known");
+    assert_eq!(via_trait.len(), lag.lag().len());
     source.close().await.unwrap();
 }
 

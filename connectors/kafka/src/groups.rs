@@ -11,6 +11,8 @@ use rdkafka::consumer::{Consumer, ConsumerGroupMetadata, StreamConsumer};
 use crate::source::SourceContext;
 
 type Key = (String, String);
+/// Groups whose offsets a transactional sink of this process commits inside its transactions.
+static CLAIMED: LazyLock<Mutex<std::collections::HashSet<Key>>> = LazyLock::new(Mutex::default);
 static LIVE: LazyLock<Mutex<HashMap<Key, Weak<StreamConsumer<SourceContext>>>>> =
     LazyLock::new(Mutex::default);
 
@@ -29,4 +31,16 @@ pub(crate) fn register(brokers: &str, group: &str, consumer: &Arc<StreamConsumer
 pub(crate) fn metadata(brokers: &str, group: &str) -> Option<ConsumerGroupMetadata> {
     let consumer = LIVE.lock().get(&key(brokers, group))?.upgrade()?;
     consumer.group_metadata()
+}
+
+/// A transactional sink commits `group`'s offsets inside its transactions from now on: the
+/// source must not commit them itself (a late plain commit could move them back behind the
+/// last committed transaction).
+pub(crate) fn claim_offsets(brokers: &str, group: &str) {
+    CLAIMED.lock().insert(key(brokers, group));
+}
+
+/// True when a transactional sink of this process commits `group`'s offsets.
+pub(crate) fn offsets_claimed(brokers: &str, group: &str) -> bool {
+    CLAIMED.lock().contains(&key(brokers, group))
 }

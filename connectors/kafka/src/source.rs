@@ -3,7 +3,10 @@
 //! # Offsets
 //! `enable.auto.commit` and `enable.auto.offset.store` are off. Offsets are committed only in
 //! [`Source::commit`], which the runtime calls once the checkpoint is durable in every sink, and
-//! only for partitions this member still owns, and only forwards.
+//! only for partitions this member still owns, and only forwards. With exactly-once and a Kafka
+//! sink in the same process whose `source_group` is this group, the sink commits the offsets
+//! inside its transactions and the source commits none itself (a late plain commit could move
+//! them back behind the last committed transaction).
 //!
 //! # Rebalances
 //! librdkafka runs the rebalance callback inside `poll`, that is inside [`Source::next_batch`],
@@ -685,6 +688,12 @@ impl Source for KafkaSource {
             }
         }
         if tpl.count() == 0 {
+            return Ok(());
+        }
+        if self.guarantee == Guarantee::ExactlyOnce
+            && groups::offsets_claimed(&self.config.brokers, &self.config.group)
+        {
+            // A transactional Kafka sink commits these offsets inside its transactions.
             return Ok(());
         }
         tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))

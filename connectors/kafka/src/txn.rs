@@ -105,6 +105,7 @@ impl Txn {
         let source_meta = match &s.source_group {
             None => None,
             Some(g) => {
+                groups::claim_offsets(&s.brokers, g);
                 let mut sc = base.clone();
                 sc.set("group.id", g).set("enable.auto.commit", "false");
                 let c: BaseConsumer = sc

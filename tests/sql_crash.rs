@@ -241,7 +241,7 @@ url = "sqlite://src.db"
 table = "readings"
 mode = "incrementing"
 incrementing_column = "id"
-batch_size = 100
+batch_size = 50
 stop_when_caught_up = true
 [[sinks]]
 type = "sql"
@@ -249,27 +249,11 @@ url = "{url}"
 table = "{table}"
 create_table = true
 schema = [{{ name = "id", type = "BIGINT" }}, {{ name = "seq", type = "BIGINT" }}, {{ name = "note", type = "TEXT" }}]
-batch = {{ max_records = 100, max_wait = "10ms" }}
+batch = {{ max_records = 50, max_wait = "10ms" }}
 "#
         ),
     );
-    let mut rng = rand::rng();
-    let mut kills = 0;
-    for run in 0.. {
-        assert!(run < 100, "the job never finished");
-        let mut child = spawn_run(&job);
-        std::thread::sleep(Duration::from_millis(rng.random_range(200..1000)));
-        if kills < 10 && child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            kills += 1;
-            continue;
-        }
-        let status = wait_with_deadline(&mut child, Duration::from_secs(300));
-        let err = stderr_of(&mut child);
-        assert!(status.success(), "final run failed: {err}");
-        break;
-    }
+    let kills = common::run_with_kills(&job, 10);
     assert!(kills >= 3, "only {kills} kills landed mid-run");
     let c = rt.block_on(counts(&url, dir.path(), &table));
     assert_eq!(

@@ -5,5 +5,4 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/build-plugins.sh
-cargo build --release --locked
-exec ./target/release/sluice run connector.toml "$@"
+exec cargo run --release --locked --quiet -- run connector.toml "$@"

@@ -40,7 +40,9 @@ brokers = "{b}"
 topics = ["{input}"]
 group = "{group}"
 session_timeout = "6s"
-batch_size = 500
+batch_size = 200
+# Small fetches and batches keep each run short enough to be killed ten times.
+properties = {{ "max.partition.fetch.bytes" = "32768" }}
 [[sinks]]
 type = "sql"
 url = "{url}"
@@ -52,7 +54,7 @@ schema = [
   {{ name = "ts", type = "TEXT" }},
   {{ name = "temperature_c", type = "DOUBLE PRECISION" }},
 ]
-batch = {{ max_records = 1000, max_wait = "50ms" }}
+batch = {{ max_records = 200, max_wait = "20ms" }}
 "#
         ),
     );
@@ -62,7 +64,7 @@ batch = {{ max_records = 1000, max_wait = "50ms" }}
         &group,
         &input,
         RECORDS,
-        300,
+        50,
         || committed_total(&b, &group, &input) as u64,
         |_| {},
     );

@@ -226,9 +226,21 @@ pub fn topic_seqs(brokers: &str, topic: &str) -> BTreeMap<u64, u32> {
 
 /// Sum of a group's committed offsets on `topic` (= records consumed, when it started at 0).
 pub fn committed_total(brokers: &str, group: &str, topic: &str) -> i64 {
-    admin::committed_offsets(brokers, group, topic)
-        .map(|m| m.values().sum())
-        .unwrap_or(0)
+    thread_local! {
+        static WATCHES: std::cell::RefCell<BTreeMap<(String, String, String), admin::GroupWatch>> =
+            std::cell::RefCell::new(BTreeMap::new());
+    }
+    WATCHES.with(|w| {
+        let mut w = w.borrow_mut();
+        let key = (brokers.to_string(), group.to_string(), topic.to_string());
+        if !w.contains_key(&key) {
+            let Ok(watch) = admin::GroupWatch::new(brokers, group, topic) else {
+                return 0;
+            };
+            w.insert(key.clone(), watch);
+        }
+        w[&key].committed().map(|m| m.values().sum()).unwrap_or(0)
+    })
 }
 
 /// Sum of a topic's high watermarks.

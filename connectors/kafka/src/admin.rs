@@ -74,26 +74,46 @@ pub fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>, ConnectorError> {
-    let consumer: BaseConsumer = base(brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(|e| to_connector("kafka consumer", &e))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions(&consumer, topic)? {
-        tpl.add_partition(topic, p);
+    GroupWatch::new(brokers, group, topic)?.committed()
+}
+
+/// A connection kept open to read one group's committed offsets on one topic repeatedly (cheap
+/// enough to poll every few milliseconds).
+pub struct GroupWatch {
+    consumer: BaseConsumer,
+    tpl: TopicPartitionList,
+}
+
+impl GroupWatch {
+    /// Blocking: connect and look up the topic's partitions.
+    pub fn new(brokers: &str, group: &str, topic: &str) -> Result<Self, ConnectorError> {
+        let consumer: BaseConsumer = base(brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| to_connector("kafka consumer", &e))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions(&consumer, topic)? {
+            tpl.add_partition(topic, p);
+        }
+        Ok(Self { consumer, tpl })
     }
-    let committed = consumer
-        .committed_offsets(tpl, TIMEOUT)
-        .map_err(|e| to_connector("kafka committed offsets", &e))?;
-    Ok(committed
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            KOffset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect())
+
+    /// Blocking: partition → committed offset (partitions without one are absent).
+    pub fn committed(&self) -> Result<BTreeMap<i32, i64>, ConnectorError> {
+        let committed = self
+            .consumer
+            .committed_offsets(self.tpl.clone(), TIMEOUT)
+            .map_err(|e| to_connector("kafka committed offsets", &e))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                KOffset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    }
 }
 
 /// Blocking: `(low, high)` watermarks of every partition of `topic`, as the broker reports them

@@ -228,7 +228,7 @@ pub fn topic_seqs(brokers: &str, topic: &str) -> BTreeMap<u64, u32> {
 pub fn committed_total(brokers: &str, group: &str, topic: &str) -> i64 {
     thread_local! {
         static WATCHES: std::cell::RefCell<BTreeMap<(String, String, String), admin::GroupWatch>> =
-            std::cell::RefCell::new(BTreeMap::new());
+            const { std::cell::RefCell::new(BTreeMap::new()) };
     }
     WATCHES.with(|w| {
         let mut w = w.borrow_mut();

@@ -71,7 +71,18 @@ batch = { max_records = 100 }
 "#,
     );
     let mut child = spawn_run(&job);
-    std::thread::sleep(Duration::from_millis(300));
+    // Interrupt once the job is writing (or has already finished).
+    let out = dir.path().join("out.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::metadata(&out).map_or(true, |m| m.len() == 0)
+        && child.try_wait().unwrap().is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the job never wrote"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let interrupted = child.try_wait().unwrap().is_none();
     if interrupted {
         signal(&child, "TERM");

@@ -37,8 +37,9 @@ step "tests"
 extra=()
 if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
 if cargo nextest --version >/dev/null 2>&1; then
+  # Doc tests first: nextest does not run them, and its summary should be the last word.
+  cargo test --workspace --locked --doc --quiet
   cargo nextest run --workspace --locked --no-fail-fast --failure-output final "${extra[@]}"
-  cargo test --workspace --locked --doc
 else
   cargo test --workspace --locked --no-fail-fast "${extra[@]}"
 fi

@@ -119,6 +119,14 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// A stable identity of where this sink writes — what it is, not how the job spells it: a
+    /// file's canonical path, a database's host/port/database plus the table, a topic. Used to
+    /// refuse two writers on one destination (sinks and the dead-letter sink alike) and to tie
+    /// an exactly-once checkpoint to its destination. `None` when the sink cannot tell.
+    fn destination(&self) -> Option<String> {
+        None
+    }
+
     /// True when the sink can store a checkpoint atomically with its data (exactly-once).
     fn transactional(&self) -> bool {
         false

@@ -100,9 +100,15 @@ fn resolve<'a>(v: &'a Value, root: &'a Value) -> &'a Value {
 }
 
 fn type_of(v: &Value, root: &Value) -> String {
-    match v.get("$ref").and_then(Value::as_str) {
-        Some(r) if r.ends_with("/Duration") => return "duration (\"200ms\", \"5s\")".into(),
-        Some(r) if r.ends_with("/ByteSize") => return "size (\"4MiB\" or bytes)".into(),
+    // The definition's own name: `#/$defs/Duration`, or `#/$defs/<prefix>.Duration` in the
+    // job schema, where nested definitions are prefixed by their owner.
+    match v
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit(['/', '.']).next())
+    {
+        Some("Duration") => return "duration (\"200ms\", \"5s\")".into(),
+        Some("ByteSize") => return "size (\"4MiB\" or bytes)".into(),
         _ => {}
     }
     let v = resolve(v, root);
@@ -125,7 +131,13 @@ fn type_of(v: &Value, root: &Value) -> String {
                 None => type_of(x, root),
             })
             .filter(|s| s != "null")
-            .collect();
+            .fold(Vec::new(), |mut seen, s| {
+                // A choice of tables (any sink type) reads as one "table".
+                if !seen.contains(&s) {
+                    seen.push(s);
+                }
+                seen
+            });
         return parts.join(" | ");
     }
     match v.get("type") {

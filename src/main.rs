@@ -7,6 +7,7 @@ mod plugin_cli;
 mod progress;
 mod registry;
 mod run;
+mod schema_cmd;
 mod worker;
 
 use std::path::PathBuf;
@@ -63,6 +64,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the JSON Schema of a job file (for editor completion), or with `--reference` the
+    /// job-level reference generated from it.
+    Schema {
+        /// Print the job-level reference instead of the JSON Schema.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Write, build and try WebAssembly transform plugins.
     #[command(subcommand)]
     Plugin(plugin_cli::PluginCommand),
@@ -106,6 +114,10 @@ fn main() -> ExitCode {
             Command::Validate { job } => run::validate(&job),
             Command::Connectors { json } => {
                 connectors_cmd::print(&registry::builtin(), json);
+                ExitCode::SUCCESS
+            }
+            Command::Schema { reference } => {
+                schema_cmd::print(&registry::builtin(), reference);
                 ExitCode::SUCCESS
             }
             Command::Plugin(cmd) => report(tokio::task::block_in_place(|| plugin_cli::run(cmd))),

@@ -3,6 +3,7 @@
 mod interpolate;
 mod load;
 pub mod path;
+mod schema;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use crate::transform::TransformSpec;
 use crate::units::{ByteSize, HumanDuration};
 
 pub use load::{ConfigError, JobError, LoadedJob, SinkPlan, load_job_file, load_job_str};
+pub use schema::job_schema;
 
 /// The job-file format version this build understands.
 pub const API_VERSION: u32 = 1;

@@ -4,9 +4,13 @@
 //! Rejected rows: the fast path runs the whole write as plain multi-row statements. When the
 //! database rejects one (constraint, type), the transaction is rolled back and the write is run
 //! again with a savepoint around each statement; a statement that fails is rolled back to its
-//! savepoint and its rows are retried one by one, each under its own savepoint. Rows the database
-//! still rejects are reported (index, the database's message) and everything else commits — with
-//! the checkpoint, in the same transaction. Clean batches pay nothing for this.
+//! savepoint and its rows are retried one by one, each under its own savepoint, so one pass
+//! finds every row the database refuses. If any row is refused (or could not be turned into a
+//! row at all), the transaction is rolled back — rows and checkpoint — and the write reports
+//! them with `rolled_back`: the runtime dead-letters them (or stops the job) before writing the
+//! others again with the same checkpoint. So a checkpoint never covers a refused row that is
+//! not yet dead-lettered, and a job stopped by one has committed nothing of its write. Clean
+//! batches pay nothing for this.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -224,11 +228,12 @@ impl SqlSink {
         (ops, rejected)
     }
 
+    /// One transaction: see [`run_tx`].
     async fn attempt(
         &mut self,
         ops: &[Op],
         checkpoint: Option<&Checkpoint>,
-        savepoints: bool,
+        mode: TxMode,
     ) -> Result<Vec<(usize, String)>, AttemptError> {
         let Self {
             db,
@@ -246,17 +251,28 @@ impl SqlSink {
             (Some(o), Some(cp)) => Some((o, &*committed, cp)),
             _ => None,
         };
-        run_tx(db, plan, ops, savepoints, store).await
+        run_tx(db, plan, ops, mode, store).await
     }
 }
 
+/// How [`run_tx`] runs a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TxMode {
+    /// Plain statements; the first refused row aborts with [`AttemptError::Row`].
+    Fast,
+    /// Savepoints around statements and rows to find every refused row; commit only when none
+    /// is refused and `roll_back` is false (records refused before reaching the database).
+    Find { roll_back: bool },
+}
+
 /// Run one write in a transaction; `store` = (offsets, what they hold, the new checkpoint) adds
-/// the checkpoint before the commit.
+/// the checkpoint before the commit. Returns the refused rows; when there are any (or
+/// `TxMode::Find { roll_back: true }`), the transaction was rolled back, else committed.
 async fn run_tx(
     db: &Db,
     plan: &mut Plan,
     ops: &[Op],
-    savepoints: bool,
+    mode: TxMode,
     store: Option<(&Offsets, &Checkpoint, &Checkpoint)>,
 ) -> Result<Vec<(usize, String)>, AttemptError> {
     let dialect = db.dialect();
@@ -276,7 +292,7 @@ async fn run_tx(
         }
         let chunk = &ops[start..end];
         start = end;
-        if !savepoints {
+        if mode == TxMode::Fast {
             match plan.exec(&mut tx, chunk).await {
                 Ok(()) => continue,
                 Err(e) => {
@@ -300,26 +316,19 @@ async fn run_tx(
                         .await
                         .map_err(raw)?;
                     for op in chunk {
-                        tx.raw("SAVEPOINT sluice_row").await.map_err(raw)?;
-                        match plan.exec(&mut tx, std::slice::from_ref(op)).await {
-                            Ok(()) => {}
-                            Err(e) => match classify(dialect, &e) {
-                                Failure::Row(message) => {
-                                    tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
-                                        .await
-                                        .map_err(raw)?;
-                                    rejected.push((op.index, message));
-                                }
-                                f => return Err(AttemptError::Other(f.into_connector("write"))),
-                            },
+                        if let Some(message) = plan.exec_row(&mut tx, op).await? {
+                            rejected.push((op.index, message));
                         }
-                        tx.raw("RELEASE SAVEPOINT sluice_row").await.map_err(raw)?;
                     }
                 }
                 f => return Err(AttemptError::Other(f.into_connector("write"))),
             },
         }
         tx.raw("RELEASE SAVEPOINT sluice_stmt").await.map_err(raw)?;
+    }
+    if !rejected.is_empty() || mode == (TxMode::Find { roll_back: true }) {
+        tx.rollback().await.map_err(|e| other("rollback", &e))?;
+        return Ok(rejected);
     }
     if let Some((offsets, old, new)) = store {
         offsets
@@ -489,6 +498,28 @@ impl Plan {
         sql
     }
 
+    /// Run one operation under its own savepoint. `Some(message)` when the database refuses
+    /// it.
+    async fn exec_row(&mut self, tx: &mut Tx, op: &Op) -> Result<Option<String>, AttemptError> {
+        let dialect = self.dialect;
+        let raw = |e: sqlx::Error| AttemptError::Other(connector_error(dialect, "savepoint", &e));
+        tx.raw("SAVEPOINT sluice_row").await.map_err(raw)?;
+        let refused = match self.exec(tx, std::slice::from_ref(op)).await {
+            Ok(()) => None,
+            Err(e) => match classify(dialect, &e) {
+                Failure::Row(message) => {
+                    tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
+                        .await
+                        .map_err(raw)?;
+                    Some(message)
+                }
+                f => return Err(AttemptError::Other(f.into_connector("write"))),
+            },
+        };
+        tx.raw("RELEASE SAVEPOINT sluice_row").await.map_err(raw)?;
+        Ok(refused)
+    }
+
     async fn exec(&mut self, tx: &mut Tx, chunk: &[Op]) -> Result<(), sqlx::Error> {
         let kind = chunk[0].kind;
         let full = match kind {
@@ -575,20 +606,30 @@ impl Sink for SqlSink {
             .as_ref()
             .ok_or_else(|| ConnectorError::internal("SQL sink used before open"))?;
         let (ops, mut rejected) = self.prepare(plan, records);
-        let mut outcome = self.attempt(&ops, checkpoint, false).await;
+        // Records that are not rows already mean a rollback: look for refused rows at once.
+        let find = TxMode::Find {
+            roll_back: !rejected.is_empty(),
+        };
+        let mut outcome = if rejected.is_empty() {
+            self.attempt(&ops, checkpoint, TxMode::Fast).await
+        } else {
+            Err(AttemptError::Row)
+        };
         if matches!(outcome, Err(AttemptError::Row)) {
-            outcome = self.attempt(&ops, checkpoint, true).await;
+            outcome = self.attempt(&ops, checkpoint, find).await;
         }
         match outcome {
             Ok(rows) => {
                 rejected.extend(rows);
                 rejected.sort_by_key(|(i, _)| *i);
-                if let Some(cp) = checkpoint {
+                let rolled_back = !rejected.is_empty();
+                if !rolled_back && let Some(cp) = checkpoint {
                     self.committed = cp.clone();
                 }
                 Ok(WriteReport {
                     rejected,
                     retry: Vec::new(),
+                    rolled_back,
                 })
             }
             Err(AttemptError::Row) => Err(ConnectorError::internal(

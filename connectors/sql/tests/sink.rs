@@ -10,7 +10,9 @@ use common::{Target, connect, count, env, exec, rows, text, unique};
 use serde_json::json;
 use sluice_connector_sql::db::Dialect;
 use sluice_connector_sql::{SqlSink, SqlSinkConfig};
-use sluice_core::{Checkpoint, Guarantee, Offset, Position, Record, Sink, SinkContext};
+use sluice_core::{
+    Checkpoint, Guarantee, Offset, Position, Record, Sink, SinkContext, WriteReport,
+};
 
 fn config(url: &str, table: &str, extra: serde_json::Value) -> SqlSinkConfig {
     let mut v = json!({"url": url, "table": table});
@@ -216,7 +218,7 @@ async fn upserts_and_deletes_tombstones(target: Target) {
     assert_eq!(r, vec![vec![Some("a".to_string()), Some("3".to_string())]]);
 }
 
-async fn rejected_rows_are_reported_and_the_rest_lands_with_the_checkpoint(target: Target) {
+async fn rejected_rows_roll_the_write_back_and_the_rest_lands_with_the_checkpoint(target: Target) {
     let env = env(target);
     let table = unique("sink_reject");
     let db = connect(&env.url).await;
@@ -259,6 +261,19 @@ async fn rejected_rows_are_reported_and_the_rest_lands_with_the_checkpoint(targe
     for (_, msg) in &report.rejected {
         assert!(!msg.is_empty());
     }
+    // Nothing committed, checkpoint included: the runtime dead-letters first.
+    assert!(report.rolled_back);
+    assert_eq!(count(&db, &table).await, 0);
+    assert_eq!(sink.committed_checkpoint().await.unwrap(), None);
+    // Then it writes the rest with the same checkpoint.
+    let rest: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !idx.contains(i))
+        .map(|(_, r)| r.clone())
+        .collect();
+    let report = sink.write(&rest, Some(&cp)).await.unwrap();
+    assert_eq!(report, WriteReport::ok());
     sink.close().await.unwrap();
     assert_eq!(count(&db, &table).await, 3);
     // The checkpoint landed with the rows.
@@ -410,7 +425,7 @@ macro_rules! per_database {
 per_database!(
     inserts_and_maps_types,
     upserts_and_deletes_tombstones,
-    rejected_rows_are_reported_and_the_rest_lands_with_the_checkpoint,
+    rejected_rows_roll_the_write_back_and_the_rest_lands_with_the_checkpoint,
     a_second_writer_of_the_same_checkpoint_is_fenced,
     explicit_column_mapping_with_pointers,
     missing_table_is_a_config_error,

@@ -11,6 +11,13 @@
 //! others again with the same checkpoint. So a checkpoint never covers a refused row that is
 //! not yet dead-lettered, and a job stopped by one has committed nothing of its write. Clean
 //! batches pay nothing for this.
+//!
+//! Replays under at-least-once: after a crash the source replays records the table already
+//! holds. With `mode = "insert"` into a table with a unique key, such a record hits the key. A
+//! row refused for a duplicate key counts as written when the table holds a row equal to it in
+//! every written column (the replayed row itself); a different row with the same key is still
+//! refused, so a genuine conflict is never hidden. With exactly-once nothing is replayed and a
+//! duplicate key is always refused.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -21,7 +28,7 @@ use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConte
 
 use crate::config::{SqlSinkConfig, WriteMode};
 use crate::db::{Db, Dialect, Param, Tx};
-use crate::error::{Failure, classify, connector_error};
+use crate::error::{Failure, classify, connector_error, is_unique_violation};
 use crate::offsets::{self, Offsets};
 use crate::schema::{self, Column, Kind};
 use crate::values::{field, to_param};
@@ -59,6 +66,10 @@ struct Plan {
     delete_rows: usize,
     sql: HashMap<(OpKind, usize), String>,
     mode: WriteMode,
+    /// At-least-once insert: a duplicate key equal to the stored row is a replay, not a reject.
+    replays_are_written: bool,
+    /// `SELECT` finding a row equal to an insert in every written column (built on first use).
+    same_row_sql: Option<String>,
 }
 
 /// The SQL sink.
@@ -194,6 +205,8 @@ impl SqlSink {
             key_idx,
             sql: HashMap::new(),
             mode: cfg.mode,
+            replays_are_written: false,
+            same_row_sql: None,
         })
     }
 
@@ -499,7 +512,7 @@ impl Plan {
     }
 
     /// Run one operation under its own savepoint. `Some(message)` when the database refuses
-    /// it.
+    /// it (and it is not a replay of a row already there, see the module docs).
     async fn exec_row(&mut self, tx: &mut Tx, op: &Op) -> Result<Option<String>, AttemptError> {
         let dialect = self.dialect;
         let raw = |e: sqlx::Error| AttemptError::Other(connector_error(dialect, "savepoint", &e));
@@ -511,13 +524,75 @@ impl Plan {
                     tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
                         .await
                         .map_err(raw)?;
-                    Some(message)
+                    let replay = self.replays_are_written
+                        && op.kind == OpKind::Insert
+                        && is_unique_violation(&e)
+                        && self.same_row_exists(tx, op).await?;
+                    (!replay).then_some(message)
                 }
                 f => return Err(AttemptError::Other(f.into_connector("write"))),
             },
         };
         tx.raw("RELEASE SAVEPOINT sluice_row").await.map_err(raw)?;
         Ok(refused)
+    }
+
+    /// True when the table holds a row equal to `op` in every written column. Compared the
+    /// way the database stores the values: PostgreSQL through the column type's text form
+    /// (`json` has no `=`), MySQL with JSON parsed, SQLite with the column's affinity; NULLs
+    /// compare equal. A comparison the database cannot make counts as "not equal".
+    async fn same_row_exists(&mut self, tx: &mut Tx, op: &Op) -> Result<bool, AttemptError> {
+        let d = self.dialect;
+        let sql = match &self.same_row_sql {
+            Some(sql) => sql.clone(),
+            None => {
+                let conds: Vec<String> = self
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let col = d.quote(&t.column.name);
+                        let p = self.expr(&t.column, i + 1);
+                        match (d, t.column.kind) {
+                            (Dialect::Postgres, Kind::Text | Kind::Bytes) => {
+                                format!("{col} IS NOT DISTINCT FROM {p}")
+                            }
+                            (Dialect::Postgres, _) => {
+                                format!(
+                                    "CAST({col} AS TEXT) IS NOT DISTINCT FROM CAST({p} AS TEXT)"
+                                )
+                            }
+                            (Dialect::MySql, Kind::Json) => format!("{col} <=> CAST({p} AS JSON)"),
+                            (Dialect::MySql, _) => format!("{col} <=> {p}"),
+                            (Dialect::Sqlite, _) => format!("{col} IS {p}"),
+                        }
+                    })
+                    .collect();
+                let one = if d == Dialect::MySql {
+                    "CAST(1 AS CHAR)"
+                } else {
+                    "CAST(1 AS TEXT)"
+                };
+                let sql = format!(
+                    "SELECT {one} FROM {} WHERE {} LIMIT 1",
+                    self.table,
+                    conds.join(" AND ")
+                );
+                self.same_row_sql = Some(sql.clone());
+                sql
+            }
+        };
+        let raw = |e: sqlx::Error| AttemptError::Other(connector_error(d, "savepoint", &e));
+        match tx.fetch_text(&sql, &op.params).await {
+            Ok(rows) => Ok(!rows.is_empty()),
+            Err(e) => {
+                tracing::warn!(error = %e, table = %self.table, "Could not compare a duplicate key with the stored row; refusing the row.");
+                tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
+                    .await
+                    .map_err(raw)?;
+                Ok(false)
+            }
+        }
     }
 
     async fn exec(&mut self, tx: &mut Tx, chunk: &[Op]) -> Result<(), sqlx::Error> {
@@ -546,7 +621,9 @@ impl Sink for SqlSink {
             2,
         )
         .await?;
-        let plan = self.build_plan(&db).await?;
+        let mut plan = self.build_plan(&db).await?;
+        plan.replays_are_written =
+            ctx.guarantee != Guarantee::ExactlyOnce && self.config.mode == WriteMode::Insert;
         if ctx.guarantee == Guarantee::ExactlyOnce {
             let offsets = Offsets::new(
                 db.dialect(),

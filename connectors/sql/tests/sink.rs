@@ -303,6 +303,56 @@ async fn rejected_rows_roll_the_write_back_and_the_rest_lands_with_the_checkpoin
     assert_eq!(count(&db, &table).await, 4);
 }
 
+/// At-least-once replays rows after a crash: into a keyed table with `mode = "insert"`, a
+/// replayed row equal to the stored one counts as written (every column type compared), while
+/// a different row with the same key is still refused.
+async fn at_least_once_insert_takes_a_replayed_row_but_refuses_a_different_one(target: Target) {
+    let env = env(target);
+    let table = unique("sink_replay");
+    let cfg = config(
+        &env.url,
+        &table,
+        json!({"create_table": true, "schema": readings_schema(target), "key": ["seq"], "statement_rows": 7}),
+    );
+    let mut sink = open(cfg, Guarantee::AtLeastOnce, "replay").await;
+    let mut with_nulls = reading(7);
+    with_nulls["meta"] = serde_json::Value::Null;
+    with_nulls["note"] = serde_json::Value::Null;
+    let records: Vec<Record> = (0..20)
+        .map(|i| {
+            rec(
+                if i == 7 {
+                    with_nulls.clone()
+                } else {
+                    reading(i)
+                },
+                i,
+            )
+        })
+        .collect();
+    assert_eq!(
+        sink.write(&records[..10], None).await.unwrap(),
+        WriteReport::ok()
+    );
+    // A crash replays 5..10 before 10..20 are new.
+    assert_eq!(
+        sink.write(&records[5..], None).await.unwrap(),
+        WriteReport::ok()
+    );
+    let mut changed = reading(3);
+    changed["temperature_c"] = json!(99.5);
+    let report = sink
+        .write(&[rec(reading(20), 20), rec(changed, 21)], None)
+        .await
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert_eq!(report.rejected[0].0, 1);
+    assert!(report.rolled_back);
+    sink.close().await.unwrap();
+    let db = connect(&env.url).await;
+    assert_eq!(count(&db, &table).await, 20);
+}
+
 async fn a_second_writer_of_the_same_checkpoint_is_fenced(target: Target) {
     let env = env(target);
     let table = unique("sink_fence");
@@ -426,6 +476,7 @@ per_database!(
     inserts_and_maps_types,
     upserts_and_deletes_tombstones,
     rejected_rows_roll_the_write_back_and_the_rest_lands_with_the_checkpoint,
+    at_least_once_insert_takes_a_replayed_row_but_refuses_a_different_one,
     a_second_writer_of_the_same_checkpoint_is_fenced,
     explicit_column_mapping_with_pointers,
     missing_table_is_a_config_error,

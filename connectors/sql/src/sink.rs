@@ -27,7 +27,7 @@ use serde_json::Value;
 use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkContext, WriteReport};
 
 use crate::config::{SqlSinkConfig, WriteMode};
-use crate::db::{Db, Dialect, Param, Tx};
+use crate::db::{Db, Dialect, Param, Tx, database_identity, table_identity};
 use crate::error::{Failure, classify, connector_error, is_unique_violation};
 use crate::offsets::{self, Offsets};
 use crate::schema::{self, Column, Kind};
@@ -630,8 +630,10 @@ impl Sink for SqlSink {
                 &self.config.offsets_table,
                 &ctx.job,
                 &ctx.sink,
+                &table_identity(&self.config.url, &self.config.table),
             );
             offsets.ensure_table(&db).await?;
+            offsets.claim(&db).await?;
             self.committed = offsets.load(&db).await?;
             self.offsets = Some(offsets);
         }
@@ -644,6 +646,15 @@ impl Sink for SqlSink {
         self.plan = Some(plan);
         self.db = Some(db);
         Ok(())
+    }
+
+    /// The database (never its credentials) and the table; `None` for in-memory SQLite.
+    fn destination(&self) -> Option<String> {
+        let db = database_identity(&self.config.url, &self.base_dir)?;
+        Some(format!(
+            "{db}/{}",
+            table_identity(&self.config.url, &self.config.table)
+        ))
     }
 
     fn transactional(&self) -> bool {

@@ -392,6 +392,110 @@ async fn a_second_writer_of_the_same_checkpoint_is_fenced(target: Target) {
     assert_eq!(count(&db, &table).await, 1);
 }
 
+async fn open_as(
+    url: &str,
+    table: &str,
+    offsets: &str,
+    job: &str,
+    sink: &str,
+) -> Result<SqlSink, sluice_core::ConnectorError> {
+    let mut s = SqlSink::new(
+        config(url, table, json!({"offsets_table": offsets})),
+        ".".into(),
+    )
+    .unwrap();
+    s.open(&SinkContext {
+        job: job.into(),
+        sink: sink.into(),
+        guarantee: Guarantee::ExactlyOnce,
+    })
+    .await
+    .map(|()| s)
+}
+
+/// Checkpoints name their table: an old `sluice_offsets` gains the column and its rows are
+/// adopted by their sink; a checkpoint is then refused to a sink of another table (sinks
+/// renumbered) and to another job or sink name on its table (renamed), instead of skipping or
+/// replaying history.
+async fn checkpoints_name_their_table_and_renames_are_refused(target: Target) {
+    let env = env(target);
+    let (table, other, offsets) = (unique("dest_a"), unique("dest_b"), unique("offsets_old"));
+    let db = connect(&env.url).await;
+    let d = db.dialect();
+    for t in [&table, &other] {
+        exec(&db, &format!("CREATE TABLE {} (id BIGINT)", d.quote(t))).await;
+    }
+    let key_t = if target == Target::MySql {
+        "VARCHAR(190)"
+    } else {
+        "TEXT"
+    };
+    // The table as versions without destinations made it, holding one checkpoint.
+    exec(
+        &db,
+        &format!(
+            "CREATE TABLE {} (job {key_t} NOT NULL, sink {key_t} NOT NULL, {} {key_t} NOT NULL, position TEXT NOT NULL, PRIMARY KEY (job, sink, {}))",
+            d.quote(&offsets),
+            d.quote("partition"),
+            d.quote("partition")
+        ),
+    )
+    .await;
+    let job = unique("job");
+    let position = serde_json::to_string(&Offset::Int(5)).unwrap();
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO {} VALUES ('{job}', 'sql', 'p', '{position}')",
+            d.quote(&offsets)
+        ),
+    )
+    .await;
+    let mut sink = open_as(&env.url, &table, &offsets, &job, "sql")
+        .await
+        .unwrap();
+    let cp = sink.committed_checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        cp.get("p"),
+        Some(&Offset::Int(5)),
+        "the old checkpoint is kept"
+    );
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("p"), 6));
+    cp.advance(&Position::int(Arc::from("q"), 0));
+    sink.write(&[rec(json!({"id": 6}), 6)], Some(&cp))
+        .await
+        .unwrap();
+    sink.close().await.unwrap();
+    // The same sink name now writing another table: sinks were renumbered.
+    let Err(err) = open_as(&env.url, &other, &offsets, &job, "sql").await else {
+        panic!("a checkpoint of another table must be refused");
+    };
+    assert!(
+        err.message.contains("named by their order") && err.message.contains(&table),
+        "{}",
+        err.message
+    );
+    // Another sink or job name on the same table: renamed.
+    for (j, s) in [(job.as_str(), "sql-2"), ("renamed", "sql")] {
+        let Err(err) = open_as(&env.url, &table, &offsets, j, s).await else {
+            panic!("a checkpoint under another name must be refused");
+        };
+        assert!(err.message.contains("renamed"), "{}", err.message);
+    }
+    // The sink as it was still resumes, both partitions.
+    let mut sink = open_as(&env.url, &table, &offsets, &job, "sql")
+        .await
+        .unwrap();
+    let cp = sink.committed_checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        (cp.get("p"), cp.get("q")),
+        (Some(&Offset::Int(6)), Some(&Offset::Int(0)))
+    );
+    sink.close().await.unwrap();
+    assert_eq!(count(&db, &table).await, 1);
+}
+
 async fn explicit_column_mapping_with_pointers(target: Target) {
     let env = env(target);
     let table = unique("sink_map");
@@ -478,6 +582,7 @@ per_database!(
     rejected_rows_roll_the_write_back_and_the_rest_lands_with_the_checkpoint,
     at_least_once_insert_takes_a_replayed_row_but_refuses_a_different_one,
     a_second_writer_of_the_same_checkpoint_is_fenced,
+    checkpoints_name_their_table_and_renames_are_refused,
     explicit_column_mapping_with_pointers,
     missing_table_is_a_config_error,
 );

@@ -66,12 +66,20 @@ async fn counts(url: &str, base: &std::path::Path, table: &str) -> Counts {
     }
 }
 
+/// `keyed`: `seq` is the primary key and the sink inserts (no upsert), so an at-least-once
+/// replay meets rows already there; it must count them as written, not stop the job
+/// (`errors.tolerance` is "none").
 fn crash_and_restart(target: Target, exactly_once: bool) {
+    crash_and_restart_into(target, exactly_once, false);
+}
+
+fn crash_and_restart_into(target: Target, exactly_once: bool, keyed: bool) {
     let dir = tempfile::tempdir().unwrap();
     let suffix = format!(
-        "{}_{}",
+        "{}_{}{}",
         std::process::id(),
-        if exactly_once { "eos" } else { "alo" }
+        if exactly_once { "eos" } else { "alo" },
+        if keyed { "_keyed" } else { "" }
     );
     let table = format!("crash_{suffix}");
     let (url, text_t) = match target {
@@ -84,7 +92,8 @@ fn crash_and_restart(target: Target, exactly_once: bool) {
     } else {
         "at-least-once"
     };
-    // No unique key on seq: a duplicate must show up as a second row, not be refused.
+    // Without `keyed`, no unique key on seq: a duplicate must show up as a second row.
+    let key = if keyed { "key = [\"seq\"]" } else { "" };
     let job = write_job(
         dir.path(),
         "job.toml",
@@ -105,6 +114,7 @@ type = "sql"
 url = "{url}"
 table = "{table}"
 create_table = true
+{key}
 schema = [
   {{ name = "seq", type = "BIGINT", nullable = false }},
   {{ name = "device_id", type = "{text_t}" }},
@@ -147,7 +157,7 @@ batch = {{ max_records = 2000, max_wait = "50ms" }}
     );
     assert_eq!((c.min, c.max), (0, RECORDS - 1));
     let duplicates = c.rows - c.distinct;
-    if exactly_once {
+    if exactly_once || keyed {
         assert_eq!(duplicates, 0, "exactly-once wrote {duplicates} rows twice");
     }
     println!(
@@ -190,6 +200,21 @@ fn mariadb_at_least_once_loses_nothing_after_kill_nine() {
 #[test]
 fn sqlite_at_least_once_loses_nothing_after_kill_nine() {
     crash_and_restart(Target::Sqlite, false);
+}
+
+#[test]
+fn postgres_at_least_once_keyed_insert_is_not_wedged_by_replays_after_kill_nine() {
+    crash_and_restart_into(Target::Postgres, false, true);
+}
+
+#[test]
+fn mariadb_at_least_once_keyed_insert_is_not_wedged_by_replays_after_kill_nine() {
+    crash_and_restart_into(Target::MySql, false, true);
+}
+
+#[test]
+fn sqlite_at_least_once_keyed_insert_is_not_wedged_by_replays_after_kill_nine() {
+    crash_and_restart_into(Target::Sqlite, false, true);
 }
 
 /// SQL source → SQL sink with exactly-once: the source's cursor is the checkpoint stored with

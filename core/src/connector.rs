@@ -82,6 +82,17 @@ pub trait Source: Send {
 }
 
 /// What happened to a write, record by record. An empty report means every record is durable.
+///
+/// Rejected records, two ways:
+/// - `rolled_back = false`: every record not listed is durable (and, with exactly-once, the
+///   checkpoint with them); the runtime dead-letters the rejected ones afterwards. Sinks that
+///   cannot undo a write (a file, a non-transactional producer) report this way.
+/// - `rolled_back = true`: nothing of this write is durable, checkpoint included. The runtime
+///   first dead-letters the rejected records (or, with `errors.tolerance = "none"`, stops the
+///   job having committed nothing), then writes the other records again with the same
+///   checkpoint. A rejected record is thus dead-lettered before any checkpoint covers it, and
+///   a job that stops on it has written nothing it would write again. Transactional sinks
+///   report this way.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteReport {
     /// Records the destination rejected for good (constraint, type, size): index in the written
@@ -90,6 +101,9 @@ pub struct WriteReport {
     /// Records that failed transiently inside an otherwise successful call (throttling); the
     /// runtime retries exactly these with backoff.
     pub retry: Vec<usize>,
+    /// The sink undid the whole write because of the rejected records (see above). Must come
+    /// with at least one rejected record.
+    pub rolled_back: bool,
 }
 
 impl WriteReport {
@@ -138,8 +152,10 @@ pub trait Sink: Send {
     }
 
     /// Write records durably: when this returns `Ok`, every record not listed in the report is
-    /// durable. With exactly-once, `checkpoint` is the sink's checkpoint after these records and
-    /// must be stored atomically with them.
+    /// durable, unless the report says `rolled_back` (then none is). With exactly-once,
+    /// `checkpoint` is the sink's checkpoint after these records and must be stored atomically
+    /// with them; a write that rejects records may be followed by a write of the others with
+    /// the same checkpoint. Indices in the report refer to `records` and must be in range.
     async fn write(
         &mut self,
         records: &[Record],

@@ -163,6 +163,33 @@ impl KafkaSinkConfig {
         }
     }
 
+    /// Where this sink writes: `kafka://<bootstrap servers, sorted>/<topic>`, or with
+    /// `topic_header` / `topic_field` a description of that choice (what a record names is
+    /// only known per record).
+    pub fn destination(&self) -> String {
+        let mut brokers: Vec<&str> = self
+            .brokers
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .collect();
+        brokers.sort_unstable();
+        brokers.dedup();
+        let mut topic = Vec::new();
+        if let Some(h) = &self.topic_header {
+            topic.push(format!("topic from header {h:?}"));
+        }
+        if let Some(f) = &self.topic_field {
+            topic.push(format!("topic from field {f:?}"));
+        }
+        match (&self.topic, topic.is_empty()) {
+            (Some(t), true) => topic.push(t.clone()),
+            (Some(t), false) => topic.push(format!("else {t}")),
+            (None, _) => {}
+        }
+        format!("kafka://{}/{}", brokers.join(","), topic.join(", "))
+    }
+
     /// Check the config without connecting.
     pub fn validate(&self) -> Result<(), ConnectorError> {
         self.connection().client_config(SINK_OWNED)?;
@@ -391,11 +418,17 @@ impl Sink for KafkaSink {
                 source_group: self.config.source_group.clone(),
                 brokers: self.config.brokers.clone(),
                 timeout: self.config.transaction_timeout.0,
+                destination: self.config.destination(),
             };
             self.txn = Some(Txn::open(settings, &base, &producer).await?);
         }
         self.producer = Some(producer);
         Ok(())
+    }
+
+    /// The cluster (bootstrap servers, sorted) and the topic, or how records choose it.
+    fn destination(&self) -> Option<String> {
+        Some(self.config.destination())
     }
 
     fn transactional(&self) -> bool {
@@ -520,6 +553,19 @@ mod tests {
                 .contains("managed by Sluice")
         );
         assert!(config("brokers = 'b'\ntopic = 't'\nlinger = 5").is_err());
+    }
+
+    #[test]
+    fn destination_is_the_cluster_and_the_topic_choice() {
+        let a = config("brokers = 'b:9092, a:9092'\ntopic = 't'").unwrap();
+        let b = config("brokers = 'a:9092,b:9092'\ntopic = 't'").unwrap();
+        assert_eq!(a.destination(), "kafka://a:9092,b:9092/t");
+        assert_eq!(a.destination(), b.destination());
+        let f = config("brokers = 'a:9092'\ntopic_field = 'kind'\ntopic = 't'").unwrap();
+        assert_eq!(
+            f.destination(),
+            "kafka://a:9092/topic from field \"kind\", else t"
+        );
     }
 
     #[test]

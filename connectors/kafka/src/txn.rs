@@ -16,6 +16,13 @@
 //! transactions are never believed, even on a broker whose `read_committed` shows them.
 //! `init_transactions` fences any older producer with the same id (a zombie of a crashed run)
 //! and aborts its open transaction.
+//!
+//! The progress record also names the sink's destination (cluster and topic). A sink whose
+//! `transactional.id` holds progress for another destination is refused at open: with the
+//! default id `sluice-<job>-<sink>`, a new unnamed sink added before an existing one would
+//! otherwise take over that one's checkpoint and skip its topic's history. (A renamed job or
+//! sink gets a new id, hence no progress, and writes everything again: that is not detected —
+//! many producers share a topic, so another id writing there proves nothing.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +46,9 @@ use crate::source::parse_partition;
 struct Progress {
     seq: i64,
     checkpoint: Checkpoint,
+    /// `KafkaSinkConfig::destination` of the writer; absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    destination: Option<String>,
 }
 
 /// Settings of the transactional mode.
@@ -48,6 +58,7 @@ pub(crate) struct TxnSettings {
     pub source_group: Option<String>,
     pub brokers: String,
     pub timeout: Duration,
+    pub destination: String,
 }
 
 /// The transactional state of an open sink.
@@ -170,6 +181,7 @@ impl Txn {
         let value = serde_json::to_vec(&Progress {
             seq: next,
             checkpoint: cp.clone(),
+            destination: Some(self.s.destination.clone()),
         })
         .map_err(|e| ConnectorError::internal(format!("progress record: {e}")))?;
         let delivery = producer
@@ -326,12 +338,19 @@ fn read_progress(
             .and_then(|v| serde_json::from_slice::<Progress>(v).ok())
             && p.seq == seq
         {
-            found = Some(p.checkpoint);
+            found = Some(p);
         }
     }
     let _ = helper.unassign();
     match found {
-        Some(cp) => Ok((seq, Some(cp))),
+        Some(Progress {
+            destination: Some(theirs),
+            ..
+        }) if theirs != s.destination => Err(ConnectorError::config(format!(
+            "transactional.id `{}` holds the exactly-once progress of destination `{theirs}`, but this sink writes to `{}`. Its id comes from the job and sink names, and unnamed sinks are named by their order (kafka, kafka-2, ...): if sinks were added, removed or reordered, give each one its old name (`name = ...`); if this sink should start over, give it a new `transactional_id`",
+            s.id, s.destination
+        ))),
+        Some(p) => Ok((seq, Some(p.checkpoint))),
         None => Err(ConnectorError::external(format!(
             "transaction {seq} of `{}` is committed but its progress record is not in topic `{}`; was the topic deleted?",
             s.id, s.progress_topic

@@ -231,3 +231,40 @@ async fn a_second_producer_with_the_same_transactional_id_fences_the_first() {
     new.write(&[rec(1)], Some(&cp1)).await.unwrap();
     assert_eq!(new.committed_checkpoint().await.unwrap(), Some(cp1));
 }
+
+/// The progress record names the sink's destination: the same `transactional.id` (same job and
+/// sink names) writing another topic — an unnamed sink renumbered by a sink added before it —
+/// is refused instead of taking over the other topic's checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_progress_of_another_topic_is_refused() {
+    let b = brokers();
+    let (topic, other) = (unique("eos_dest"), unique("eos_dest_other"));
+    create_topic(&b, &topic, 1).await;
+    create_topic(&b, &other, 1).await;
+    let job = unique("job");
+    let cfg = |t: &str| sink_config(&b, &format!("topic = '{t}'\ntransaction_timeout = '10s'"));
+    let mut sink = KafkaSink::new(cfg(&topic));
+    sink.open(&sink_ctx(&job, Guarantee::ExactlyOnce))
+        .await
+        .unwrap();
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("gen/0"), 0));
+    sink.write(&[rec(0)], Some(&cp)).await.unwrap();
+    sink.close().await.unwrap();
+
+    let mut moved = KafkaSink::new(cfg(&other));
+    let Err(err) = moved.open(&sink_ctx(&job, Guarantee::ExactlyOnce)).await else {
+        panic!("progress of another topic must be refused");
+    };
+    assert!(
+        err.message.contains(&topic) && err.message.contains("name = "),
+        "{}",
+        err.message
+    );
+    let mut same = KafkaSink::new(cfg(&topic));
+    same.open(&sink_ctx(&job, Guarantee::ExactlyOnce))
+        .await
+        .unwrap();
+    assert_eq!(same.committed_checkpoint().await.unwrap(), Some(cp));
+    same.close().await.unwrap();
+}

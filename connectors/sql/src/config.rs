@@ -40,7 +40,9 @@ pub enum TlsMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WriteMode {
-    /// Plain `INSERT`: a duplicate key is a rejected row.
+    /// Plain `INSERT`: a duplicate key is a rejected row — except under at-least-once when the
+    /// stored row equals the new one in every written column (a replay after a crash), which
+    /// counts as written.
     #[default]
     Insert,
     /// Insert or update by `key` (`ON CONFLICT ... DO UPDATE` / `ON DUPLICATE KEY UPDATE`).

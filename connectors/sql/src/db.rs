@@ -219,14 +219,7 @@ impl Db {
                 if tls.is_some() {
                     return Err(ConnectorError::config("tls: SQLite has no TLS"));
                 }
-                let rest = url
-                    .strip_prefix("sqlite://")
-                    .or_else(|| url.strip_prefix("sqlite:"))
-                    .unwrap_or("");
-                let path = rest.split('?').next().unwrap_or("");
-                let opts = if path == ":memory:" || path.is_empty() {
-                    SqliteConnectOptions::from_str("sqlite::memory:").map_err(bad)?
-                } else {
+                let opts = if let Some(path) = sqlite_path(url) {
                     let path = base_dir.join(path);
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir)
@@ -237,6 +230,8 @@ impl Db {
                         .create_if_missing(true)
                         .journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Full)
+                } else {
+                    SqliteConnectOptions::from_str("sqlite::memory:").map_err(bad)?
                 };
                 let opts = opts.busy_timeout(Duration::from_secs(30));
                 // One connection: SQLite has a single writer, and an in-memory database lives
@@ -375,6 +370,81 @@ impl Tx {
     }
 }
 
+/// What a URL's database is, never its credentials: `postgres://host:port/database`,
+/// `mysql://host:port/database` (MariaDB too), or `sqlite://` and the file's canonical path.
+/// Defaults (port, database from the user name, `PG*` variables) are filled in the way the
+/// connection fills them, so two spellings of one database agree where the URL can tell. `None`
+/// for an in-memory SQLite database (nothing outlives the connection) or an unparsable URL.
+pub fn database_identity(url: &str, base_dir: &Path) -> Option<String> {
+    match Dialect::of_url(url).ok()? {
+        Dialect::Postgres => {
+            let o = PgConnectOptions::from_str(url).ok()?;
+            let db = o.get_database().unwrap_or(o.get_username());
+            Some(match o.get_socket() {
+                Some(dir) => format!("postgres://{}/{db}", dir.display()),
+                None => format!("postgres://{}:{}/{db}", o.get_host(), o.get_port()),
+            })
+        }
+        Dialect::MySql => {
+            let o = MySqlConnectOptions::from_str(&url.replacen("mariadb:", "mysql:", 1)).ok()?;
+            let db = o.get_database().unwrap_or_default();
+            Some(match o.get_socket() {
+                Some(sock) => format!("mysql://{}/{db}", sock.display()),
+                None => format!("mysql://{}:{}/{db}", o.get_host(), o.get_port()),
+            })
+        }
+        Dialect::Sqlite => {
+            let path = sqlite_path(url)?;
+            Some(format!(
+                "sqlite://{}",
+                canonical(&base_dir.join(path)).display()
+            ))
+        }
+    }
+}
+
+/// A table as identified within its database: MySQL's unqualified names get the URL's
+/// database (`t` in `mysql://h/test` is `test.t`, as spelling it out would be); other names as
+/// written.
+pub fn table_identity(url: &str, table: &str) -> String {
+    if Dialect::of_url(url).ok() == Some(Dialect::MySql)
+        && !table.contains('.')
+        && let Ok(o) = MySqlConnectOptions::from_str(&url.replacen("mariadb:", "mysql:", 1))
+        && let Some(db) = o.get_database()
+    {
+        return format!("{db}.{table}");
+    }
+    table.to_string()
+}
+
+/// The file of a SQLite URL, as written (`None` for an in-memory database).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or("");
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// `path` with its longest existing ancestor canonicalized (the file may not exist yet).
+fn canonical(path: &Path) -> std::path::PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(c) = at.canonicalize() {
+            return rest.iter().rev().fold(c, |p, part| p.join(part));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
 /// A URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -405,5 +475,32 @@ mod tests {
         assert_eq!(Dialect::MySql.quote_path("s.t`x"), "`s`.`t``x`");
         assert_eq!(Dialect::Postgres.quote_path("s.t"), "\"s\".\"t\"");
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn database_identity_names_the_database_not_the_credentials() {
+        let base = Path::new("/");
+        assert_eq!(
+            database_identity("postgres://u:secret@db.example:5432/app", base).as_deref(),
+            database_identity("postgresql://other@db.example/app?sslmode=require", base).as_deref(),
+        );
+        let pg = database_identity("postgres://u:secret@db.example/app", base).unwrap();
+        assert_eq!(pg, "postgres://db.example:5432/app");
+        assert_eq!(
+            database_identity("mariadb://root:pw@h/test", base).as_deref(),
+            Some("mysql://h:3306/test")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let a = database_identity("sqlite://./iot.db", dir.path()).unwrap();
+        let b = database_identity(
+            &format!("sqlite://{}", dir.path().join("iot.db").display()),
+            Path::new("/elsewhere"),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(database_identity("sqlite::memory:", base), None);
+        assert_eq!(table_identity("mysql://h/test", "t"), "test.t");
+        assert_eq!(table_identity("mysql://h/test", "other.t"), "other.t");
+        assert_eq!(table_identity("postgres://h/test", "t"), "t");
     }
 }

@@ -101,3 +101,9 @@ pub fn classify(dialect: Dialect, err: &sqlx::Error) -> Failure {
 pub fn connector_error(dialect: Dialect, context: &str, err: &sqlx::Error) -> ConnectorError {
     classify(dialect, err).into_connector(context)
 }
+
+/// True when a statement failed on a unique key (primary key or unique index).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}

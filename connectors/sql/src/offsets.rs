@@ -1,5 +1,17 @@
 //! The `sluice_offsets` table: the exactly-once checkpoint of each (job, sink), one row per
 //! source partition, written in the same transaction as the rows it covers.
+//!
+//! Each row also names its destination: the table it covers, as identified within this
+//! database (`Dialect`-normalized, e.g. MySQL's `database.table`). The database itself needs no
+//! naming — the row lives in it, so a URL spelled differently (or a restored copy) still finds
+//! the right checkpoint. On open (`Offsets::claim`), before the checkpoint is believed:
+//! - rows of this (job, sink) naming another table are refused: the sink's name now means
+//!   another sink (unnamed sinks are numbered by order, so adding one before it shifts names),
+//!   or its table changed — believing them would skip that table's history;
+//! - rows of another (job, sink) naming this table are refused: the job or sink was renamed —
+//!   ignoring them would send the table everything again;
+//! - rows of this (job, sink) without a destination (written before the column existed, which
+//!   `ensure_table` adds) are adopted.
 
 use sluice_core::{Checkpoint, ConnectorError, Offset};
 
@@ -15,17 +27,20 @@ pub struct Offsets {
     quoted: String,
     job: String,
     sink: String,
+    /// The table the checkpoint covers (see the module docs).
+    destination: String,
 }
 
 impl Offsets {
-    /// Offsets of `job`/`sink` in `table`.
-    pub fn new(dialect: Dialect, table: &str, job: &str, sink: &str) -> Self {
+    /// Offsets of `job`/`sink`, covering table `destination`, in `table`.
+    pub fn new(dialect: Dialect, table: &str, job: &str, sink: &str, destination: &str) -> Self {
         Self {
             dialect,
             table: table.to_string(),
             quoted: dialect.quote_path(table),
             job: job.to_string(),
             sink: sink.to_string(),
+            destination: destination.to_string(),
         }
     }
 
@@ -37,7 +52,16 @@ impl Offsets {
         self.dialect.placeholder(n)
     }
 
-    /// Create the table if it is missing.
+    /// The type of the `destination` column ('' = written before the column existed).
+    fn destination_type(&self) -> &'static str {
+        match self.dialect {
+            Dialect::MySql => "VARCHAR(1024) NOT NULL DEFAULT ''",
+            _ => "TEXT NOT NULL DEFAULT ''",
+        }
+    }
+
+    /// Create the table if it is missing; add the `destination` column to a table made by an
+    /// older version.
     pub async fn ensure_table(&self, db: &Db) -> Result<(), ConnectorError> {
         let (job, sink, part, pos) = match self.dialect {
             // InnoDB keys are limited to 3072 bytes (4 bytes per utf8mb4 character).
@@ -45,17 +69,117 @@ impl Offsets {
             _ => ("TEXT", "TEXT", "TEXT", "TEXT"),
         };
         let ddl = format!(
-            "CREATE TABLE IF NOT EXISTS {} ({} {job} NOT NULL, {} {sink} NOT NULL, {} {part} NOT NULL, {} {pos} NOT NULL, PRIMARY KEY ({}, {}, {}))",
+            "CREATE TABLE IF NOT EXISTS {} ({} {job} NOT NULL, {} {sink} NOT NULL, {} {part} NOT NULL, {} {pos} NOT NULL, {} {}, PRIMARY KEY ({}, {}, {}))",
             self.quoted,
             self.col("job"),
             self.col("sink"),
             self.col("partition"),
             self.col("position"),
+            self.col("destination"),
+            self.destination_type(),
             self.col("job"),
             self.col("sink"),
             self.col("partition"),
         );
-        schema::create_if_missing(db, &self.table, &ddl).await
+        schema::create_if_missing(db, &self.table, &ddl).await?;
+        let has_destination =
+            |cols: &[schema::Column]| cols.iter().any(|c| c.name == "destination");
+        if has_destination(&schema::columns(db, &self.table).await?) {
+            return Ok(());
+        }
+        let alter = format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            self.quoted,
+            self.col("destination"),
+            self.destination_type()
+        );
+        if let Err(e) = db.exec(&alter, &[]).await {
+            // Another sink (or job) may have added it meanwhile.
+            if !has_destination(&schema::columns(db, &self.table).await?) {
+                return Err(connector_error(
+                    self.dialect,
+                    &format!("adding column destination to {}", self.table),
+                    &e,
+                ));
+            }
+        }
+        tracing::info!(table = %self.table, "Added column destination to the checkpoint table.");
+        Ok(())
+    }
+
+    /// Check that the stored checkpoints agree with this sink's (job, sink, destination) —
+    /// see the module docs — and adopt rows of this sink that name no destination yet.
+    pub async fn claim(&self, db: &Db) -> Result<(), ConnectorError> {
+        let sql = format!(
+            "SELECT DISTINCT {}, {}, {} FROM {} WHERE ({} = {} AND {} = {}) OR {} = {}",
+            self.col("job"),
+            self.col("sink"),
+            self.col("destination"),
+            self.quoted,
+            self.col("job"),
+            self.p(1),
+            self.col("sink"),
+            self.p(2),
+            self.col("destination"),
+            self.p(3),
+        );
+        let [job, sink] = self.key_params();
+        let params = [job, sink, Param::Text(Some(self.destination.clone()))];
+        let rows = db
+            .fetch_text(&sql, &params)
+            .await
+            .map_err(|e| connector_error(self.dialect, "reading checkpoints", &e))?;
+        let mut legacy = false;
+        for row in rows {
+            let mut it = row.into_iter().map(Option::unwrap_or_default);
+            let (job, sink, dest) = (
+                it.next().unwrap_or_default(),
+                it.next().unwrap_or_default(),
+                it.next().unwrap_or_default(),
+            );
+            let mine = job == self.job && sink == self.sink;
+            if mine && dest.is_empty() {
+                legacy = true;
+            } else if mine && dest != self.destination {
+                return Err(ConnectorError::config(format!(
+                    "{} holds the exactly-once checkpoint of job `{job}` sink `{sink}` for table `{dest}`, but this sink writes to table `{}`. Unnamed sinks are named by their order (sql, sql-2, ...): if sinks were added, removed or reordered, give each one its old name (`name = ...`). If this sink's table really changed and it should start over, delete that checkpoint: DELETE FROM {} WHERE job = '{job}' AND sink = '{sink}'",
+                    self.table, self.destination, self.table
+                )));
+            } else if !mine {
+                return Err(ConnectorError::config(format!(
+                    "table `{}` already has an exactly-once checkpoint in {} under job `{job}` sink `{sink}`, not job `{}` sink `{}`: was the job or the sink renamed? Rename it back, or move the checkpoint: UPDATE {} SET job = '{}', sink = '{}' WHERE job = '{job}' AND sink = '{sink}'. If another job really writes to this table too, give one of them its own `offsets_table`",
+                    self.destination,
+                    self.table,
+                    self.job,
+                    self.sink,
+                    self.table,
+                    self.job,
+                    self.sink
+                )));
+            }
+        }
+        if legacy {
+            let sql = format!(
+                "UPDATE {} SET {} = {} WHERE {} = {} AND {} = {} AND {} = ''",
+                self.quoted,
+                self.col("destination"),
+                self.p(1),
+                self.col("job"),
+                self.p(2),
+                self.col("sink"),
+                self.p(3),
+                self.col("destination"),
+            );
+            let [job, sink] = self.key_params();
+            db.exec(
+                &sql,
+                &[Param::Text(Some(self.destination.clone())), job, sink],
+            )
+            .await
+            .map_err(|e| connector_error(self.dialect, "recording checkpoint destination", &e))?;
+            tracing::info!(job = %self.job, sink = %self.sink, table = %self.destination, "Checkpoint written before destinations were recorded; now tied to this table.");
+        }
+        Ok(())
     }
 
     fn select_sql(&self) -> String {
@@ -134,22 +258,25 @@ impl Offsets {
                 }
                 None => {
                     let sql = format!(
-                        "INSERT INTO {} ({}, {}, {}, {}) VALUES ({}, {}, {}, {})",
+                        "INSERT INTO {} ({}, {}, {}, {}, {}) VALUES ({}, {}, {}, {}, {})",
                         self.quoted,
                         self.col("job"),
                         self.col("sink"),
                         self.col("partition"),
                         self.col("position"),
+                        self.col("destination"),
                         self.p(1),
                         self.p(2),
                         self.p(3),
-                        self.p(4)
+                        self.p(4),
+                        self.p(5)
                     );
                     let params = [
                         Param::Text(Some(self.job.clone())),
                         Param::Text(Some(self.sink.clone())),
                         Param::Text(Some(partition.to_string())),
                         Param::Text(Some(enc)),
+                        Param::Text(Some(self.destination.clone())),
                     ];
                     tx.exec(&sql, &params, true).await
                 }

@@ -4,9 +4,20 @@
 //! Rejected rows: the fast path runs the whole write as plain multi-row statements. When the
 //! database rejects one (constraint, type), the transaction is rolled back and the write is run
 //! again with a savepoint around each statement; a statement that fails is rolled back to its
-//! savepoint and its rows are retried one by one, each under its own savepoint. Rows the database
-//! still rejects are reported (index, the database's message) and everything else commits — with
-//! the checkpoint, in the same transaction. Clean batches pay nothing for this.
+//! savepoint and its rows are retried one by one, each under its own savepoint, so one pass
+//! finds every row the database refuses. If any row is refused (or could not be turned into a
+//! row at all), the transaction is rolled back — rows and checkpoint — and the write reports
+//! them with `rolled_back`: the runtime dead-letters them (or stops the job) before writing the
+//! others again with the same checkpoint. So a checkpoint never covers a refused row that is
+//! not yet dead-lettered, and a job stopped by one has committed nothing of its write. Clean
+//! batches pay nothing for this.
+//!
+//! Replays under at-least-once: after a crash the source replays records the table already
+//! holds. With `mode = "insert"` into a table with a unique key, such a record hits the key. A
+//! row refused for a duplicate key counts as written when the table holds a row equal to it in
+//! every written column (the replayed row itself); a different row with the same key is still
+//! refused, so a genuine conflict is never hidden. With exactly-once nothing is replayed and a
+//! duplicate key is always refused.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -16,8 +27,8 @@ use serde_json::Value;
 use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkContext, WriteReport};
 
 use crate::config::{SqlSinkConfig, WriteMode};
-use crate::db::{Db, Dialect, Param, Tx};
-use crate::error::{Failure, classify, connector_error};
+use crate::db::{Db, Dialect, Param, Tx, database_identity, table_identity};
+use crate::error::{Failure, classify, connector_error, is_unique_violation};
 use crate::offsets::{self, Offsets};
 use crate::schema::{self, Column, Kind};
 use crate::values::{field, to_param};
@@ -55,6 +66,10 @@ struct Plan {
     delete_rows: usize,
     sql: HashMap<(OpKind, usize), String>,
     mode: WriteMode,
+    /// At-least-once insert: a duplicate key equal to the stored row is a replay, not a reject.
+    replays_are_written: bool,
+    /// `SELECT` finding a row equal to an insert in every written column (built on first use).
+    same_row_sql: Option<String>,
 }
 
 /// The SQL sink.
@@ -190,6 +205,8 @@ impl SqlSink {
             key_idx,
             sql: HashMap::new(),
             mode: cfg.mode,
+            replays_are_written: false,
+            same_row_sql: None,
         })
     }
 
@@ -224,11 +241,12 @@ impl SqlSink {
         (ops, rejected)
     }
 
+    /// One transaction: see [`run_tx`].
     async fn attempt(
         &mut self,
         ops: &[Op],
         checkpoint: Option<&Checkpoint>,
-        savepoints: bool,
+        mode: TxMode,
     ) -> Result<Vec<(usize, String)>, AttemptError> {
         let Self {
             db,
@@ -246,17 +264,28 @@ impl SqlSink {
             (Some(o), Some(cp)) => Some((o, &*committed, cp)),
             _ => None,
         };
-        run_tx(db, plan, ops, savepoints, store).await
+        run_tx(db, plan, ops, mode, store).await
     }
 }
 
+/// How [`run_tx`] runs a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TxMode {
+    /// Plain statements; the first refused row aborts with [`AttemptError::Row`].
+    Fast,
+    /// Savepoints around statements and rows to find every refused row; commit only when none
+    /// is refused and `roll_back` is false (records refused before reaching the database).
+    Find { roll_back: bool },
+}
+
 /// Run one write in a transaction; `store` = (offsets, what they hold, the new checkpoint) adds
-/// the checkpoint before the commit.
+/// the checkpoint before the commit. Returns the refused rows; when there are any (or
+/// `TxMode::Find { roll_back: true }`), the transaction was rolled back, else committed.
 async fn run_tx(
     db: &Db,
     plan: &mut Plan,
     ops: &[Op],
-    savepoints: bool,
+    mode: TxMode,
     store: Option<(&Offsets, &Checkpoint, &Checkpoint)>,
 ) -> Result<Vec<(usize, String)>, AttemptError> {
     let dialect = db.dialect();
@@ -276,7 +305,7 @@ async fn run_tx(
         }
         let chunk = &ops[start..end];
         start = end;
-        if !savepoints {
+        if mode == TxMode::Fast {
             match plan.exec(&mut tx, chunk).await {
                 Ok(()) => continue,
                 Err(e) => {
@@ -300,26 +329,19 @@ async fn run_tx(
                         .await
                         .map_err(raw)?;
                     for op in chunk {
-                        tx.raw("SAVEPOINT sluice_row").await.map_err(raw)?;
-                        match plan.exec(&mut tx, std::slice::from_ref(op)).await {
-                            Ok(()) => {}
-                            Err(e) => match classify(dialect, &e) {
-                                Failure::Row(message) => {
-                                    tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
-                                        .await
-                                        .map_err(raw)?;
-                                    rejected.push((op.index, message));
-                                }
-                                f => return Err(AttemptError::Other(f.into_connector("write"))),
-                            },
+                        if let Some(message) = plan.exec_row(&mut tx, op).await? {
+                            rejected.push((op.index, message));
                         }
-                        tx.raw("RELEASE SAVEPOINT sluice_row").await.map_err(raw)?;
                     }
                 }
                 f => return Err(AttemptError::Other(f.into_connector("write"))),
             },
         }
         tx.raw("RELEASE SAVEPOINT sluice_stmt").await.map_err(raw)?;
+    }
+    if !rejected.is_empty() || mode == (TxMode::Find { roll_back: true }) {
+        tx.rollback().await.map_err(|e| other("rollback", &e))?;
+        return Ok(rejected);
     }
     if let Some((offsets, old, new)) = store {
         offsets
@@ -489,6 +511,90 @@ impl Plan {
         sql
     }
 
+    /// Run one operation under its own savepoint. `Some(message)` when the database refuses
+    /// it (and it is not a replay of a row already there, see the module docs).
+    async fn exec_row(&mut self, tx: &mut Tx, op: &Op) -> Result<Option<String>, AttemptError> {
+        let dialect = self.dialect;
+        let raw = |e: sqlx::Error| AttemptError::Other(connector_error(dialect, "savepoint", &e));
+        tx.raw("SAVEPOINT sluice_row").await.map_err(raw)?;
+        let refused = match self.exec(tx, std::slice::from_ref(op)).await {
+            Ok(()) => None,
+            Err(e) => match classify(dialect, &e) {
+                Failure::Row(message) => {
+                    tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
+                        .await
+                        .map_err(raw)?;
+                    let replay = self.replays_are_written
+                        && op.kind == OpKind::Insert
+                        && is_unique_violation(&e)
+                        && self.same_row_exists(tx, op).await?;
+                    (!replay).then_some(message)
+                }
+                f => return Err(AttemptError::Other(f.into_connector("write"))),
+            },
+        };
+        tx.raw("RELEASE SAVEPOINT sluice_row").await.map_err(raw)?;
+        Ok(refused)
+    }
+
+    /// True when the table holds a row equal to `op` in every written column. Compared the
+    /// way the database stores the values: PostgreSQL through the column type's text form
+    /// (`json` has no `=`), MySQL with JSON parsed, SQLite with the column's affinity; NULLs
+    /// compare equal. A comparison the database cannot make counts as "not equal".
+    async fn same_row_exists(&mut self, tx: &mut Tx, op: &Op) -> Result<bool, AttemptError> {
+        let d = self.dialect;
+        let sql = match &self.same_row_sql {
+            Some(sql) => sql.clone(),
+            None => {
+                let conds: Vec<String> = self
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let col = d.quote(&t.column.name);
+                        let p = self.expr(&t.column, i + 1);
+                        match (d, t.column.kind) {
+                            (Dialect::Postgres, Kind::Text | Kind::Bytes) => {
+                                format!("{col} IS NOT DISTINCT FROM {p}")
+                            }
+                            (Dialect::Postgres, _) => {
+                                format!(
+                                    "CAST({col} AS TEXT) IS NOT DISTINCT FROM CAST({p} AS TEXT)"
+                                )
+                            }
+                            (Dialect::MySql, Kind::Json) => format!("{col} <=> CAST({p} AS JSON)"),
+                            (Dialect::MySql, _) => format!("{col} <=> {p}"),
+                            (Dialect::Sqlite, _) => format!("{col} IS {p}"),
+                        }
+                    })
+                    .collect();
+                let one = if d == Dialect::MySql {
+                    "CAST(1 AS CHAR)"
+                } else {
+                    "CAST(1 AS TEXT)"
+                };
+                let sql = format!(
+                    "SELECT {one} FROM {} WHERE {} LIMIT 1",
+                    self.table,
+                    conds.join(" AND ")
+                );
+                self.same_row_sql = Some(sql.clone());
+                sql
+            }
+        };
+        let raw = |e: sqlx::Error| AttemptError::Other(connector_error(d, "savepoint", &e));
+        match tx.fetch_text(&sql, &op.params).await {
+            Ok(rows) => Ok(!rows.is_empty()),
+            Err(e) => {
+                tracing::warn!(error = %e, table = %self.table, "Could not compare a duplicate key with the stored row; refusing the row.");
+                tx.raw("ROLLBACK TO SAVEPOINT sluice_row")
+                    .await
+                    .map_err(raw)?;
+                Ok(false)
+            }
+        }
+    }
+
     async fn exec(&mut self, tx: &mut Tx, chunk: &[Op]) -> Result<(), sqlx::Error> {
         let kind = chunk[0].kind;
         let full = match kind {
@@ -515,15 +621,19 @@ impl Sink for SqlSink {
             2,
         )
         .await?;
-        let plan = self.build_plan(&db).await?;
+        let mut plan = self.build_plan(&db).await?;
+        plan.replays_are_written =
+            ctx.guarantee != Guarantee::ExactlyOnce && self.config.mode == WriteMode::Insert;
         if ctx.guarantee == Guarantee::ExactlyOnce {
             let offsets = Offsets::new(
                 db.dialect(),
                 &self.config.offsets_table,
                 &ctx.job,
                 &ctx.sink,
+                &table_identity(&self.config.url, &self.config.table),
             );
             offsets.ensure_table(&db).await?;
+            offsets.claim(&db).await?;
             self.committed = offsets.load(&db).await?;
             self.offsets = Some(offsets);
         }
@@ -536,6 +646,15 @@ impl Sink for SqlSink {
         self.plan = Some(plan);
         self.db = Some(db);
         Ok(())
+    }
+
+    /// The database (never its credentials) and the table; `None` for in-memory SQLite.
+    fn destination(&self) -> Option<String> {
+        let db = database_identity(&self.config.url, &self.base_dir)?;
+        Some(format!(
+            "{db}/{}",
+            table_identity(&self.config.url, &self.config.table)
+        ))
     }
 
     fn transactional(&self) -> bool {
@@ -575,20 +694,30 @@ impl Sink for SqlSink {
             .as_ref()
             .ok_or_else(|| ConnectorError::internal("SQL sink used before open"))?;
         let (ops, mut rejected) = self.prepare(plan, records);
-        let mut outcome = self.attempt(&ops, checkpoint, false).await;
+        // Records that are not rows already mean a rollback: look for refused rows at once.
+        let find = TxMode::Find {
+            roll_back: !rejected.is_empty(),
+        };
+        let mut outcome = if rejected.is_empty() {
+            self.attempt(&ops, checkpoint, TxMode::Fast).await
+        } else {
+            Err(AttemptError::Row)
+        };
         if matches!(outcome, Err(AttemptError::Row)) {
-            outcome = self.attempt(&ops, checkpoint, true).await;
+            outcome = self.attempt(&ops, checkpoint, find).await;
         }
         match outcome {
             Ok(rows) => {
                 rejected.extend(rows);
                 rejected.sort_by_key(|(i, _)| *i);
-                if let Some(cp) = checkpoint {
+                let rolled_back = !rejected.is_empty();
+                if !rolled_back && let Some(cp) = checkpoint {
                     self.committed = cp.clone();
                 }
                 Ok(WriteReport {
                     rejected,
                     retry: Vec::new(),
+                    rolled_back,
                 })
             }
             Err(AttemptError::Row) => Err(ConnectorError::internal(

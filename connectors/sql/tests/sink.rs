@@ -10,7 +10,9 @@ use common::{Target, connect, count, env, exec, rows, text, unique};
 use serde_json::json;
 use sluice_connector_sql::db::Dialect;
 use sluice_connector_sql::{SqlSink, SqlSinkConfig};
-use sluice_core::{Checkpoint, Guarantee, Offset, Position, Record, Sink, SinkContext};
+use sluice_core::{
+    Checkpoint, Guarantee, Offset, Position, Record, Sink, SinkContext, WriteReport,
+};
 
 fn config(url: &str, table: &str, extra: serde_json::Value) -> SqlSinkConfig {
     let mut v = json!({"url": url, "table": table});
@@ -216,7 +218,7 @@ async fn upserts_and_deletes_tombstones(target: Target) {
     assert_eq!(r, vec![vec![Some("a".to_string()), Some("3".to_string())]]);
 }
 
-async fn rejected_rows_are_reported_and_the_rest_lands_with_the_checkpoint(target: Target) {
+async fn rejected_rows_roll_the_write_back_and_the_rest_lands_with_the_checkpoint(target: Target) {
     let env = env(target);
     let table = unique("sink_reject");
     let db = connect(&env.url).await;
@@ -259,6 +261,19 @@ async fn rejected_rows_are_reported_and_the_rest_lands_with_the_checkpoint(targe
     for (_, msg) in &report.rejected {
         assert!(!msg.is_empty());
     }
+    // Nothing committed, checkpoint included: the runtime dead-letters first.
+    assert!(report.rolled_back);
+    assert_eq!(count(&db, &table).await, 0);
+    assert_eq!(sink.committed_checkpoint().await.unwrap(), None);
+    // Then it writes the rest with the same checkpoint.
+    let rest: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !idx.contains(i))
+        .map(|(_, r)| r.clone())
+        .collect();
+    let report = sink.write(&rest, Some(&cp)).await.unwrap();
+    assert_eq!(report, WriteReport::ok());
     sink.close().await.unwrap();
     assert_eq!(count(&db, &table).await, 3);
     // The checkpoint landed with the rows.
@@ -286,6 +301,56 @@ async fn rejected_rows_are_reported_and_the_rest_lands_with_the_checkpoint(targe
     );
     again.close().await.unwrap();
     assert_eq!(count(&db, &table).await, 4);
+}
+
+/// At-least-once replays rows after a crash: into a keyed table with `mode = "insert"`, a
+/// replayed row equal to the stored one counts as written (every column type compared), while
+/// a different row with the same key is still refused.
+async fn at_least_once_insert_takes_a_replayed_row_but_refuses_a_different_one(target: Target) {
+    let env = env(target);
+    let table = unique("sink_replay");
+    let cfg = config(
+        &env.url,
+        &table,
+        json!({"create_table": true, "schema": readings_schema(target), "key": ["seq"], "statement_rows": 7}),
+    );
+    let mut sink = open(cfg, Guarantee::AtLeastOnce, "replay").await;
+    let mut with_nulls = reading(7);
+    with_nulls["meta"] = serde_json::Value::Null;
+    with_nulls["note"] = serde_json::Value::Null;
+    let records: Vec<Record> = (0..20)
+        .map(|i| {
+            rec(
+                if i == 7 {
+                    with_nulls.clone()
+                } else {
+                    reading(i)
+                },
+                i,
+            )
+        })
+        .collect();
+    assert_eq!(
+        sink.write(&records[..10], None).await.unwrap(),
+        WriteReport::ok()
+    );
+    // A crash replays 5..10 before 10..20 are new.
+    assert_eq!(
+        sink.write(&records[5..], None).await.unwrap(),
+        WriteReport::ok()
+    );
+    let mut changed = reading(3);
+    changed["temperature_c"] = json!(99.5);
+    let report = sink
+        .write(&[rec(reading(20), 20), rec(changed, 21)], None)
+        .await
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert_eq!(report.rejected[0].0, 1);
+    assert!(report.rolled_back);
+    sink.close().await.unwrap();
+    let db = connect(&env.url).await;
+    assert_eq!(count(&db, &table).await, 20);
 }
 
 async fn a_second_writer_of_the_same_checkpoint_is_fenced(target: Target) {
@@ -324,6 +389,110 @@ async fn a_second_writer_of_the_same_checkpoint_is_fenced(target: Target) {
     assert!(err.message.contains("another instance"), "{}", err.message);
     a.close().await.unwrap();
     b.close().await.unwrap();
+    assert_eq!(count(&db, &table).await, 1);
+}
+
+async fn open_as(
+    url: &str,
+    table: &str,
+    offsets: &str,
+    job: &str,
+    sink: &str,
+) -> Result<SqlSink, sluice_core::ConnectorError> {
+    let mut s = SqlSink::new(
+        config(url, table, json!({"offsets_table": offsets})),
+        ".".into(),
+    )
+    .unwrap();
+    s.open(&SinkContext {
+        job: job.into(),
+        sink: sink.into(),
+        guarantee: Guarantee::ExactlyOnce,
+    })
+    .await
+    .map(|()| s)
+}
+
+/// Checkpoints name their table: an old `sluice_offsets` gains the column and its rows are
+/// adopted by their sink; a checkpoint is then refused to a sink of another table (sinks
+/// renumbered) and to another job or sink name on its table (renamed), instead of skipping or
+/// replaying history.
+async fn checkpoints_name_their_table_and_renames_are_refused(target: Target) {
+    let env = env(target);
+    let (table, other, offsets) = (unique("dest_a"), unique("dest_b"), unique("offsets_old"));
+    let db = connect(&env.url).await;
+    let d = db.dialect();
+    for t in [&table, &other] {
+        exec(&db, &format!("CREATE TABLE {} (id BIGINT)", d.quote(t))).await;
+    }
+    let key_t = if target == Target::MySql {
+        "VARCHAR(190)"
+    } else {
+        "TEXT"
+    };
+    // The table as versions without destinations made it, holding one checkpoint.
+    exec(
+        &db,
+        &format!(
+            "CREATE TABLE {} (job {key_t} NOT NULL, sink {key_t} NOT NULL, {} {key_t} NOT NULL, position TEXT NOT NULL, PRIMARY KEY (job, sink, {}))",
+            d.quote(&offsets),
+            d.quote("partition"),
+            d.quote("partition")
+        ),
+    )
+    .await;
+    let job = unique("job");
+    let position = serde_json::to_string(&Offset::Int(5)).unwrap();
+    exec(
+        &db,
+        &format!(
+            "INSERT INTO {} VALUES ('{job}', 'sql', 'p', '{position}')",
+            d.quote(&offsets)
+        ),
+    )
+    .await;
+    let mut sink = open_as(&env.url, &table, &offsets, &job, "sql")
+        .await
+        .unwrap();
+    let cp = sink.committed_checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        cp.get("p"),
+        Some(&Offset::Int(5)),
+        "the old checkpoint is kept"
+    );
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("p"), 6));
+    cp.advance(&Position::int(Arc::from("q"), 0));
+    sink.write(&[rec(json!({"id": 6}), 6)], Some(&cp))
+        .await
+        .unwrap();
+    sink.close().await.unwrap();
+    // The same sink name now writing another table: sinks were renumbered.
+    let Err(err) = open_as(&env.url, &other, &offsets, &job, "sql").await else {
+        panic!("a checkpoint of another table must be refused");
+    };
+    assert!(
+        err.message.contains("named by their order") && err.message.contains(&table),
+        "{}",
+        err.message
+    );
+    // Another sink or job name on the same table: renamed.
+    for (j, s) in [(job.as_str(), "sql-2"), ("renamed", "sql")] {
+        let Err(err) = open_as(&env.url, &table, &offsets, j, s).await else {
+            panic!("a checkpoint under another name must be refused");
+        };
+        assert!(err.message.contains("renamed"), "{}", err.message);
+    }
+    // The sink as it was still resumes, both partitions.
+    let mut sink = open_as(&env.url, &table, &offsets, &job, "sql")
+        .await
+        .unwrap();
+    let cp = sink.committed_checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        (cp.get("p"), cp.get("q")),
+        (Some(&Offset::Int(6)), Some(&Offset::Int(0)))
+    );
+    sink.close().await.unwrap();
     assert_eq!(count(&db, &table).await, 1);
 }
 
@@ -410,8 +579,10 @@ macro_rules! per_database {
 per_database!(
     inserts_and_maps_types,
     upserts_and_deletes_tombstones,
-    rejected_rows_are_reported_and_the_rest_lands_with_the_checkpoint,
+    rejected_rows_roll_the_write_back_and_the_rest_lands_with_the_checkpoint,
+    at_least_once_insert_takes_a_replayed_row_but_refuses_a_different_one,
     a_second_writer_of_the_same_checkpoint_is_fenced,
+    checkpoints_name_their_table_and_renames_are_refused,
     explicit_column_mapping_with_pointers,
     missing_table_is_a_config_error,
 );

@@ -1,5 +1,21 @@
 //! One task per sink: buffers units, writes by the sink's buffering hints with retries, sends
 //! rejected records to the dead-letter path, and reports its watermark to the tracker.
+//!
+//! Rejected records (`flush_one`). One cut of the buffer is written as follows:
+//! 1. Write the cut (with exactly-once: with the checkpoint after it), retrying failures.
+//! 2. The sink rejected some records and rolled the write back (`WriteReport::rolled_back`,
+//!    what transactional sinks do): nothing of it is durable and no checkpoint covers it. The
+//!    rejected records go to the dead-letter path first — with `errors.tolerance = "none"` the
+//!    job stops here having committed nothing, so a restart meets the same record and stops
+//!    again instead of skipping it or writing the others twice. Then the rest of the cut is
+//!    written again, with the same checkpoint, from step 1. Every round removes at least one
+//!    record, so this ends; the last round may write no record and only the checkpoint.
+//! 3. The sink rejected some records and kept the others (sinks that cannot undo a write): the
+//!    rejected ones are dead-lettered after the write. A crash in between loses their
+//!    dead-letter entries unless the source replays them (at-least-once does).
+//!
+//! Only then is the cut dropped from the buffer, so the watermark and the committed positions
+//! never pass a record that is neither written nor dead-lettered.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +29,7 @@ use super::buffer::{SinkBuffer, Unit};
 use super::dead_letter::DeadLetters;
 use super::retry::Backoff;
 use super::tracker::AckTracker;
+use crate::connector::WriteReport;
 use crate::job::SinkPlan;
 use crate::metrics::JobMetrics;
 use crate::record::{Checkpoint, DeadRecord, Record};
@@ -101,7 +118,7 @@ async fn sleep_until(deadline: Option<TokioInstant>) {
 }
 
 /// Write the next cut of the buffer (with retries), dead-letter what the sink rejects, and drop
-/// it from the buffer.
+/// it from the buffer (see the module docs for the order).
 async fn flush_one(
     task: &mut SinkTask,
     buffer: &mut SinkBuffer,
@@ -113,10 +130,17 @@ async fn flush_one(
         .exactly_once
         .then(|| buffer.checkpoint_after(checkpoint, cut.len));
     let records = &buffer.records()[..cut.len];
-    let rejected = write_with_retry(task, records, next_cp.as_ref()).await?;
-    let rejected_count = rejected.len();
-    if !rejected.is_empty() {
-        let dead = rejected
+    let mut rejected_count = 0;
+    // Indices (into `records`) of this round's write; `None` is all of them.
+    let mut todo: Option<Vec<usize>> = None;
+    loop {
+        let written = match &todo {
+            Some(idx) if idx.is_empty() && next_cp.is_none() => break,
+            _ => write_with_retry(task, records, todo.as_deref(), next_cp.as_ref()).await?,
+        };
+        rejected_count += written.rejected.len();
+        let dead = written
+            .rejected
             .into_iter()
             .map(|(i, reason)| DeadRecord {
                 record: records[i].clone(),
@@ -125,6 +149,10 @@ async fn flush_one(
             })
             .collect();
         task.dead_letters.handle(dead, &task.metrics).await?;
+        match written.again {
+            Some(rest) => todo = Some(rest),
+            None => break,
+        }
     }
     let m = &task.metrics.sinks[task.index];
     JobMetrics::add(&m.records, (cut.len - rejected_count) as u64);
@@ -136,17 +164,27 @@ async fn flush_one(
     Ok(())
 }
 
-/// Write `records`, retrying retryable failures (whole-call or per-record) with backoff.
-/// Returns the records the sink rejected for good.
+/// What became of one round of a cut.
+struct Written {
+    /// Records rejected for good (indices into the cut) with the sink's reasons.
+    rejected: Vec<(usize, String)>,
+    /// The sink rolled the write back: these records (the round's records less the rejected
+    /// ones) are still to be written, after the rejected ones are dead-lettered.
+    again: Option<Vec<usize>>,
+}
+
+/// Write `records` (or the subset `only`), retrying retryable failures (whole-call or
+/// per-record) with backoff.
 async fn write_with_retry(
     task: &mut SinkTask,
     records: &[Record],
+    only: Option<&[usize]>,
     checkpoint: Option<&Checkpoint>,
-) -> Result<Vec<(usize, String)>, RuntimeError> {
+) -> Result<Written, RuntimeError> {
     let mut backoff = Backoff::new(&task.plan.common.retry);
     let mut rejected = Vec::new();
-    // Indices (into `records`) still to write; starts as everything.
-    let mut pending: Option<Vec<usize>> = None;
+    // Indices (into `records`) still to write; `None` is everything.
+    let mut pending: Option<Vec<usize>> = only.map(<[usize]>::to_vec);
     let m = &task.metrics.sinks[task.index];
     loop {
         let subset: Vec<Record>;
@@ -166,9 +204,26 @@ async fn write_with_retry(
                 let elapsed = started.elapsed();
                 JobMetrics::add(&m.write_micros, elapsed.as_micros() as u64);
                 m.write_latency.observe(elapsed);
-                rejected.extend(report.rejected.into_iter().map(|(i, r)| (map(i), r)));
+                check_report(&task.plan.name, &report, slice.len())?;
+                rejected.extend(report.rejected.iter().map(|(i, r)| (map(*i), r.clone())));
+                if report.rolled_back {
+                    // Nothing of this call is durable: everything it held but the rejected
+                    // records is to be written again.
+                    let mut out = vec![false; slice.len()];
+                    for (i, _) in &report.rejected {
+                        out[*i] = true;
+                    }
+                    let again = (0..slice.len()).filter(|&i| !out[i]).map(map).collect();
+                    return Ok(Written {
+                        rejected,
+                        again: Some(again),
+                    });
+                }
                 if report.retry.is_empty() {
-                    return Ok(rejected);
+                    return Ok(Written {
+                        rejected,
+                        again: None,
+                    });
                 }
                 if checkpoint.is_some() {
                     return Err(RuntimeError::Sink {
@@ -219,4 +274,41 @@ async fn write_with_retry(
             }
         }
     }
+}
+
+/// A report must name records of the write, each at most once, and a rollback must reject
+/// something (or the rounds of `flush_one` would never end): anything else is a connector bug,
+/// reported as the sink's failure rather than a panic.
+fn check_report(sink: &str, report: &WriteReport, len: usize) -> Result<(), RuntimeError> {
+    let bad = |message: String| RuntimeError::Sink {
+        sink: sink.to_string(),
+        message,
+    };
+    let mut seen = vec![false; len];
+    let indices = report
+        .rejected
+        .iter()
+        .map(|(i, _)| *i)
+        .chain(report.retry.iter().copied());
+    for i in indices {
+        match seen.get_mut(i) {
+            None => {
+                return Err(bad(format!(
+                    "the sink reported record {i} of a write of {len} record(s)"
+                )));
+            }
+            Some(true) => {
+                return Err(bad(format!(
+                    "the sink reported record {i} twice in one write"
+                )));
+            }
+            Some(s) => *s = true,
+        }
+    }
+    if report.rolled_back && report.rejected.is_empty() {
+        return Err(bad(
+            "the sink rolled a write back without rejecting any record".into(),
+        ));
+    }
+    Ok(())
 }

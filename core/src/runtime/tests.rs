@@ -66,6 +66,10 @@ struct MemSink {
     calls: Arc<Mutex<usize>>,
     committed: Option<Checkpoint>,
     checkpoints: Arc<Mutex<Vec<Checkpoint>>>,
+    /// Every write call as "tag: n records [rolled back]" (share one log between sinks to see
+    /// the order of their writes).
+    log: Arc<Mutex<Vec<String>>>,
+    tag: &'static str,
 }
 
 #[async_trait]
@@ -88,6 +92,23 @@ impl Sink for MemSink {
             .pop_front()
             .unwrap_or_else(|| Ok(WriteReport::ok()));
         let report = next?;
+        self.log.lock().push(format!(
+            "{}: {}{}",
+            self.tag,
+            ints(records)
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            if report.rolled_back {
+                " rolled back"
+            } else {
+                ""
+            }
+        ));
+        if report.rolled_back {
+            return Ok(report);
+        }
         let mut written = self.written.lock();
         for (i, r) in records.iter().enumerate() {
             if !report.rejected.iter().any(|(j, _)| *j == i) && !report.retry.contains(&i) {
@@ -220,6 +241,7 @@ async fn transient_failures_are_retried_and_per_record_failures_handled() {
         script.push_back(Ok(WriteReport {
             rejected: vec![(2, "too big".into())],
             retry: vec![1],
+            rolled_back: false,
         }));
     }
     let dlq = MemSink::default();
@@ -547,4 +569,132 @@ async fn shutdown_drains_and_commits_what_was_read() {
         "everything read was written"
     );
     assert_eq!(report.committed.get("mem"), Some(&Offset::Int(written - 1)));
+}
+
+/// A sink whose scripted first write rejects record 2 and rolls back; records 0..5 in one cut.
+fn rolling_back_sink(log: &Arc<Mutex<Vec<String>>>) -> MemSink {
+    let sink = MemSink {
+        log: log.clone(),
+        tag: "s",
+        ..Default::default()
+    };
+    sink.script.lock().push_back(Ok(WriteReport {
+        rejected: vec![(2, "NOT NULL constraint failed".into())],
+        retry: Vec::new(),
+        rolled_back: true,
+    }));
+    sink
+}
+
+#[tokio::test]
+async fn a_rolled_back_write_dead_letters_first_then_writes_the_rest_with_the_same_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = rolling_back_sink(&log);
+    let dlq = MemSink {
+        log: log.clone(),
+        tag: "dlq",
+        ..Default::default()
+    };
+    let mut src = source(5);
+    src.batch = 5;
+    let j = job(
+        src,
+        vec![plan("s", sink.clone(), 100)],
+        Guarantee::ExactlyOnce,
+        Tolerance::All,
+        Some(dlq.clone()),
+        dir.path(),
+    );
+    let report = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        *log.lock(),
+        vec!["s: 0,1,2,3,4 rolled back", "dlq: 2", "s: 0,1,3,4"],
+        "dead letters are durable before the rest is written"
+    );
+    assert_eq!(ints(&sink.written.lock()), vec![0, 1, 3, 4]);
+    assert_eq!(report.dead_lettered, 1);
+    assert_eq!(report.records_out, vec![("s".to_string(), 4)]);
+    let cps = sink.checkpoints.lock();
+    assert_eq!(
+        cps.len(),
+        1,
+        "only the second write carried a committed checkpoint"
+    );
+    assert_eq!(cps[0].get("mem"), Some(&Offset::Int(4)));
+}
+
+#[tokio::test]
+async fn a_rolled_back_write_with_tolerance_none_stops_having_committed_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = rolling_back_sink(&log);
+    let mut src = source(5);
+    src.batch = 5;
+    let j = job(
+        src,
+        vec![plan("s", sink.clone(), 100)],
+        Guarantee::ExactlyOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let err = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bad record at mem@2 in sink:s: NOT NULL constraint failed"),
+        "{err}"
+    );
+    assert_eq!(*log.lock(), vec!["s: 0,1,2,3,4 rolled back"]);
+    assert!(sink.written.lock().is_empty());
+    assert!(
+        sink.checkpoints.lock().is_empty(),
+        "no checkpoint committed"
+    );
+}
+
+#[tokio::test]
+async fn a_report_naming_records_outside_the_write_fails_the_sink_instead_of_panicking() {
+    for report in [
+        WriteReport {
+            rejected: vec![(99, "x".into())],
+            ..Default::default()
+        },
+        WriteReport {
+            retry: vec![5],
+            ..Default::default()
+        },
+        WriteReport {
+            rolled_back: true,
+            ..Default::default()
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = MemSink::default();
+        sink.script.lock().push_back(Ok(report.clone()));
+        let mut src = source(5);
+        src.batch = 5;
+        let j = job(
+            src,
+            vec![plan("odd", sink.clone(), 100)],
+            Guarantee::AtLeastOnce,
+            Tolerance::All,
+            Some(MemSink::default()),
+            dir.path(),
+        );
+        let err = Pipeline::new(j, Vec::new())
+            .run(CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("sink `odd` failed: the sink "),
+            "{report:?}: {err}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! a deterministic generator of IoT sensor readings for demos, tests and benchmarks.
 #![deny(missing_docs)]
 
+mod canonical;
 pub mod datagen;
 mod lines;
 pub mod sink;

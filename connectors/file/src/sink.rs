@@ -14,6 +14,7 @@ use sluice_core::{
     WriteReport,
 };
 
+use crate::canonical::canonical_target;
 use crate::sink_state::{self, SinkState};
 
 /// `type = "file"` sink.
@@ -174,6 +175,11 @@ impl Sink for FileSink {
         }
         self.open = Some(self.reopen()?);
         Ok(())
+    }
+
+    /// The file's canonical path: two spellings of one file are one destination.
+    fn destination(&self) -> Option<String> {
+        Some(canonical_target(&self.path).display().to_string())
     }
 
     fn transactional(&self) -> bool {

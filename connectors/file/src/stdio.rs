@@ -144,6 +144,10 @@ pub struct Stdout;
 
 #[async_trait]
 impl Sink for Stdout {
+    fn destination(&self) -> Option<String> {
+        Some("stdout".into())
+    }
+
     async fn write(
         &mut self,
         records: &[Record],

@@ -79,7 +79,13 @@ fn open_append(path: &Path) -> std::io::Result<OpenFile> {
     {
         std::fs::create_dir_all(dir)?;
     }
+    let existed = path.exists();
     let file = OpenOptions::new().create(true).append(true).open(path)?;
+    if !existed {
+        // A new file's name is durable only once its directory is: without this, data fsync'd
+        // into it (and committed) can vanish with the name on power loss.
+        sink_state::sync_dir(path)?;
+    }
     let size = file.metadata()?.len();
     Ok(OpenFile { file, size })
 }
@@ -102,6 +108,7 @@ fn write_blocking(
         drop(open);
         let n = sink_state::count_rotations(path) + 1;
         std::fs::rename(path, sink_state::rotated_path(path, n))?;
+        // Creating the new file syncs the directory, which makes the rename durable too.
         open = open_append(path)?;
     }
     open.file.write_all(data)?;
@@ -237,6 +244,27 @@ mod tests {
 
     use super::*;
     use sluice_core::Position;
+
+    #[test]
+    fn creating_or_rotating_a_file_syncs_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.jsonl");
+        let syncs = || sink_state::DIR_SYNCS.with(|n| n.get());
+        let before = syncs();
+        let open = open_append(&path).unwrap();
+        assert_eq!(syncs(), before + 1, "creating the file");
+        drop(open);
+        let open = open_append(&path).unwrap();
+        assert_eq!(syncs(), before + 1, "opening an existing file");
+        let config = FileSinkConfig {
+            path: path.clone(),
+            rotate_bytes: Some(ByteSize(4)),
+            fsync: true,
+        };
+        let (open, _) = write_blocking(open, &path, &config, b"abc\n", None, None).unwrap();
+        let (_, _) = write_blocking(open, &path, &config, b"def\n", None, None).unwrap();
+        assert_eq!(syncs(), before + 2, "rotating");
+    }
 
     #[tokio::test]
     async fn appends_lines_and_rotates_by_size() {

@@ -67,12 +67,21 @@ pub(crate) fn store(path: &Path, state: &SinkState) -> std::io::Result<()> {
     sync_dir(path)
 }
 
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+/// fsync the directory holding `path`, so that names created or renamed in it are durable.
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    DIR_SYNCS.with(|n| n.set(n.get() + 1));
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Directory fsyncs made by this thread, so tests can check that a new name is made durable.
+    pub(crate) static DIR_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Bring the files back to the state the sidecar describes. Returns what was discarded, in

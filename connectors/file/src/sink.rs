@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -80,7 +81,11 @@ fn open_append(path: &Path) -> std::io::Result<OpenFile> {
         std::fs::create_dir_all(dir)?;
     }
     let existed = path.exists();
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
     if !existed {
         // A new file's name is durable only once its directory is: without this, data fsync'd
         // into it (and committed) can vanish with the name on power loss.
@@ -88,6 +93,34 @@ fn open_append(path: &Path) -> std::io::Result<OpenFile> {
     }
     let size = file.metadata()?.len();
     Ok(OpenFile { file, size })
+}
+
+/// Cut a torn last line — the bytes after the last newline, left by a process killed inside a
+/// write — so the next line does not glue onto it. Returns how many bytes were cut. Only for
+/// at-least-once: those bytes were never committed, so the source sends them again.
+fn cut_torn_tail(open: &mut OpenFile) -> std::io::Result<u64> {
+    const STEP: u64 = 64 * 1024;
+    let mut end = open.size;
+    let mut buf = vec![0u8; STEP as usize];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(STEP);
+        let chunk = &mut buf[..(end - start) as usize];
+        open.file.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    let cut = open.size - keep;
+    if cut > 0 {
+        open.file.set_len(keep)?;
+        open.file.sync_all()?;
+        open.size = keep;
+    }
+    Ok(cut)
 }
 
 /// Append `data` (rotating first when it would pass the limit), fsync, and with exactly-once
@@ -139,7 +172,14 @@ impl FileSink {
                 tracing::info!(path = %self.path.display(), bytes = discarded, "Discarded data written after the last exactly-once checkpoint.");
             }
         }
-        open_append(&self.path).map_err(|e| self.io("opening", &e))
+        let mut open = open_append(&self.path).map_err(|e| self.io("opening", &e))?;
+        if self.state.is_none() {
+            let cut = cut_torn_tail(&mut open).map_err(|e| self.io("repairing", &e))?;
+            if cut > 0 {
+                tracing::warn!(path = %self.path.display(), bytes = cut, "Cut a torn last line left by an interrupted write; the source sends it again.");
+            }
+        }
+        Ok(open)
     }
 }
 
@@ -211,8 +251,9 @@ impl Sink for FileSink {
             data.extend_from_slice(&r.value);
             data.push(b'\n');
         }
-        // After a failed write the file is reopened: with at-least-once a partial line may stay
-        // and the retry appends after it; with exactly-once it is cut back to the checkpoint.
+        // After a failed write the file is reopened: with at-least-once a partial last line is
+        // cut (the retry sends it again); with exactly-once the file is cut back to the
+        // checkpoint.
         let open = match self.open.take() {
             Some(open) => open,
             None => self.reopen()?,
@@ -244,6 +285,47 @@ mod tests {
 
     use super::*;
     use sluice_core::Position;
+
+    #[tokio::test]
+    async fn at_least_once_cuts_a_torn_last_line_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.jsonl");
+        std::fs::write(&path, "{\"i\":0}\n{\"i\":1}\n{\"i\"").unwrap();
+        let ctx = BuildContext {
+            job: "t".into(),
+            base_dir: dir.path().to_path_buf(),
+            state_dir: dir.path().join("s"),
+            guarantee: Guarantee::AtLeastOnce,
+        };
+        let config = FileSinkConfig {
+            path: "o.jsonl".into(),
+            rotate_bytes: None,
+            fsync: true,
+        };
+        let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
+        sink.open(&SinkContext {
+            job: "t".into(),
+            sink: "file".into(),
+            guarantee: Guarantee::AtLeastOnce,
+        })
+        .await
+        .unwrap();
+        let p: Arc<str> = Arc::from("x");
+        sink.write(&[Record::new("{\"i\":2}", Position::int(p, 1))], None)
+            .await
+            .unwrap();
+        sink.close().await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n"
+        );
+        // A file that is one torn line is cut to nothing.
+        let mut open = open_append(&path).unwrap();
+        std::fs::write(&path, "{\"i\"").unwrap();
+        open.size = 4;
+        assert_eq!(cut_torn_tail(&mut open).unwrap(), 4);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
 
     #[test]
     fn creating_or_rotating_a_file_syncs_its_directory() {

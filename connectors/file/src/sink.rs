@@ -139,10 +139,16 @@ fn write_blocking(
     {
         open.file.sync_all()?;
         drop(open);
-        let n = sink_state::count_rotations(path) + 1;
+        let n = sink_state::free_rotation(path, state.as_ref().map_or(1, |s| s.rotations + 1));
         std::fs::rename(path, sink_state::rotated_path(path, n))?;
         // Creating the new file syncs the directory, which makes the rename durable too.
         open = open_append(path)?;
+        if let Some(st) = state.as_mut() {
+            // The rotation commits on its own, before new data goes in (see `sink_state`).
+            st.rotations = n;
+            st.length = 0;
+            sink_state::store(path, st)?;
+        }
     }
     open.file.write_all(data)?;
     open.size += data.len() as u64;
@@ -151,7 +157,6 @@ fn write_blocking(
     }
     if let (Some(st), Some(cp)) = (state.as_mut(), checkpoint) {
         st.length = open.size;
-        st.rotations = sink_state::count_rotations(path);
         st.checkpoint = cp;
         sink_state::store(path, st)?;
     }
@@ -163,14 +168,28 @@ impl FileSink {
         ConnectorError::io(&format!("{what} {}", self.path.display()), e)
     }
 
-    /// Open the file; with exactly-once first cut it back to its last checkpoint.
+    /// Open the file; with exactly-once first bring it back to the state its sidecar records
+    /// (read again from disk: a failed write may have stored a rotation this sink's copy of the
+    /// state does not know).
     fn reopen(&mut self) -> Result<OpenFile, ConnectorError> {
-        if let Some(state) = &self.state {
-            let discarded =
-                sink_state::recover(&self.path, state).map_err(|e| self.io("recovering", &e))?;
-            if discarded > 0 {
-                tracing::info!(path = %self.path.display(), bytes = discarded, "Discarded data written after the last exactly-once checkpoint.");
+        if self.state.is_some() {
+            let mut state = sink_state::load(&self.path)
+                .map_err(|e| self.io("reading the checkpoint of", &e))?
+                .ok_or_else(|| {
+                    ConnectorError::external(format!(
+                        "the exactly-once checkpoint {} disappeared",
+                        sink_state::sidecar_path(&self.path).display()
+                    ))
+                })?;
+            let done = sink_state::recover(&self.path, &mut state)
+                .map_err(|e| self.io("recovering", &e))?;
+            if done.finished_rotation {
+                tracing::info!(path = %self.path.display(), rotation = state.rotations, "Finished a rotation interrupted before its checkpoint.");
             }
+            if done.discarded > 0 {
+                tracing::info!(path = %self.path.display(), bytes = done.discarded, "Discarded data written after the last exactly-once checkpoint.");
+            }
+            self.state = Some(state);
         }
         let mut open = open_append(&self.path).map_err(|e| self.io("opening", &e))?;
         if self.state.is_none() {
@@ -205,7 +224,7 @@ impl Sink for FileSink {
                     let state = SinkState {
                         job: ctx.job.clone(),
                         sink: ctx.sink.clone(),
-                        rotations: sink_state::count_rotations(&self.path),
+                        rotations: 0,
                         length,
                         checkpoint: Checkpoint::default(),
                     };
@@ -325,6 +344,80 @@ mod tests {
         open.size = 4;
         assert_eq!(cut_torn_tail(&mut open).unwrap(), 4);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn exactly_once_survives_a_crash_mid_rotation_after_rotated_files_were_shipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = dir.path().join("shipped");
+        std::fs::create_dir(&shipped).unwrap();
+        let path = dir.path().join("o.jsonl");
+        let ship = |tag: &str| {
+            for n in 1..10 {
+                let rotated = sink_state::rotated_path(&path, n);
+                if rotated.exists() {
+                    std::fs::rename(&rotated, shipped.join(format!("{tag}-{n}"))).unwrap();
+                }
+            }
+        };
+        let ctx = BuildContext {
+            job: "t".into(),
+            base_dir: dir.path().to_path_buf(),
+            state_dir: dir.path().join("s"),
+            guarantee: Guarantee::ExactlyOnce,
+        };
+        let sink_ctx = SinkContext {
+            job: "t".into(),
+            sink: "file".into(),
+            guarantee: Guarantee::ExactlyOnce,
+        };
+        let config = FileSinkConfig {
+            path: "o.jsonl".into(),
+            rotate_bytes: Some(ByteSize(10)),
+            fsync: true,
+        };
+        let p: Arc<str> = Arc::from("x");
+        let rec = |i: i64| Record::new(format!("{{\"i\":{i}}}"), Position::int(p.clone(), i));
+        let cp = |i: i64| {
+            let mut c = Checkpoint::default();
+            c.advance(&Position::int(p.clone(), i));
+            c
+        };
+        let mut sink = FileSinkConnector::build(config.clone(), &ctx).unwrap();
+        sink.open(&sink_ctx).await.unwrap();
+        sink.write(&[rec(0)], Some(&cp(0))).await.unwrap();
+        sink.write(&[rec(1)], Some(&cp(1))).await.unwrap(); // rotates
+        ship("a");
+        // The next write rotates again and "crashes" before its checkpoint is stored.
+        let blocker = PathBuf::from(format!("{}.tmp", sink_state::sidecar_path(&path).display()));
+        std::fs::create_dir(&blocker).unwrap();
+        assert!(sink.write(&[rec(2)], Some(&cp(2))).await.is_err());
+        drop(sink);
+        ship("b");
+        std::fs::remove_dir(&blocker).unwrap();
+        let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
+        sink.open(&sink_ctx).await.unwrap();
+        assert_eq!(sink.committed_checkpoint().await.unwrap(), Some(cp(1)));
+        sink.write(&[rec(2)], Some(&cp(2))).await.unwrap();
+        sink.write(&[rec(3)], Some(&cp(3))).await.unwrap();
+        sink.close().await.unwrap();
+        ship("c");
+        let mut lines = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&shipped)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.push(path.clone());
+        for f in files {
+            lines.extend(
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(String::from),
+            );
+        }
+        lines.sort();
+        assert_eq!(lines, ["{\"i\":0}", "{\"i\":1}", "{\"i\":2}", "{\"i\":3}"]);
     }
 
     #[test]

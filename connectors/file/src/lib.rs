@@ -4,7 +4,10 @@
 
 mod canonical;
 pub mod datagen;
+mod fingerprint;
+mod follow;
 mod lines;
+mod resume;
 pub mod sink;
 mod sink_state;
 pub mod source;

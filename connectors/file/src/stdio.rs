@@ -108,8 +108,14 @@ impl Source for Stdin {
             Some(Err(e)) => Err(ConnectorError::io("reading stdin", &e)),
             Some(Ok(chunk)) => {
                 let chunk = Bytes::from(chunk);
-                let (batch, used) =
-                    split_lines(&chunk, self.read, &self.partition, self.format, true);
+                let (batch, used) = split_lines(
+                    &chunk,
+                    self.read,
+                    &self.partition,
+                    "stdin",
+                    self.format,
+                    true,
+                );
                 self.read += used as u64;
                 Ok(Some(batch))
             }

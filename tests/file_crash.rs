@@ -102,3 +102,26 @@ batch = { max_records = 100 }
         "a drained shutdown commits everything it wrote (interrupted: {interrupted})"
     );
 }
+
+#[test]
+fn a_torn_last_line_left_by_a_kill_is_cut_before_the_next_run_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    generate_input(dir.path(), "in.jsonl", 1_000);
+    // What a kill -9 inside a write leaves: whole lines, then half of one.
+    let out = dir.path().join("out.jsonl");
+    let input = std::fs::read_to_string(dir.path().join("in.jsonl")).unwrap();
+    let mut torn: String = input.lines().take(10).map(|l| format!("{l}\n")).collect();
+    let eleventh = input.lines().nth(10).unwrap();
+    torn.push_str(&eleventh[..eleventh.len() / 2]);
+    std::fs::write(&out, torn).unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        "api_version = 1\nname = \"torn\"\n[source]\ntype = \"file\"\npath = \"in.jsonl\"\n[[sinks]]\ntype = \"file\"\npath = \"out.jsonl\"\n",
+    );
+    let mut child = spawn_run(&job);
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(60)).success());
+    let (counts, bad) = seq_counts(&out);
+    assert!(bad.is_empty(), "corrupt lines in the sink: {bad:?}");
+    assert_eq!(assert_all_present(&counts, 1_000), 10);
+}

@@ -2,8 +2,12 @@
 //! a deterministic generator of IoT sensor readings for demos, tests and benchmarks.
 #![deny(missing_docs)]
 
+mod canonical;
 pub mod datagen;
+mod fingerprint;
+mod follow;
 mod lines;
+mod resume;
 pub mod sink;
 mod sink_state;
 pub mod source;

@@ -8,13 +8,14 @@ use sluice_core::{Batch, DeadRecord, Position, Record};
 use crate::LineFormat;
 
 /// Split `chunk` (which starts at byte `base` of the partition) into records for every complete
-/// line. Returns the batch and the number of bytes consumed (up to and including the last
+/// line; `origin` names the input in the reason of a bad line (partitions need not be readable). Returns the batch and the number of bytes consumed (up to and including the last
 /// newline); the rest is an incomplete line. With `final_chunk`, a trailing line without a
 /// newline is taken too.
 pub(crate) fn split_lines(
     chunk: &Bytes,
     base: u64,
     partition: &Arc<str>,
+    origin: &str,
     format: LineFormat,
     final_chunk: bool,
 ) -> (Batch, usize) {
@@ -40,7 +41,10 @@ pub(crate) fn split_lines(
             batch.dead.push(DeadRecord {
                 record,
                 stage: "source".into(),
-                reason: format!("invalid JSON at byte {}: {e}", base + line_start as u64),
+                reason: format!(
+                    "invalid JSON at byte {} of {origin}: {e}",
+                    base + line_start as u64
+                ),
             });
             return;
         }
@@ -66,13 +70,20 @@ mod tests {
     fn splits_complete_lines_and_keeps_the_rest() {
         let p: Arc<str> = Arc::from("f");
         let chunk = Bytes::from_static(b"{\"a\":1}\n\nnot json\r\n{\"b\":2}\n{\"c\"");
-        let (batch, used) = split_lines(&chunk, 100, &p, LineFormat::Json, false);
+        let (batch, used) = split_lines(&chunk, 100, &p, "f", LineFormat::Json, false);
         assert_eq!(batch.records.len(), 2);
         assert_eq!(batch.dead.len(), 1);
         assert_eq!(&batch.dead[0].record.value[..], b"not json");
+        assert!(
+            batch.dead[0]
+                .reason
+                .starts_with("invalid JSON at byte 109 of f: "),
+            "{}",
+            batch.dead[0].reason
+        );
         assert_eq!(batch.records[1].position.offset, Offset::Int(100 + 27));
         assert_eq!(used, 27);
-        let (batch, used) = split_lines(&chunk.slice(used..), 127, &p, LineFormat::Text, true);
+        let (batch, used) = split_lines(&chunk.slice(used..), 127, &p, "f", LineFormat::Text, true);
         assert_eq!(batch.records.len(), 1);
         assert_eq!(used, 4);
         assert_eq!(batch.records[0].position.offset, Offset::Int(131));

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use sluice_core::{
     WriteReport,
 };
 
+use crate::canonical::canonical_target;
 use crate::sink_state::{self, SinkState};
 
 /// `type = "file"` sink.
@@ -78,9 +80,47 @@ fn open_append(path: &Path) -> std::io::Result<OpenFile> {
     {
         std::fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)?;
+    if !existed {
+        // A new file's name is durable only once its directory is: without this, data fsync'd
+        // into it (and committed) can vanish with the name on power loss.
+        sink_state::sync_dir(path)?;
+    }
     let size = file.metadata()?.len();
     Ok(OpenFile { file, size })
+}
+
+/// Cut a torn last line — the bytes after the last newline, left by a process killed inside a
+/// write — so the next line does not glue onto it. Returns how many bytes were cut. Only for
+/// at-least-once: those bytes were never committed, so the source sends them again.
+fn cut_torn_tail(open: &mut OpenFile) -> std::io::Result<u64> {
+    const STEP: u64 = 64 * 1024;
+    let mut end = open.size;
+    let mut buf = vec![0u8; STEP as usize];
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(STEP);
+        let chunk = &mut buf[..(end - start) as usize];
+        open.file.read_exact_at(chunk, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    let cut = open.size - keep;
+    if cut > 0 {
+        open.file.set_len(keep)?;
+        open.file.sync_all()?;
+        open.size = keep;
+    }
+    Ok(cut)
 }
 
 /// Append `data` (rotating first when it would pass the limit), fsync, and with exactly-once
@@ -99,9 +139,16 @@ fn write_blocking(
     {
         open.file.sync_all()?;
         drop(open);
-        let n = sink_state::count_rotations(path) + 1;
+        let n = sink_state::free_rotation(path, state.as_ref().map_or(1, |s| s.rotations + 1));
         std::fs::rename(path, sink_state::rotated_path(path, n))?;
+        // Creating the new file syncs the directory, which makes the rename durable too.
         open = open_append(path)?;
+        if let Some(st) = state.as_mut() {
+            // The rotation commits on its own, before new data goes in (see `sink_state`).
+            st.rotations = n;
+            st.length = 0;
+            sink_state::store(path, st)?;
+        }
     }
     open.file.write_all(data)?;
     open.size += data.len() as u64;
@@ -110,7 +157,6 @@ fn write_blocking(
     }
     if let (Some(st), Some(cp)) = (state.as_mut(), checkpoint) {
         st.length = open.size;
-        st.rotations = sink_state::count_rotations(path);
         st.checkpoint = cp;
         sink_state::store(path, st)?;
     }
@@ -122,16 +168,37 @@ impl FileSink {
         ConnectorError::io(&format!("{what} {}", self.path.display()), e)
     }
 
-    /// Open the file; with exactly-once first cut it back to its last checkpoint.
+    /// Open the file; with exactly-once first bring it back to the state its sidecar records
+    /// (read again from disk: a failed write may have stored a rotation this sink's copy of the
+    /// state does not know).
     fn reopen(&mut self) -> Result<OpenFile, ConnectorError> {
-        if let Some(state) = &self.state {
-            let discarded =
-                sink_state::recover(&self.path, state).map_err(|e| self.io("recovering", &e))?;
-            if discarded > 0 {
-                tracing::info!(path = %self.path.display(), bytes = discarded, "Discarded data written after the last exactly-once checkpoint.");
+        if self.state.is_some() {
+            let mut state = sink_state::load(&self.path)
+                .map_err(|e| self.io("reading the checkpoint of", &e))?
+                .ok_or_else(|| {
+                    ConnectorError::external(format!(
+                        "the exactly-once checkpoint {} disappeared",
+                        sink_state::sidecar_path(&self.path).display()
+                    ))
+                })?;
+            let done = sink_state::recover(&self.path, &mut state)
+                .map_err(|e| self.io("recovering", &e))?;
+            if done.finished_rotation {
+                tracing::info!(path = %self.path.display(), rotation = state.rotations, "Finished a rotation interrupted before its checkpoint.");
+            }
+            if done.discarded > 0 {
+                tracing::info!(path = %self.path.display(), bytes = done.discarded, "Discarded data written after the last exactly-once checkpoint.");
+            }
+            self.state = Some(state);
+        }
+        let mut open = open_append(&self.path).map_err(|e| self.io("opening", &e))?;
+        if self.state.is_none() {
+            let cut = cut_torn_tail(&mut open).map_err(|e| self.io("repairing", &e))?;
+            if cut > 0 {
+                tracing::warn!(path = %self.path.display(), bytes = cut, "Cut a torn last line left by an interrupted write; the source sends it again.");
             }
         }
-        open_append(&self.path).map_err(|e| self.io("opening", &e))
+        Ok(open)
     }
 }
 
@@ -157,7 +224,7 @@ impl Sink for FileSink {
                     let state = SinkState {
                         job: ctx.job.clone(),
                         sink: ctx.sink.clone(),
-                        rotations: sink_state::count_rotations(&self.path),
+                        rotations: 0,
                         length,
                         checkpoint: Checkpoint::default(),
                     };
@@ -174,6 +241,11 @@ impl Sink for FileSink {
         }
         self.open = Some(self.reopen()?);
         Ok(())
+    }
+
+    /// The file's canonical path: two spellings of one file are one destination.
+    fn destination(&self) -> Option<String> {
+        Some(canonical_target(&self.path).display().to_string())
     }
 
     fn transactional(&self) -> bool {
@@ -198,8 +270,9 @@ impl Sink for FileSink {
             data.extend_from_slice(&r.value);
             data.push(b'\n');
         }
-        // After a failed write the file is reopened: with at-least-once a partial line may stay
-        // and the retry appends after it; with exactly-once it is cut back to the checkpoint.
+        // After a failed write the file is reopened: with at-least-once a partial last line is
+        // cut (the retry sends it again); with exactly-once the file is cut back to the
+        // checkpoint.
         let open = match self.open.take() {
             Some(open) => open,
             None => self.reopen()?,
@@ -231,6 +304,142 @@ mod tests {
 
     use super::*;
     use sluice_core::Position;
+
+    #[tokio::test]
+    async fn at_least_once_cuts_a_torn_last_line_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.jsonl");
+        std::fs::write(&path, "{\"i\":0}\n{\"i\":1}\n{\"i\"").unwrap();
+        let ctx = BuildContext {
+            job: "t".into(),
+            base_dir: dir.path().to_path_buf(),
+            state_dir: dir.path().join("s"),
+            guarantee: Guarantee::AtLeastOnce,
+        };
+        let config = FileSinkConfig {
+            path: "o.jsonl".into(),
+            rotate_bytes: None,
+            fsync: true,
+        };
+        let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
+        sink.open(&SinkContext {
+            job: "t".into(),
+            sink: "file".into(),
+            guarantee: Guarantee::AtLeastOnce,
+        })
+        .await
+        .unwrap();
+        let p: Arc<str> = Arc::from("x");
+        sink.write(&[Record::new("{\"i\":2}", Position::int(p, 1))], None)
+            .await
+            .unwrap();
+        sink.close().await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n"
+        );
+        // A file that is one torn line is cut to nothing.
+        let mut open = open_append(&path).unwrap();
+        std::fs::write(&path, "{\"i\"").unwrap();
+        open.size = 4;
+        assert_eq!(cut_torn_tail(&mut open).unwrap(), 4);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn exactly_once_survives_a_crash_mid_rotation_after_rotated_files_were_shipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = dir.path().join("shipped");
+        std::fs::create_dir(&shipped).unwrap();
+        let path = dir.path().join("o.jsonl");
+        let ship = |tag: &str| {
+            for n in 1..10 {
+                let rotated = sink_state::rotated_path(&path, n);
+                if rotated.exists() {
+                    std::fs::rename(&rotated, shipped.join(format!("{tag}-{n}"))).unwrap();
+                }
+            }
+        };
+        let ctx = BuildContext {
+            job: "t".into(),
+            base_dir: dir.path().to_path_buf(),
+            state_dir: dir.path().join("s"),
+            guarantee: Guarantee::ExactlyOnce,
+        };
+        let sink_ctx = SinkContext {
+            job: "t".into(),
+            sink: "file".into(),
+            guarantee: Guarantee::ExactlyOnce,
+        };
+        let config = FileSinkConfig {
+            path: "o.jsonl".into(),
+            rotate_bytes: Some(ByteSize(10)),
+            fsync: true,
+        };
+        let p: Arc<str> = Arc::from("x");
+        let rec = |i: i64| Record::new(format!("{{\"i\":{i}}}"), Position::int(p.clone(), i));
+        let cp = |i: i64| {
+            let mut c = Checkpoint::default();
+            c.advance(&Position::int(p.clone(), i));
+            c
+        };
+        let mut sink = FileSinkConnector::build(config.clone(), &ctx).unwrap();
+        sink.open(&sink_ctx).await.unwrap();
+        sink.write(&[rec(0)], Some(&cp(0))).await.unwrap();
+        sink.write(&[rec(1)], Some(&cp(1))).await.unwrap(); // rotates
+        ship("a");
+        // The next write rotates again and "crashes" before its checkpoint is stored.
+        let blocker = PathBuf::from(format!("{}.tmp", sink_state::sidecar_path(&path).display()));
+        std::fs::create_dir(&blocker).unwrap();
+        assert!(sink.write(&[rec(2)], Some(&cp(2))).await.is_err());
+        drop(sink);
+        ship("b");
+        std::fs::remove_dir(&blocker).unwrap();
+        let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
+        sink.open(&sink_ctx).await.unwrap();
+        assert_eq!(sink.committed_checkpoint().await.unwrap(), Some(cp(1)));
+        sink.write(&[rec(2)], Some(&cp(2))).await.unwrap();
+        sink.write(&[rec(3)], Some(&cp(3))).await.unwrap();
+        sink.close().await.unwrap();
+        ship("c");
+        let mut lines = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&shipped)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.push(path.clone());
+        for f in files {
+            lines.extend(
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(String::from),
+            );
+        }
+        lines.sort();
+        assert_eq!(lines, ["{\"i\":0}", "{\"i\":1}", "{\"i\":2}", "{\"i\":3}"]);
+    }
+
+    #[test]
+    fn creating_or_rotating_a_file_syncs_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.jsonl");
+        let syncs = || sink_state::DIR_SYNCS.with(|n| n.get());
+        let before = syncs();
+        let open = open_append(&path).unwrap();
+        assert_eq!(syncs(), before + 1, "creating the file");
+        drop(open);
+        let open = open_append(&path).unwrap();
+        assert_eq!(syncs(), before + 1, "opening an existing file");
+        let config = FileSinkConfig {
+            path: path.clone(),
+            rotate_bytes: Some(ByteSize(4)),
+            fsync: true,
+        };
+        let (open, _) = write_blocking(open, &path, &config, b"abc\n", None, None).unwrap();
+        let (_, _) = write_blocking(open, &path, &config, b"def\n", None, None).unwrap();
+        assert_eq!(syncs(), before + 2, "rotating");
+    }
 
     #[tokio::test]
     async fn appends_lines_and_rotates_by_size() {

@@ -1,8 +1,22 @@
-//! Exactly-once for the file sink: a sidecar file records, after every write, how long the file
-//! was and which checkpoint that length covers. It is replaced atomically (write, fsync, rename,
-//! fsync the directory) after the data is fsync'd. On open, anything past the recorded length
-//! (written by a run that crashed before its checkpoint) is cut off, and a rotation that
-//! happened after the last checkpoint is undone, so the source replays exactly what is missing.
+//! Exactly-once for the file sink: a sidecar file records, after every write, which file is
+//! active (its rotation number), how long it was and which checkpoint that length covers. It is
+//! replaced atomically (write, fsync, rename, fsync the directory) after the data is fsync'd.
+//!
+//! Recovery relies only on what the sink owns — the sidecar and the active file `<path>` —
+//! never on which rotated files `<path>.N` are on disk: other processes may ship them away at
+//! any time. The protocol:
+//!
+//! - Write: append, fsync, store `{rotations, length, checkpoint}`.
+//! - Rotate, only at a committed boundary (the active file holds exactly `length` committed
+//!   bytes, `length > 0`): rename `<path>` to `<path>.N` (N: the first free number after
+//!   `rotations`), create an empty `<path>` and fsync the directory, then store
+//!   `{rotations: N, length: 0, checkpoint}` — the rotation commits on its own, before any new
+//!   data goes into the new file.
+//! - Open: if `<path>` is missing or empty while the sidecar says `length > 0`, a rotation
+//!   stopped before its own commit: its rotated file is complete and committed, so the
+//!   rotation is finished (sidecar `{rotations + 1, 0}`), wherever that file is now. Otherwise
+//!   anything past `length` (written by a run that crashed before its checkpoint) is cut off;
+//!   a file shorter than `length` was changed outside Sluice and is refused.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -18,11 +32,12 @@ pub(crate) struct SinkState {
     pub job: String,
     /// Sink name within the job.
     pub sink: String,
-    /// Rotated files (`<path>.1` … `<path>.N`) that existed at the checkpoint.
+    /// The number of the last rotated file this sink made (`<path>.N`); 0 before the first
+    /// rotation. The next rotation takes the first free number after it.
     pub rotations: u32,
-    /// Length of the active file at the checkpoint.
+    /// Length of the active file `<path>` at the checkpoint.
     pub length: u64,
-    /// The checkpoint covered by everything up to `length`.
+    /// The checkpoint covered by everything written up to here.
     pub checkpoint: Checkpoint,
 }
 
@@ -36,10 +51,10 @@ pub(crate) fn rotated_path(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(format!("{}.{n}", path.display()))
 }
 
-/// Number of consecutive rotated files `<path>.1`, `<path>.2`, … that exist.
-pub(crate) fn count_rotations(path: &Path) -> u32 {
-    let mut n = 0;
-    while rotated_path(path, n + 1).exists() {
+/// The first `n >= from` with no `<path>.<n>`: a rotation never overwrites a file, ours or not.
+pub(crate) fn free_rotation(path: &Path, from: u32) -> u32 {
+    let mut n = from.max(1);
+    while rotated_path(path, n).exists() {
         n += 1;
     }
     n
@@ -67,7 +82,10 @@ pub(crate) fn store(path: &Path, state: &SinkState) -> std::io::Result<()> {
     sync_dir(path)
 }
 
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+/// fsync the directory holding `path`, so that names created or renamed in it are durable.
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    DIR_SYNCS.with(|n| n.set(n.get() + 1));
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -75,21 +93,35 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Bring the files back to the state the sidecar describes. Returns what was discarded, in
-/// bytes, for the log.
-pub(crate) fn recover(path: &Path, state: &SinkState) -> std::io::Result<u64> {
-    let mut discarded = 0;
-    let now = count_rotations(path);
-    if now > state.rotations {
-        // Rotated after the checkpoint: the checkpointed active file is `<path>.<rotations+1>`.
-        for n in (state.rotations + 2)..=now {
-            discarded += std::fs::metadata(rotated_path(path, n))?.len();
-            std::fs::remove_file(rotated_path(path, n))?;
-        }
-        if let Ok(m) = std::fs::metadata(path) {
-            discarded += m.len();
-        }
-        std::fs::rename(rotated_path(path, state.rotations + 1), path)?;
+#[cfg(test)]
+thread_local! {
+    /// Directory fsyncs made by this thread, so tests can check that a new name is made durable.
+    pub(crate) static DIR_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// What recovery did, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Uncommitted bytes cut from the active file.
+    pub discarded: u64,
+    /// A rotation that stopped before its own commit was finished.
+    pub finished_rotation: bool,
+}
+
+/// Bring the active file back to the state the sidecar describes (see the module doc); with a
+/// finished rotation `state` is updated and stored.
+pub(crate) fn recover(path: &Path, state: &mut SinkState) -> std::io::Result<Recovered> {
+    let mut done = Recovered::default();
+    let len = match std::fs::metadata(path) {
+        Ok(m) => Some(m.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if state.length > 0 && len.unwrap_or(0) == 0 {
+        state.rotations += 1;
+        state.length = 0;
+        store(path, state)?;
+        done.finished_rotation = true;
     }
     let file = OpenOptions::new()
         .write(true)
@@ -98,7 +130,7 @@ pub(crate) fn recover(path: &Path, state: &SinkState) -> std::io::Result<u64> {
         .open(path)?;
     let len = file.metadata()?.len();
     if len > state.length {
-        discarded += len - state.length;
+        done.discarded = len - state.length;
         file.set_len(state.length)?;
         file.sync_all()?;
     } else if len < state.length {
@@ -112,7 +144,7 @@ pub(crate) fn recover(path: &Path, state: &SinkState) -> std::io::Result<u64> {
         ));
     }
     sync_dir(path)?;
-    Ok(discarded)
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -120,24 +152,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cuts_uncommitted_bytes_and_undoes_a_late_rotation() {
+    fn cuts_uncommitted_bytes_after_the_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("o.jsonl");
         std::fs::write(&p, "a\nb\n").unwrap();
-        let state = SinkState {
+        let mut state = SinkState {
             length: 2,
             ..Default::default()
         };
         store(&p, &state).unwrap();
         assert_eq!(load(&p).unwrap(), Some(state.clone()));
-        assert_eq!(recover(&p, &state).unwrap(), 2);
+        assert_eq!(recover(&p, &mut state).unwrap().discarded, 2);
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "a\n");
-        // A rotation after the checkpoint, then a partial write into the new file.
+        std::fs::write(&p, "a").unwrap();
+        assert!(recover(&p, &mut state).is_err(), "shorter than committed");
+    }
+
+    #[test]
+    fn finishes_a_rotation_cut_short_even_when_the_rotated_file_was_shipped_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.jsonl");
         std::fs::write(&p, "a\nb\n").unwrap();
-        std::fs::rename(&p, rotated_path(&p, 1)).unwrap();
-        std::fs::write(&p, "c\n").unwrap();
-        assert_eq!(recover(&p, &state).unwrap(), 4);
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a\n");
-        assert_eq!(count_rotations(&p), 0);
+        let mut state = SinkState {
+            rotations: 7,
+            length: 4,
+            ..Default::default()
+        };
+        store(&p, &state).unwrap();
+        // Renamed, then killed before the new file was created; a shipper took the file.
+        std::fs::rename(&p, rotated_path(&p, 8)).unwrap();
+        std::fs::rename(rotated_path(&p, 8), dir.path().join("shipped")).unwrap();
+        let done = recover(&p, &mut state).unwrap();
+        assert!(done.finished_rotation);
+        assert_eq!((state.rotations, state.length), (8, 0));
+        assert_eq!(load(&p).unwrap(), Some(state.clone()));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "");
+        assert_eq!(free_rotation(&p, state.rotations + 1), 9);
     }
 }

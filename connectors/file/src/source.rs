@@ -1,23 +1,27 @@
-//! The file source: JSON lines or text, read to the end (bounded) or followed like `tail -f`.
-//! A record's position is the byte offset just past its line, so a restart resumes exactly
-//! after the last committed line.
+//! The file source: JSON lines or text, read to the end (bounded) or followed like `tail -F`.
+//! A record's position is the byte offset just past its line in a partition that is the file's
+//! identity (`fingerprint`), so a restart resumes exactly after the last committed line of the
+//! same file, however its path is spelled (`resume`), and a rotated or rewritten file is never
+//! read at another file's offset (`follow`).
 
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_core::units::{ByteSize, HumanDuration};
-use sluice_core::{
-    Batch, BuildContext, Checkpoint, ConnectorError, Offset, Source, SourceConnector,
-};
+use sluice_core::{Batch, BuildContext, Checkpoint, ConnectorError, Source, SourceConnector};
 
 use crate::LineFormat;
+use crate::canonical::canonical_target;
+use crate::fingerprint::{DiskId, Fingerprint, Identity};
+use crate::follow::{self, Change};
 use crate::lines::split_lines;
+use crate::resume::{self, Observed, next_identity};
 
 /// `type = "file"` source.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
@@ -66,27 +70,53 @@ impl SourceConnector for FileSourceConnector {
         }
         let path = ctx.resolve(&config.path);
         Ok(Box::new(FileSource {
-            partition: Arc::from(path.display().to_string()),
+            origin: path.display().to_string(),
             path,
             config,
             file: None,
+            identity: None,
+            previous: None,
+            resume: Checkpoint::default(),
             offset: 0,
             pending: Bytes::new(),
+            rotated_at: None,
+            at_end: false,
             done: false,
         }))
     }
 }
 
-/// A running file source.
+/// The file being read.
+struct OpenFile {
+    file: Arc<std::fs::File>,
+    disk: DiskId,
+}
+
+/// A running file source. Its partition is the identity of the file it reads, not its path
+/// (see `fingerprint`); following, it moves on to the next file when the path is rotated.
 pub struct FileSource {
     path: PathBuf,
-    partition: Arc<str>,
+    /// The path as shown in the reason of a bad line.
+    origin: String,
     config: FileSourceConfig,
-    file: Option<Arc<std::fs::File>>,
+    file: Option<OpenFile>,
+    /// The partition of the open file, with its name; `None` until its first line is complete
+    /// (then `offset` is 0).
+    identity: Option<(Identity, Arc<str>)>,
+    /// The partition read before a rotation or rewrite in this run.
+    previous: Option<Identity>,
+    /// The checkpoint `open` got: new partitions take generations after the ones it used.
+    resume: Checkpoint,
     /// File offset of the first byte of `pending`.
     offset: u64,
     /// Bytes read but not yet emitted (an incomplete last line).
     pending: Bytes,
+    /// When the path was seen naming another file; the open one is finished after one more
+    /// poll interval, in case its writer was still writing.
+    rotated_at: Option<Instant>,
+    /// The last read reached the end of the file. Following, data read after that is first
+    /// checked for a rewrite in place.
+    at_end: bool,
     done: bool,
 }
 
@@ -95,13 +125,27 @@ impl FileSource {
         ConnectorError::io(&format!("{what} {}", self.path.display()), e)
     }
 
+    fn open_file(&self) -> Result<OpenFile, ConnectorError> {
+        let file = std::fs::File::open(&self.path).map_err(|e| self.err("opening", &e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| self.err("reading metadata of", &e))?;
+        Ok(OpenFile {
+            disk: DiskId::of(&meta),
+            file: Arc::new(file),
+        })
+    }
+
+    fn open_handle(&self) -> Result<&OpenFile, ConnectorError> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| ConnectorError::internal("file source not open"))
+    }
+
     /// Read up to `read_size` bytes after what is pending. The read runs off the executor and
     /// state changes only when it returns, so dropping this future loses nothing.
     async fn read_more(&mut self) -> Result<usize, ConnectorError> {
-        let file = self
-            .file
-            .clone()
-            .ok_or_else(|| ConnectorError::internal("file source not open"))?;
+        let file = self.open_handle()?.file.clone();
         let leftover = self.pending.clone();
         let at = self.offset + leftover.len() as u64;
         let size = self.config.read_size.as_usize();
@@ -116,47 +160,159 @@ impl FileSource {
         .map_err(|e| ConnectorError::internal(format!("read task: {e}")))?
         .map_err(|e| self.err("reading", &e))?;
         self.pending = Bytes::from(chunk);
+        self.at_end = n < size;
         Ok(n)
     }
 
-    fn take_batch(&mut self, final_chunk: bool) -> Option<Batch> {
+    /// The complete lines pending, as a batch. The first lines of a file also give it its
+    /// partition.
+    fn take_batch(&mut self, final_chunk: bool) -> Result<Option<Batch>, ConnectorError> {
         if self.pending.is_empty() {
-            return None;
+            return Ok(None);
         }
+        let partition = match &self.identity {
+            Some((_, partition)) => partition.clone(),
+            None => {
+                // No identity yet means reading started at byte 0: `pending` is the file's head.
+                let Some(fp) = Fingerprint::of(&self.pending, final_chunk) else {
+                    return Ok(None);
+                };
+                let ino = self.open_handle()?.disk.ino;
+                let identity = next_identity(ino, fp, &self.resume, self.previous);
+                let partition = identity.partition();
+                self.identity = Some((identity, partition.clone()));
+                partition
+            }
+        };
         let chunk = self.pending.clone();
         let (batch, used) = split_lines(
             &chunk,
             self.offset,
-            &self.partition,
+            &partition,
+            &self.origin,
             self.config.format,
             final_chunk,
         );
         self.offset += used as u64;
         self.pending = chunk.slice(used..);
-        (!batch.is_empty()).then_some(batch)
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    /// Start again at byte 0 of `file`, under a new partition.
+    fn restart_with(&mut self, file: OpenFile) {
+        if let Some((identity, _)) = self.identity.take() {
+            self.previous = Some(identity);
+        }
+        self.file = Some(file);
+        self.offset = 0;
+        self.pending = Bytes::new();
+        self.rotated_at = None;
+    }
+
+    /// After reaching the end: was the file rewritten in place, so that what was just read
+    /// is not the continuation of what was emitted? Then start it again from byte 0.
+    fn rewritten_after_wait(&mut self) -> Result<bool, ConnectorError> {
+        let handle = self.open_handle()?;
+        let read_to = self.offset + self.pending.len() as u64;
+        let identity = self.identity.as_ref().map(|(i, _)| i);
+        let change = follow::rewritten(&handle.file, read_to, self.offset, identity)
+            .map_err(|e| self.err("checking", &e))?;
+        if change == Change::Rewritten {
+            self.restart_in_place()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn restart_in_place(&mut self) -> Result<(), ConnectorError> {
+        tracing::warn!(path = %self.path.display(), partition = ?self.identity.as_ref().map(|i| &i.1), offset = self.offset, "The file was truncated or rewritten in place; reading it again from the start.");
+        let same = self.open_file()?;
+        self.restart_with(same);
+        Ok(())
+    }
+
+    /// At the end of the followed file: look for a rotation or a rewrite, or wait.
+    async fn at_end_while_following(&mut self) -> Result<Option<Batch>, ConnectorError> {
+        let poll = self.config.poll_interval.0;
+        if self.rotated_at.is_some_and(|at| at.elapsed() >= poll) {
+            // Read to its end once more after the rotation was seen: it is finished, and so is
+            // a last line without a newline.
+            let last = self.take_batch(true)?;
+            let next = self.open_file()?;
+            tracing::info!(path = %self.path.display(), partition = ?self.identity.as_ref().map(|i| &i.1), "The file was rotated; finished the old one, reading the new one from the start.");
+            self.restart_with(next);
+            return Ok(last);
+        }
+        let handle = self.open_handle()?;
+        let read_to = self.offset + self.pending.len() as u64;
+        let identity = self.identity.as_ref().map(|(i, _)| i);
+        let change = follow::detect(
+            &self.path,
+            &handle.file,
+            handle.disk,
+            read_to,
+            self.offset,
+            identity,
+        )
+        .map_err(|e| self.err("checking", &e))?;
+        match change {
+            Change::None => {}
+            Change::Rotated => {
+                self.rotated_at.get_or_insert_with(Instant::now);
+            }
+            Change::Rewritten => {
+                self.restart_in_place()?;
+                return Ok(None);
+            }
+        }
+        tokio::time::sleep(poll).await;
+        Ok(None)
     }
 }
 
 #[async_trait]
 impl Source for FileSource {
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
-        let file = std::fs::File::open(&self.path).map_err(|e| self.err("opening", &e))?;
-        let len = file
+        let open = self.open_file()?;
+        let size = open
+            .file
             .metadata()
             .map_err(|e| self.err("reading metadata of", &e))?
             .len();
-        if let Some(Offset::Int(pos)) = resume.as_ref().and_then(|cp| cp.get(&self.partition)) {
-            let pos = *pos as u64;
-            if pos > len {
-                return Err(ConnectorError::external(format!(
-                    "{} is {len} bytes but the committed position is {pos}: the file was truncated or replaced; reset the job's offsets to read it again",
-                    self.path.display()
-                )));
-            }
-            tracing::info!(path = %self.path.display(), offset = pos, "Resuming file.");
-            self.offset = pos;
+        let fingerprint = Fingerprint::read(&open.file, !self.config.follow)
+            .map_err(|e| self.err("reading", &e))?;
+        let here = canonical_target(&self.path);
+        let file = open.file.clone();
+        let line_end = move |pos: u64| {
+            let mut last = [0u8; 1];
+            matches!(file.read_at(&mut last, pos - 1), Ok(1) if last[0] == b'\n')
+        };
+        let legacy = |p: &str| Path::new(p).is_absolute() && canonical_target(Path::new(p)) == here;
+        let resume = resume.unwrap_or_default();
+        let start = resume::start(
+            &resume,
+            &Observed {
+                ino: open.disk.ino,
+                fingerprint,
+                size,
+                line_end: &line_end,
+                legacy: &legacy,
+            },
+        );
+        let partition = start.identity.map(|i| i.partition());
+        if let Some(warning) = &start.warning {
+            tracing::warn!(path = %self.path.display(), partition = ?partition, "{warning}");
         }
-        self.file = Some(Arc::new(file));
+        if let Some(old) = &start.migrated_from {
+            tracing::info!(path = %self.path.display(), from = %old, to = ?partition, "Took over the position of a partition named by path.");
+        }
+        if start.offset > 0 {
+            tracing::info!(path = %self.path.display(), offset = start.offset, "Resuming file.");
+        }
+        self.identity = start.identity.zip(partition);
+        self.offset = start.offset;
+        self.resume = resume;
+        self.file = Some(open);
         Ok(())
     }
 
@@ -165,19 +321,25 @@ impl Source for FileSource {
             if self.done {
                 return Ok(None);
             }
+            let was_at_end = self.at_end;
             let n = self.read_more().await?;
+            if n > 0 && was_at_end && self.config.follow && self.rewritten_after_wait()? {
+                continue;
+            }
             if n > 0 {
-                if let Some(batch) = self.take_batch(false) {
+                if let Some(batch) = self.take_batch(false)? {
                     return Ok(Some(batch));
                 }
                 continue;
             }
             if self.config.follow {
-                tokio::time::sleep(self.config.poll_interval.0).await;
+                if let Some(batch) = self.at_end_while_following().await? {
+                    return Ok(Some(batch));
+                }
                 continue;
             }
             self.done = true;
-            return Ok(self.take_batch(true));
+            return self.take_batch(true);
         }
     }
 
@@ -191,7 +353,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use sluice_core::Guarantee;
+    use sluice_core::{Guarantee, Offset, Record};
 
     fn ctx(dir: &std::path::Path) -> BuildContext {
         BuildContext {
@@ -246,15 +408,176 @@ mod tests {
         assert_eq!(&rest[0].value[..], b"{\"i\":42}");
     }
 
+    fn records(batches: Vec<Batch>) -> Vec<Record> {
+        batches.into_iter().flat_map(|b| b.records).collect()
+    }
+
+    fn write_lines(path: &std::path::Path, from: u32, to: u32) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for i in from..to {
+            writeln!(f, "{{\"i\":{i}}}").unwrap();
+        }
+    }
+
+    /// Everything read from `path` (as `spelled`) after `cp`, and the checkpoint after it.
+    async fn read_all(
+        dir: &std::path::Path,
+        spelled: &str,
+        cp: &Checkpoint,
+    ) -> (Vec<Record>, Checkpoint) {
+        let mut src = FileSourceConnector::build(config(spelled, 64), &ctx(dir)).unwrap();
+        src.open(Some(cp.clone())).await.unwrap();
+        let rest = records(drain(&mut src).await);
+        let mut after = cp.clone();
+        for r in &rest {
+            after.advance(&r.position);
+        }
+        (rest, after)
+    }
+
     #[tokio::test]
-    async fn refuses_a_truncated_file() {
+    async fn another_spelling_or_a_rename_of_the_file_resumes_the_same_partition() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("in.jsonl"), "{}\n").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        write_lines(&dir.path().join("in.jsonl"), 0, 100);
+        let (all, cp) = read_all(dir.path(), "in.jsonl", &Checkpoint::default()).await;
+        assert_eq!(all.len(), 100);
+        assert!(all[0].position.partition.starts_with("file:"));
+        for spelled in ["./in.jsonl", "sub/../in.jsonl"] {
+            let (again, _) = read_all(dir.path(), spelled, &cp).await;
+            assert_eq!(again.len(), 0, "{spelled} read again");
+        }
+        std::fs::rename(
+            dir.path().join("in.jsonl"),
+            dir.path().join("sub/moved.jsonl"),
+        )
+        .unwrap();
+        write_lines(&dir.path().join("sub/moved.jsonl"), 100, 110);
+        let (rest, _) = read_all(dir.path(), "sub/moved.jsonl", &cp).await;
+        assert_eq!(rest.len(), 10);
+        assert_eq!(&rest[0].value[..], b"{\"i\":100}");
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_keyed_by_path_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        write_lines(&dir.path().join("in.jsonl"), 0, 100);
+        let (all, _) = read_all(dir.path(), "in.jsonl", &Checkpoint::default()).await;
+        // How versions before partition identities named the partition.
+        let old_key = ctx(dir.path())
+            .resolve("./in.jsonl".as_ref())
+            .display()
+            .to_string();
         let mut cp = Checkpoint::default();
-        let p = dir.path().join("in.jsonl").display().to_string();
-        cp.offsets.insert(Arc::from(p), Offset::Int(1000));
-        let mut src = FileSourceConnector::build(config("in.jsonl", 64), &ctx(dir.path())).unwrap();
-        let err = src.open(Some(cp)).await.err().unwrap();
-        assert!(err.message.contains("truncated"), "{}", err.message);
+        cp.offsets
+            .insert(Arc::from(old_key), all[41].position.offset.clone());
+        let (rest, _) = read_all(dir.path(), "in.jsonl", &cp).await;
+        assert_eq!(rest.len(), 58);
+        assert_eq!(&rest[0].value[..], b"{\"i\":42}");
+        assert_eq!(rest[0].position.partition, all[0].position.partition);
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_or_truncated_while_stopped_is_read_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        write_lines(&path, 0, 100);
+        let (_, cp) = read_all(dir.path(), "in.jsonl", &Checkpoint::default()).await;
+        // Replaced by a longer file (a new inode), first line identical.
+        let tmp = dir.path().join("new.jsonl");
+        write_lines(&tmp, 0, 300);
+        std::fs::rename(&tmp, &path).unwrap();
+        let (rest, cp) = read_all(dir.path(), "in.jsonl", &cp).await;
+        assert_eq!(rest.len(), 300, "the new file is read whole");
+        // Truncated in place and written again, shorter.
+        std::fs::write(&path, "").unwrap();
+        write_lines(&path, 0, 5);
+        let (rest, _) = read_all(dir.path(), "in.jsonl", &cp).await;
+        assert_eq!(rest.len(), 5);
+        assert!(
+            rest[0].position.partition.ends_with(":2"),
+            "a new generation"
+        );
+        // A path-named position past the end: read from the start, not refused.
+        let mut old = Checkpoint::default();
+        old.offsets
+            .insert(Arc::from(path.display().to_string()), Offset::Int(1000));
+        let (rest, _) = read_all(dir.path(), "in.jsonl", &old).await;
+        assert_eq!(rest.len(), 5);
+    }
+
+    /// Read batches until `n` records came, within a deadline.
+    async fn take(src: &mut Box<dyn Source>, n: usize) -> Vec<Record> {
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while out.len() < n {
+                out.extend(src.next_batch().await.unwrap().unwrap().records);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("only {} of {n} records came", out.len()));
+        out
+    }
+
+    fn values(records: &[Record]) -> Vec<String> {
+        records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+            .collect()
+    }
+
+    fn lines(from: u32, to: u32) -> Vec<String> {
+        (from..to).map(|i| format!("{{\"i\":{i}}}")).collect()
+    }
+
+    #[tokio::test]
+    async fn following_reads_a_file_truncated_in_place_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        write_lines(&path, 0, 10);
+        let mut cfg = config("app.log", 64);
+        cfg.follow = true;
+        cfg.poll_interval = HumanDuration(Duration::from_millis(10));
+        let mut src = FileSourceConnector::build(cfg, &ctx(dir.path())).unwrap();
+        src.open(None).await.unwrap();
+        assert_eq!(values(&take(&mut src, 10).await), lines(0, 10));
+        // `: > app.log`, then 30 lines, all before the source looks again.
+        std::fs::write(&path, "").unwrap();
+        write_lines(&path, 10, 40);
+        assert_eq!(values(&take(&mut src, 30).await), lines(10, 40));
+        // The same first line again, written before the source looks.
+        std::fs::write(&path, "").unwrap();
+        write_lines(&path, 10, 12);
+        let again = take(&mut src, 2).await;
+        assert_eq!(values(&again), lines(10, 12));
+        assert!(
+            again[0].position.partition.ends_with(":2"),
+            "{}",
+            again[0].position
+        );
+    }
+
+    #[tokio::test]
+    async fn following_finishes_a_rotated_file_then_reads_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        write_lines(&path, 0, 10);
+        let mut cfg = config("app.log", 64);
+        cfg.follow = true;
+        cfg.poll_interval = HumanDuration(Duration::from_millis(10));
+        let mut src = FileSourceConnector::build(cfg, &ctx(dir.path())).unwrap();
+        src.open(None).await.unwrap();
+        assert_eq!(values(&take(&mut src, 10).await), lines(0, 10));
+        // The writer adds to the file it has open, rotation renames it, a new file starts.
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        write_lines(&dir.path().join("app.log.1"), 10, 15);
+        write_lines(&path, 15, 45);
+        let got = take(&mut src, 35).await;
+        assert_eq!(values(&got), lines(10, 45));
+        assert_ne!(got[0].position.partition, got[34].position.partition);
     }
 }

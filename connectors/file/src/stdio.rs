@@ -108,8 +108,14 @@ impl Source for Stdin {
             Some(Err(e)) => Err(ConnectorError::io("reading stdin", &e)),
             Some(Ok(chunk)) => {
                 let chunk = Bytes::from(chunk);
-                let (batch, used) =
-                    split_lines(&chunk, self.read, &self.partition, self.format, true);
+                let (batch, used) = split_lines(
+                    &chunk,
+                    self.read,
+                    &self.partition,
+                    "stdin",
+                    self.format,
+                    true,
+                );
                 self.read += used as u64;
                 Ok(Some(batch))
             }
@@ -144,6 +150,10 @@ pub struct Stdout;
 
 #[async_trait]
 impl Sink for Stdout {
+    fn destination(&self) -> Option<String> {
+        Some("stdout".into())
+    }
+
     async fn write(
         &mut self,
         records: &[Record],

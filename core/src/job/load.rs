@@ -230,16 +230,26 @@ pub fn load_job_str(
         ));
     }
     let mut sinks = Vec::new();
+    let mut sink_paths = Vec::new();
     for (i, sink) in raw.sinks.iter().enumerate() {
         let path = FieldPath::root().key("sinks").index(i);
         match build_sink(sink.clone(), &path, registry, &ctx) {
-            Ok(plan) => sinks.push(plan),
+            Ok(plan) => {
+                sinks.push(plan);
+                sink_paths.push(path);
+            }
             Err(issue) => issues.push(issue),
         }
     }
     name_sinks(&mut sinks, &mut issues);
 
     let dead_letter = build_dead_letter(&raw.errors, &state_dir, registry, &ctx, &mut issues);
+    let writers = sinks.iter().zip(sink_paths).chain(
+        dead_letter
+            .iter()
+            .map(|d| (d, FieldPath::root().key("errors").key("dead_letter"))),
+    );
+    check_one_writer_per_destination(writers, &mut issues);
 
     for (i, t) in raw.transforms.iter().enumerate() {
         let plugin = ctx.resolve(&t.plugin);
@@ -487,6 +497,33 @@ fn build_dead_letter(
         Err(issue) => {
             issues.push(issue);
             None
+        }
+    }
+}
+
+/// Two sinks writing to one destination (a file, a table, a topic) would overwrite or cut each
+/// other's data and checkpoints, so each destination gets one writer, the dead-letter sink
+/// included. Sinks that cannot name their destination are not compared.
+fn check_one_writer_per_destination<'a>(
+    writers: impl Iterator<Item = (&'a SinkPlan, FieldPath)>,
+    issues: &mut Vec<ConfigIssue>,
+) {
+    let mut seen: std::collections::BTreeMap<String, (String, FieldPath)> = Default::default();
+    for (plan, path) in writers {
+        let Some(destination) = plan.sink.destination() else {
+            continue;
+        };
+        match seen.get(&destination) {
+            Some((first, first_path)) => issues.push(ConfigIssue::new(
+                path,
+                format!(
+                    "sink {:?} writes to {destination}, the destination of sink {first:?} ({first_path}); two writers on one destination would overwrite each other's data and checkpoints",
+                    plan.name
+                ),
+            )),
+            None => {
+                seen.insert(destination, (plan.name.clone(), path));
+            }
         }
     }
 }

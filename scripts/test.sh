@@ -32,10 +32,18 @@ set +a
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The plugins workspace (its own, excluded from the root one): lints for the target it ships
+# to, in the plugins' target dir that build-plugins.sh just filled.
+plugins=(--manifest-path plugins/Cargo.toml --target-dir "$SLUICE_PLUGINS_TARGET_DIR")
+cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+cargo clippy "${plugins[@]}" --workspace --all-targets --locked --target wasm32-wasip2 -- -D warnings
 
 step "tests"
 extra=()
 if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
+# The SDK's and the plugins' unit tests run natively (the SDK compiles for the host: only its
+# logging calls the host import, and only on wasm32).
+cargo test "${plugins[@]}" --workspace --locked --quiet
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first: nextest does not run them, and its summary should be the last word.
   cargo test --workspace --locked --doc --quiet

@@ -25,6 +25,10 @@ pub enum PluginCommand {
         /// Directory to create the crate in (default: `./NAME`).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Depend on the SDK crate at PATH (`plugins/sdk` of a Sluice checkout) instead of
+        /// the copy of it this binary writes into the new crate's `vendor/sluice/`.
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
     },
     /// Build a plugin crate for wasm32-wasip2 in release mode and print the component's path.
     Build {
@@ -49,9 +53,9 @@ pub enum PluginCommand {
 /// Run a `sluice plugin` subcommand.
 pub fn run(cmd: PluginCommand) -> anyhow::Result<()> {
     match cmd {
-        PluginCommand::New { name, dir } => {
+        PluginCommand::New { name, dir, sdk } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            scaffold(&name, &dir)?;
+            scaffold(&name, &dir, sdk.as_deref())?;
             println!("Created plugin `{name}` in {}.", dir.display());
             println!(
                 "Next: cd {} && cargo test && sluice plugin build",
@@ -80,19 +84,65 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// The SDK dependency line: this repository's SDK when it is there, else the published crate.
-fn sdk_dependency() -> String {
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("plugins")
-        .join("sdk");
-    if sdk.join("Cargo.toml").is_file() {
-        format!(
-            "sluice-plugin-sdk = {{ path = {:?} }}",
-            sdk.to_string_lossy()
-        )
-    } else {
-        "sluice-plugin-sdk = \"0.1\"".to_string()
+/// The SDK's crate, the encoding crate it uses and the WIT contract, as (path in the Sluice
+/// repository, contents), embedded by `build.rs`; plus the plugins workspace's `Cargo.lock`.
+const SDK_FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/plugin_sdk_files.rs"));
+
+/// Where a new crate keeps its copy of [`SDK_FILES`], in the repository's layout.
+const VENDOR_DIR: &str = "vendor/sluice";
+
+/// The lock file among [`SDK_FILES`]; it becomes the new crate's own.
+const LOCK_FILE: &str = "plugins/Cargo.lock";
+
+/// The SDK dependency line: the vendored copy, or the SDK at `sdk`.
+fn sdk_dependency(sdk: Option<&Path>) -> anyhow::Result<String> {
+    let path = match sdk {
+        None => format!("{VENDOR_DIR}/plugins/sdk"),
+        Some(sdk) => {
+            if !sdk.join("Cargo.toml").is_file() {
+                bail!(
+                    "--sdk {}: no Cargo.toml there; point it at plugins/sdk of a Sluice checkout",
+                    sdk.display()
+                );
+            }
+            let sdk = sdk
+                .canonicalize()
+                .with_context(|| format!("--sdk {}", sdk.display()))?;
+            sdk.to_string_lossy().into_owned()
+        }
+    };
+    Ok(format!("sluice-plugin-sdk = {{ path = {path:?} }}"))
+}
+
+/// Write the SDK copy under `dir/vendor/sluice`, and the lock file.
+fn vendor(dir: &Path, with_sdk: bool) -> anyhow::Result<()> {
+    for (path, bytes) in SDK_FILES {
+        let target = if *path == LOCK_FILE {
+            dir.join("Cargo.lock")
+        } else if with_sdk {
+            dir.join(VENDOR_DIR).join(path)
+        } else {
+            continue;
+        };
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&target, bytes)
+            .with_context(|| format!("cannot write {}", target.display()))?;
     }
+    if with_sdk {
+        let note = dir.join(VENDOR_DIR).join("README.md");
+        let text = format!(
+            "A copy of the Sluice plugin SDK (`plugins/sdk`), the batch encoding it uses (`wire`)\n\
+             and the plugin contract (`transforms/wit`), in the Sluice repository's layout, written by\n\
+             `sluice plugin new` of sluice {}. To upgrade, replace this directory with the one a newer\n\
+             `sluice plugin new` writes.\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        std::fs::write(&note, text).with_context(|| format!("cannot write {}", note.display()))?;
+    }
+    Ok(())
 }
 
 const CARGO_TOML: &str = r#"[package]
@@ -118,8 +168,10 @@ codegen-units = 1
 panic = "abort"
 strip = true
 
-# A standalone crate, even when created inside another workspace.
+# A standalone crate, even when created inside another workspace. The SDK copy in vendor/
+# is a dependency, not a member: its own tests and dev-dependencies stay out of this crate.
 [workspace]
+exclude = ["vendor"]
 "#;
 
 const LIB_RS: &str = r##"//! `{name}`: a Sluice transform plugin.
@@ -182,8 +234,8 @@ mod tests {
 }
 "##;
 
-/// Write a new plugin crate at `dir`.
-fn scaffold(name: &str, dir: &Path) -> anyhow::Result<()> {
+/// Write a new plugin crate at `dir`: with a copy of the SDK, or depending on the SDK at `sdk`.
+fn scaffold(name: &str, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
     if !valid_name(name) {
         bail!(
             "invalid plugin name {name:?}: use letters, digits, `-` and `_`, starting with a letter"
@@ -193,11 +245,12 @@ fn scaffold(name: &str, dir: &Path) -> anyhow::Result<()> {
         bail!("{} already exists and is not empty", dir.display());
     }
     let crate_name = name.replace('-', "_");
+    let sdk_line = sdk_dependency(sdk)?;
     let fill = |template: &str| {
         template
             .replace("{name}", name)
             .replace("{crate}", &crate_name)
-            .replace("{sdk}", &sdk_dependency())
+            .replace("{sdk}", &sdk_line)
     };
     std::fs::create_dir_all(dir.join("src"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -210,7 +263,7 @@ fn scaffold(name: &str, dir: &Path) -> anyhow::Result<()> {
         let path = dir.join(path);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(())
+    vendor(dir, sdk.is_none())
 }
 
 /// `cargo build --target wasm32-wasip2 --release` in `dir`; the built components' paths.
@@ -390,20 +443,63 @@ mod tests {
     }
 
     #[test]
-    fn scaffold_writes_a_standalone_crate_using_this_repos_sdk() {
+    fn scaffold_writes_a_standalone_crate_with_a_copy_of_the_sdk() {
         let dir = tempfile::tempdir().unwrap();
         let crate_dir = dir.path().join("tag-hot");
-        scaffold("tag-hot", &crate_dir).unwrap();
+        scaffold("tag-hot", &crate_dir, None).unwrap();
         let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("name = \"tag-hot\""), "{manifest}");
-        assert!(manifest.contains("plugins/sdk"), "{manifest}");
+        assert!(
+            manifest.contains(r#"sluice-plugin-sdk = { path = "vendor/sluice/plugins/sdk" }"#),
+            "{manifest}"
+        );
         assert!(manifest.contains("\n[workspace]\n"), "{manifest}");
+        // The copy keeps the repository's layout, so the SDK's relative paths resolve.
+        let vendor = crate_dir.join(VENDOR_DIR);
+        for file in [
+            "plugins/sdk/Cargo.toml",
+            "plugins/sdk/src/lib.rs",
+            "wire/src/lib.rs",
+            "transforms/wit/transform.wit",
+            "transforms/wit/ENCODING.md",
+        ] {
+            assert!(vendor.join(file).is_file(), "{file} missing");
+        }
+        assert!(crate_dir.join("Cargo.lock").is_file());
         let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
         assert!(lib.contains("sluice_plugin_sdk::transform!(transform);"));
         assert!(lib.contains(r#""tagged_by":"tag-hot""#), "{lib}");
         assert!(
-            scaffold("tag-hot", &crate_dir).is_err(),
+            scaffold("tag-hot", &crate_dir, None).is_err(),
             "must not overwrite"
         );
+    }
+
+    /// The embedded copy is the repository's current SDK, byte for byte.
+    #[test]
+    fn embedded_sdk_files_match_the_repository() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (path, bytes) in SDK_FILES {
+            let on_disk = std::fs::read(root.join(path)).unwrap();
+            assert!(on_disk == *bytes, "{path} differs from the embedded copy");
+        }
+    }
+
+    #[test]
+    fn scaffold_with_sdk_path_depends_on_it_and_copies_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/sdk");
+        let crate_dir = dir.path().join("p");
+        scaffold("p", &crate_dir, Some(&sdk)).unwrap();
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+        let canonical = sdk.canonicalize().unwrap();
+        assert!(
+            manifest.contains(&format!("path = {:?}", canonical.to_string_lossy())),
+            "{manifest}"
+        );
+        assert!(!crate_dir.join("vendor").exists());
+        let missing = dir.path().join("nowhere");
+        let err = scaffold("q", &dir.path().join("q"), Some(&missing)).unwrap_err();
+        assert!(err.to_string().contains("no Cargo.toml"), "{err}");
     }
 }

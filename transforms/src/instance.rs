@@ -315,14 +315,17 @@ impl WasmTransform {
     }
 
     fn try_process(&mut self, records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        // Before taking the instance: a batch the encoding cannot carry (a field over 4 GiB)
+        // fails without costing the plugin its instance.
+        wire::encode_batch(&mut self.buf, records, time_ms)
+            .map_err(|m| self.error(TransformErrorKind::Malformed, m))?;
         let mut live = match self.live.take() {
             Some(live) => live,
             None => self.instantiate()?,
         };
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        wire::encode_batch(&mut self.buf, records, time_ms);
         self.arm(&mut live.store)?;
         let out = match live.bindings.call_process(&mut live.store, &self.buf) {
             Ok(Ok(out)) => out,

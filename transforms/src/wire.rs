@@ -1,171 +1,75 @@
-//! The host half of the batch encoding described in `wit/ENCODING.md`: encode a batch of
-//! records, decode the plugin's outcomes. All integers are little-endian.
+//! The host's side of the batch encoding (crate `sluice-wire`, specified in
+//! `wit/ENCODING.md`): core records in, core outcomes out.
 
-use bytes::Bytes;
 use sluice_core::record::{Header, Record};
 use sluice_core::transform::Outcome;
+use sluice_wire::{OutcomeReader, RecordFields, WireRecord};
 
-const FLAG_KEY: u8 = 1;
-const FLAG_TIMESTAMP: u8 = 2;
+/// A core record as the encoder sees it. (A wrapper: the trait and the record type both
+/// belong to other crates.)
+struct Wire<'a>(&'a Record);
 
-const TAG_KEEP: u8 = 0;
-const TAG_OK: u8 = 1;
-const TAG_DROPPED: u8 = 2;
-const TAG_FAILED: u8 = 3;
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
+impl WireRecord for Wire<'_> {
+    fn key(&self) -> Option<&[u8]> {
+        self.0.key.as_deref()
+    }
+    fn value(&self) -> &[u8] {
+        &self.0.value
+    }
+    fn timestamp(&self) -> Option<i64> {
+        self.0.timestamp
+    }
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.0
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), &h.value[..]))
+    }
 }
 
 /// Encode `records` into `out` (cleared first; its capacity is reused across calls).
-pub(crate) fn encode_batch(out: &mut Vec<u8>, records: &[Record], time_ms: i64) {
-    out.clear();
-    let body: usize = records
-        .iter()
-        .map(|r| 13 + r.size_hint() + 8 * r.headers.len() + 9)
-        .sum();
-    out.reserve(12 + body);
-    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
-    out.extend_from_slice(&time_ms.to_le_bytes());
-    for r in records {
-        let flags = if r.key.is_some() { FLAG_KEY } else { 0 }
-            | if r.timestamp.is_some() {
-                FLAG_TIMESTAMP
-            } else {
-                0
-            };
-        out.push(flags);
-        if let Some(key) = &r.key {
-            put_bytes(out, key);
-        }
-        if let Some(ts) = r.timestamp {
-            out.extend_from_slice(&ts.to_le_bytes());
-        }
-        put_bytes(out, &r.value);
-        out.extend_from_slice(&(r.headers.len() as u32).to_le_bytes());
-        for h in &r.headers {
-            put_bytes(out, h.name.as_bytes());
-            put_bytes(out, &h.value);
-        }
-    }
+pub(crate) fn encode_batch(
+    out: &mut Vec<u8>,
+    records: &[Record],
+    time_ms: i64,
+) -> Result<(), String> {
+    sluice_wire::encode_batch(out, time_ms, records.iter().map(Wire))
+        .map_err(|e| format!("cannot encode the batch: {e}"))
 }
 
-struct Reader {
-    buf: Bytes,
-    pos: usize,
-}
-
-impl Reader {
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let slice = self
-            .buf
-            .get(self.pos..self.pos + N)
-            .ok_or_else(|| format!("output truncated at byte {}", self.pos))?;
-        self.pos += N;
-        let mut out = [0u8; N];
-        out.copy_from_slice(slice);
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u32(&mut self) -> Result<usize, String> {
-        Ok(u32::from_le_bytes(self.array()?) as usize)
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_le_bytes(self.array()?))
-    }
-
-    /// A length-prefixed byte string, sliced from the buffer without copying.
-    fn bytes(&mut self) -> Result<Bytes, String> {
-        let n = self.u32()?;
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.buf.len())
-            .ok_or_else(|| format!("output truncated at byte {}", self.pos))?;
-        let out = self.buf.slice(self.pos..end);
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let b = self.bytes()?;
-        String::from_utf8(b.to_vec()).map_err(|_| "a string is not UTF-8".to_string())
-    }
-
-    fn record(&mut self, input: &Record) -> Result<Record, String> {
-        let flags = self.u8()?;
-        let key = if flags & FLAG_KEY != 0 {
-            Some(self.bytes()?)
-        } else {
-            None
-        };
-        let timestamp = if flags & FLAG_TIMESTAMP != 0 {
-            Some(self.i64()?)
-        } else {
-            None
-        };
-        let value = self.bytes()?;
-        let n_headers = self.u32()?;
-        let mut headers = Vec::with_capacity(n_headers.min(64));
-        for _ in 0..n_headers {
-            headers.push(Header {
-                name: self.string()?,
-                value: self.bytes()?,
-            });
-        }
-        Ok(Record {
-            key,
-            value,
-            headers,
-            timestamp,
-            position: input.position.clone(),
-        })
+/// An output record: the plugin's fields, the input's position.
+fn output(fields: RecordFields, input: &Record) -> Record {
+    Record {
+        key: fields.key,
+        value: fields.value,
+        headers: fields
+            .headers
+            .into_iter()
+            .map(|h| Header {
+                name: h.name,
+                value: h.value,
+            })
+            .collect(),
+        timestamp: fields.timestamp,
+        position: input.position.clone(),
     }
 }
 
 /// Decode the outcomes of `inputs`: exactly one per input. Output records carry their input's
 /// position; `keep` clones the input (reference counts only).
 pub(crate) fn decode_outcomes(buf: Vec<u8>, inputs: &[Record]) -> Result<Vec<Outcome>, String> {
-    let mut r = Reader {
-        buf: Bytes::from(buf),
-        pos: 0,
-    };
-    let count = r.u32()?;
-    if count != inputs.len() {
-        return Err(format!(
-            "{count} outcomes for {} input records",
-            inputs.len()
-        ));
-    }
-    let mut outcomes = Vec::with_capacity(count);
+    let mut reader = OutcomeReader::new(buf, inputs.len()).map_err(|e| e.to_string())?;
+    let mut outcomes = Vec::with_capacity(inputs.len());
     for input in inputs {
-        let outcome = match r.u8()? {
-            TAG_KEEP => Outcome::Ok(vec![input.clone()]),
-            TAG_OK => {
-                let n = r.u32()?;
-                let mut records = Vec::with_capacity(n.min(1024));
-                for _ in 0..n {
-                    records.push(r.record(input)?);
-                }
-                Outcome::Ok(records)
-            }
-            TAG_DROPPED => Outcome::Dropped,
-            TAG_FAILED => Outcome::Failed(r.string()?),
-            tag => return Err(format!("unknown outcome tag {tag} at byte {}", r.pos - 1)),
-        };
-        outcomes.push(outcome);
-    }
-    if r.pos != r.buf.len() {
-        return Err(format!(
-            "{} trailing bytes after the outcomes",
-            r.buf.len() - r.pos
-        ));
+        let outcome = reader
+            .next_outcome(|fields| output(fields, input))
+            .map_err(|e| e.to_string())?;
+        outcomes.push(match outcome {
+            sluice_wire::Outcome::Keep => Outcome::Ok(vec![input.clone()]),
+            sluice_wire::Outcome::Ok(records) => Outcome::Ok(records),
+            sluice_wire::Outcome::Dropped => Outcome::Dropped,
+            sluice_wire::Outcome::Failed(reason) => Outcome::Failed(reason),
+        });
     }
     Ok(outcomes)
 }
@@ -173,16 +77,43 @@ pub(crate) fn decode_outcomes(buf: Vec<u8>, inputs: &[Record]) -> Result<Vec<Out
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use sluice_core::record::Position;
     use std::sync::Arc;
 
     #[test]
     fn keep_clones_input_with_position() {
         let input = Record::new("v", Position::int(Arc::from("p"), 7));
-        let mut buf = 1u32.to_le_bytes().to_vec();
-        buf.push(TAG_KEEP);
+        let mut buf = Vec::new();
+        sluice_wire::encode_outcomes(&mut buf, [sluice_wire::Outcome::<RecordFields>::Keep])
+            .unwrap();
         let out = decode_outcomes(buf, std::slice::from_ref(&input)).unwrap();
         assert_eq!(out, vec![Outcome::Ok(vec![input])]);
+    }
+
+    /// What the host encodes, the plugin side reads back field for field; what a plugin
+    /// returns comes back as core records at the input's position.
+    #[test]
+    fn records_cross_both_ways_with_every_field() {
+        let mut input = Record::new("v", Position::int(Arc::from("p"), 3));
+        input.key = Some(Bytes::from_static(b"k"));
+        input.timestamp = Some(-4);
+        input.headers.push(Header {
+            name: "h".into(),
+            value: Bytes::from_static(b"x"),
+        });
+        let mut batch = Vec::new();
+        encode_batch(&mut batch, std::slice::from_ref(&input), 99).unwrap();
+        let guest: Vec<RecordFields> = sluice_wire::BatchReader::new(batch)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(guest.len(), 1);
+        assert_eq!(guest[0].key.as_deref(), Some(&b"k"[..]));
+        let mut out = Vec::new();
+        sluice_wire::encode_outcomes(&mut out, [sluice_wire::Outcome::Ok(guest)]).unwrap();
+        let outcomes = decode_outcomes(out, std::slice::from_ref(&input)).unwrap();
+        assert_eq!(outcomes, vec![Outcome::Ok(vec![input])]);
     }
 
     #[test]
@@ -197,7 +128,8 @@ mod tests {
     fn rejects_truncated_output() {
         let input = Record::new("v", Position::default());
         let mut buf = 1u32.to_le_bytes().to_vec();
-        buf.extend_from_slice(&[TAG_FAILED, 9, 0, 0, 0, b'x']);
-        assert!(decode_outcomes(buf, &[input]).is_err());
+        buf.extend_from_slice(&[3, 9, 0, 0, 0, b'x']);
+        let err = decode_outcomes(buf, &[input]).unwrap_err();
+        assert!(err.contains("truncated at byte 5"), "{err}");
     }
 }

@@ -5,7 +5,6 @@
 
 mod record;
 mod rt;
-mod wire;
 
 pub mod json;
 pub mod log;

@@ -5,15 +5,11 @@ use std::fmt::Display;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sluice_wire::{RecordFields, WireRecord};
 
-/// One header of a record: a name and opaque bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Header name.
-    pub name: String,
-    /// Header value.
-    pub value: Bytes,
-}
+/// One header of a record: a name and opaque bytes. (The encoding's own type: headers cross
+/// the boundary without conversion.)
+pub use sluice_wire::Header;
 
 /// A record as a plugin sees it.
 ///
@@ -87,6 +83,33 @@ impl Record {
     }
 }
 
+/// A decoded record: the fields move over, nothing is copied.
+impl From<RecordFields> for Record {
+    fn from(f: RecordFields) -> Self {
+        Self {
+            key: f.key,
+            value: f.value,
+            headers: f.headers,
+            timestamp: f.timestamp,
+        }
+    }
+}
+
+impl WireRecord for Record {
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+    fn value(&self) -> &[u8] {
+        &self.value
+    }
+    fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|h| (h.name.as_str(), &h.value[..]))
+    }
+}
+
 /// What became of one input record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -109,6 +132,16 @@ impl Outcome {
     /// A failure with this reason.
     pub fn failed(reason: impl Display) -> Self {
         Outcome::Failed(reason.to_string())
+    }
+
+    /// The same outcome in the encoding's terms (moves, no copies).
+    pub(crate) fn into_wire(self) -> sluice_wire::Outcome<Record> {
+        match self {
+            Outcome::Keep => sluice_wire::Outcome::Keep,
+            Outcome::Ok(records) => sluice_wire::Outcome::Ok(records),
+            Outcome::Dropped => sluice_wire::Outcome::Dropped,
+            Outcome::Failed(reason) => sluice_wire::Outcome::Failed(reason),
+        }
     }
 }
 

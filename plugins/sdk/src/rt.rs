@@ -5,9 +5,10 @@ use std::cell::{Cell, RefCell};
 
 use serde::de::DeserializeOwned;
 
+use sluice_wire::BatchReader;
+
+use crate::Plugin;
 use crate::record::{IntoOutcome, Outcome, Record};
-use crate::wire::BatchReader;
-use crate::{Plugin, wire};
 
 /// A plugin with its types erased. (Measured: decoding the whole batch first, then
 /// transforming, then encoding is faster in a guest than streaming record by record.)
@@ -79,11 +80,14 @@ pub fn init_fn<C: DeserializeOwned + 'static, O: IntoOutcome + 'static>(
     Ok(())
 }
 
-/// `process`: decode, run the plugin, encode.
+/// `process`: decode, run the plugin, encode. An `Err` fails the batch on the host.
 pub fn process(batch: Vec<u8>) -> Result<Vec<u8>, String> {
-    let batch = BatchReader::new(batch)?;
-    BATCH_TIME_MS.with(|t| t.set(batch.time_ms));
-    let records = batch.collect()?;
+    let batch = BatchReader::new(batch).map_err(|e| format!("bad batch: {e}"))?;
+    BATCH_TIME_MS.with(|t| t.set(batch.time_ms()));
+    let mut records = Vec::with_capacity(batch.size_hint().1.unwrap_or(0));
+    for fields in batch {
+        records.push(Record::from(fields.map_err(|e| format!("bad batch: {e}"))?));
+    }
     let n = records.len();
     let outcomes = PLUGIN.with(|p| match p.borrow_mut().as_mut() {
         Some(plugin) => Ok(plugin.process(records)),
@@ -95,9 +99,97 @@ pub fn process(batch: Vec<u8>) -> Result<Vec<u8>, String> {
             outcomes.len()
         ));
     }
-    let mut out = wire::start_outcomes(n);
-    for outcome in &outcomes {
-        wire::put_outcome(&mut out, outcome);
-    }
+    let mut out = Vec::with_capacity(4 + n);
+    sluice_wire::encode_outcomes(&mut out, outcomes.into_iter().map(Outcome::into_wire))
+        .map_err(|e| format!("cannot encode the outcomes: {e}"))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use sluice_wire::{OutcomeReader, RecordFields, encode_batch};
+
+    use super::*;
+    use crate::{Header, NoConfig};
+
+    fn upper_or_fail(record: Record, _: &NoConfig) -> Outcome {
+        match record.value_str() {
+            Ok("drop") => Outcome::Dropped,
+            Ok("keep") => Outcome::Keep,
+            Ok(text) => {
+                let mut out = record.clone();
+                out.value = Bytes::from(text.to_uppercase());
+                out.set_header("seen", "1");
+                Outcome::Ok(vec![record, out])
+            }
+            Err(e) => Outcome::failed(e),
+        }
+    }
+
+    fn batch(values: &[&'static [u8]]) -> Vec<u8> {
+        let records: Vec<RecordFields> = values
+            .iter()
+            .map(|v| RecordFields {
+                value: Bytes::from_static(v),
+                timestamp: Some(5),
+                ..RecordFields::default()
+            })
+            .collect();
+        let mut buf = Vec::new();
+        encode_batch(&mut buf, 1234, &records).unwrap();
+        buf
+    }
+
+    #[test]
+    fn process_runs_the_plugin_and_encodes_one_outcome_per_record() {
+        init_fn(String::new(), upper_or_fail).unwrap();
+        let out = process(batch(&[b"keep", b"drop", b"ab", b"\xff"])).unwrap();
+        assert_eq!(batch_time_ms(), 1234);
+        let mut reader = OutcomeReader::new(out, 4).unwrap();
+        let mut next = || reader.next_outcome(|f| f).unwrap();
+        assert_eq!(next(), sluice_wire::Outcome::Keep);
+        assert_eq!(next(), sluice_wire::Outcome::Dropped);
+        let sluice_wire::Outcome::Ok(records) = next() else {
+            panic!("expected two records")
+        };
+        assert_eq!(records[0].value, "ab");
+        assert_eq!(records[1].value, "AB");
+        assert_eq!(records[1].timestamp, Some(5));
+        let seen = Header {
+            name: "seen".into(),
+            value: Bytes::from_static(b"1"),
+        };
+        assert_eq!(records[1].headers, vec![seen]);
+        assert!(matches!(next(), sluice_wire::Outcome::Failed(r) if r.contains("utf-8")));
+    }
+
+    #[test]
+    fn process_rejects_a_batch_with_trailing_bytes() {
+        init_fn(String::new(), upper_or_fail).unwrap();
+        let mut buf = batch(&[b"a"]);
+        buf.push(0);
+        let err = process(buf).unwrap_err();
+        assert!(err.contains("1 trailing bytes"), "{err}");
+    }
+
+    #[test]
+    fn process_rejects_a_plugin_that_loses_records() {
+        struct Lossy;
+        impl Plugin for Lossy {
+            type Config = NoConfig;
+            fn new(_: NoConfig) -> Result<Self, String> {
+                Ok(Lossy)
+            }
+            fn transform(&mut self, _: Record) -> Outcome {
+                Outcome::Keep
+            }
+            fn process_batch(&mut self, _: Vec<Record>) -> Vec<Outcome> {
+                vec![Outcome::Keep]
+            }
+        }
+        init_plugin::<Lossy>(String::new()).unwrap();
+        let err = process(batch(&[b"a", b"b"])).unwrap_err();
+        assert!(err.contains("1 outcomes for 2 records"), "{err}");
+    }
 }

@@ -135,11 +135,29 @@ impl Pipeline {
         }
         let dead_letters = match (tolerance, dead_letter) {
             (Tolerance::All, Some(plan)) => {
-                let (plan, _) = open_sink(&name, plan, Guarantee::AtLeastOnce).await?;
+                // Exactly-once covers dead letters too when their sink can store a checkpoint.
+                let dlq_guarantee = match guarantee {
+                    Guarantee::ExactlyOnce if plan.sink.transactional() => guarantee,
+                    _ => Guarantee::AtLeastOnce,
+                };
+                let (plan, dlq_cp) = open_sink(&name, plan, dlq_guarantee).await?;
+                // Any sink's checkpoint covers positions whose dead letters were written.
+                let mut written = dlq_cp.clone().unwrap_or_default();
+                if guarantee == Guarantee::ExactlyOnce {
+                    for (_, cp) in &opened {
+                        if let Some(cp) = cp {
+                            written.merge(cp);
+                        }
+                    }
+                }
+                let dlq_cp =
+                    (dlq_guarantee == Guarantee::ExactlyOnce).then(|| dlq_cp.unwrap_or_default());
                 DeadLetters::Sink(Arc::new(DeadLetterSink::new(
                     plan.sink,
                     plan.common.retry,
                     plan.name,
+                    dlq_cp,
+                    written,
                 )))
             }
             _ => DeadLetters::Stop,
@@ -225,6 +243,7 @@ impl Pipeline {
                 plan,
                 committed: committed.filter(|_| guarantee == Guarantee::ExactlyOnce),
                 exactly_once: guarantee == Guarantee::ExactlyOnce,
+                checkpoint_every: delivery.commit_interval.0,
                 rx,
                 tracker: tracker.clone(),
                 metrics: metrics.clone(),

@@ -105,6 +105,57 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> 
     }
 }
 
+/// `sluice reset`: forget a job's positions, sink checkpoints included, after a warning.
+pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode {
+    let registry = registry::builtin();
+    let job = match load_job_file(path, state_dir, &registry) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let name = job.name.clone();
+    let mut sinks: Vec<&str> = job.sinks.iter().map(|s| s.name.as_str()).collect();
+    sinks.extend(job.dead_letter.as_ref().map(|s| s.name.as_str()));
+    eprintln!(
+        "Resetting job {name:?} forgets its positions: the offset store in {} and the checkpoints stored with the sinks ({}).\n\
+         WARNING: data already written to the sinks stays there. The next run starts from the beginning of the source and writes it all again, dead letters included: with exactly-once too, the sinks will hold it twice.",
+        job.state_dir.display(),
+        sinks.join(", ")
+    );
+    if job.source.owns_offsets() {
+        eprintln!(
+            "The {} source keeps its own offsets (a consumer group): reset them there too, or the next run resumes from them.",
+            job.source_type
+        );
+    }
+    if !yes {
+        eprintln!(
+            "Nothing was changed. To reset, run: sluice reset {} --yes",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    match sluice_core::runtime::reset_positions(job, None).await {
+        Ok(report) => {
+            eprintln!(
+                "Job {name:?} reset (sink checkpoints: {}).",
+                if report.sinks.is_empty() {
+                    "none".to_string()
+                } else {
+                    report.sinks.join(", ")
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sluice: resetting job {name} failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// First SIGINT/SIGTERM: graceful drain. Second: exit at once (positions stay at the last commit).
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};

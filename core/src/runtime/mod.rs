@@ -5,6 +5,7 @@
 mod buffer;
 mod committer;
 pub mod dead_letter;
+mod reset;
 mod retry;
 mod sink_task;
 mod source_task;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use buffer::{SinkBuffer, Unit};
+pub use reset::{ResetReport, reset_positions};
 pub use retry::Backoff;
 
 use crate::connector::SinkContext;

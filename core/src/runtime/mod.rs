@@ -63,6 +63,20 @@ pub enum RuntimeError {
     /// Another process runs the same job (same state directory).
     #[error("another process is running this job (state directory {0} is locked)")]
     AlreadyRunning(String),
+    /// The job asks for another delivery guarantee than its state was made with.
+    #[error(
+        "job `{job}` asks for {now} delivery, but its positions were made with {was}: resuming them under {now} would write data again or cut it from a sink. Either set `delivery.guarantee` back to \"{was}\", or start over with `sluice reset {file} --yes` (a worker: stop the job, then DELETE /jobs/{job}/offsets), which forgets every position; data already in the sinks stays there and is written again"
+    )]
+    GuaranteeChanged {
+        /// The job name.
+        job: String,
+        /// The job file.
+        file: String,
+        /// The guarantee of the stored state.
+        was: String,
+        /// The guarantee the job asks for.
+        now: Guarantee,
+    },
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -115,6 +129,7 @@ impl Pipeline {
         } = self;
         let LoadedJob {
             name,
+            file,
             state_dir,
             delivery,
             mut source,
@@ -129,6 +144,18 @@ impl Pipeline {
         // One process per job state: a second `sluice run` of the same job would commit
         // positions the first one has not made durable.
         let _lock = lock_state_dir(&state_dir)?;
+
+        // Before any sink opens: opening one under the wrong guarantee may already cut data.
+        // The offset store records the guarantee the job's state is made with.
+        let state = OffsetStore::open(&state_dir.join("offsets.db"))
+            .await
+            .map_err(|e| RuntimeError::OffsetStore(e.message))?;
+        if let Err(e) =
+            check_guarantee(&state, &name, &file, guarantee, source.owns_offsets()).await
+        {
+            state.close().await;
+            return Err(e);
+        }
 
         // Open sinks first: with exactly-once their checkpoints decide where the source starts.
         let mut opened = Vec::with_capacity(sinks.len());
@@ -164,16 +191,7 @@ impl Pipeline {
             }
             _ => DeadLetters::Stop,
         };
-
-        let store = if source.owns_offsets() {
-            None
-        } else {
-            Some(
-                OffsetStore::open(&state_dir.join("offsets.db"))
-                    .await
-                    .map_err(|e| RuntimeError::OffsetStore(e.message))?,
-            )
-        };
+        let store = (!source.owns_offsets()).then(|| state.clone());
         let resume = match guarantee {
             Guarantee::ExactlyOnce => {
                 let cps: Vec<Checkpoint> = opened
@@ -301,9 +319,7 @@ impl Pipeline {
         {
             note(Ok(Err(e)), &failure);
         }
-        if let Some(store) = store {
-            store.close().await;
-        }
+        state.close().await;
 
         let report = RunReport {
             records_in: JobMetrics::get(&metrics.records_in),
@@ -324,6 +340,38 @@ impl Pipeline {
             None => Ok(report),
         }
     }
+}
+
+/// Refuse to resume state made with another delivery guarantee (at-least-once positions are
+/// not sink checkpoints; an exactly-once file sink cuts what an at-least-once run appended),
+/// unless there is no such state; then record this run's guarantee.
+async fn check_guarantee(
+    store: &OffsetStore,
+    job: &str,
+    file: &str,
+    guarantee: Guarantee,
+    source_owns_offsets: bool,
+) -> Result<(), RuntimeError> {
+    let err = |e: crate::error::ConnectorError| RuntimeError::OffsetStore(e.message);
+    let now = guarantee.to_string();
+    match store.guarantee(job).await.map_err(err)? {
+        Some(was) if was == now => return Ok(()),
+        Some(was) => {
+            // Positions committed (or kept by the source itself) are state; a run that never
+            // committed anything left none.
+            let has_state = source_owns_offsets || store.load(job).await.map_err(err)?.is_some();
+            if has_state {
+                return Err(RuntimeError::GuaranteeChanged {
+                    job: job.to_string(),
+                    file: file.to_string(),
+                    was,
+                    now: guarantee,
+                });
+            }
+        }
+        None => {}
+    }
+    store.set_guarantee(job, &now).await.map_err(err)
 }
 
 /// Hold an exclusive lock on `<state_dir>/lock` for as long as the returned file lives.

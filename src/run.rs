@@ -49,6 +49,15 @@ pub fn validate(path: &Path) -> ExitCode {
 
 /// Run a job to completion or until a signal.
 pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> ExitCode {
+    // Signal handlers first: loading a job (compiling its plugins) takes a while, and a SIGTERM
+    // in that time must stop the job cleanly, not kill the process.
+    let shutdown = CancellationToken::new();
+    match Signals::install() {
+        Ok(signals) => {
+            tokio::spawn(signals.watch(shutdown.clone()));
+        }
+        Err(e) => tracing::warn!(error = %e, "Cannot install signal handlers."),
+    }
     let registry = registry::builtin();
     let job = match load_job_file(path, state_dir, &registry) {
         Ok(job) => job,
@@ -66,9 +75,11 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> 
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if shutdown.is_cancelled() {
+        tracing::info!(job = %name, "Stopped by a signal before the job started; nothing was read.");
+        return ExitCode::SUCCESS;
+    }
     tracing::info!(job = %name, %guarantee, "Job starting.");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
     let metrics = pipeline.metrics();
     let progress_done = CancellationToken::new();
     let progress =
@@ -156,29 +167,38 @@ pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode
     }
 }
 
-/// First SIGINT/SIGTERM: graceful drain. Second: exit at once (positions stay at the last commit).
-async fn watch_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("Cannot install signal handlers.");
-        return;
-    };
-    for round in 0..2 {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        if round == 0 {
-            tracing::info!(
-                "Shutting down: draining in-flight records, flushing sinks, committing. Signal again to exit at once."
-            );
-            shutdown.cancel();
-        } else {
-            tracing::warn!("Second signal: exiting without draining.");
-            std::process::exit(130);
+/// SIGINT and SIGTERM, registered with the OS as soon as this is built.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// First SIGINT/SIGTERM: graceful drain. Second: exit at once (positions stay at the last
+    /// commit).
+    async fn watch(mut self, shutdown: CancellationToken) {
+        for round in 0..2 {
+            tokio::select! {
+                _ = self.int.recv() => {}
+                _ = self.term.recv() => {}
+            }
+            if round == 0 {
+                tracing::info!(
+                    "Shutting down: draining in-flight records, flushing sinks, committing. Signal again to exit at once."
+                );
+                shutdown.cancel();
+            } else {
+                tracing::warn!("Second signal: exiting without draining.");
+                std::process::exit(130);
+            }
         }
     }
 }

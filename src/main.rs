@@ -52,6 +52,19 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Start a job over: forget its positions everywhere a run resumes from (the offset store,
+    /// and with exactly-once each sink's stored checkpoint). Data already in the sinks stays
+    /// there and is written again by the next run.
+    Reset {
+        /// The job file.
+        job: PathBuf,
+        /// State directory, as given to `sluice run`.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Do it (without it, only say what would be reset).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Check a job file without running it: syntax, fields, connector configs, plugins,
     /// delivery capabilities.
     Validate {
@@ -111,6 +124,11 @@ fn main() -> ExitCode {
                 state_dir,
                 no_progress,
             } => run::run(&job, state_dir.as_deref(), !no_progress).await,
+            Command::Reset {
+                job,
+                state_dir,
+                yes,
+            } => run::reset(&job, state_dir.as_deref(), yes).await,
             Command::Validate { job } => run::validate(&job),
             Command::Connectors { json } => {
                 connectors_cmd::print(&registry::builtin(), json);

@@ -49,6 +49,15 @@ pub fn validate(path: &Path) -> ExitCode {
 
 /// Run a job to completion or until a signal.
 pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> ExitCode {
+    // Signal handlers first: loading a job (compiling its plugins) takes a while, and a SIGTERM
+    // in that time must stop the job cleanly, not kill the process.
+    let shutdown = CancellationToken::new();
+    match Signals::install() {
+        Ok(signals) => {
+            tokio::spawn(signals.watch(shutdown.clone()));
+        }
+        Err(e) => tracing::warn!(error = %e, "Cannot install signal handlers."),
+    }
     let registry = registry::builtin();
     let job = match load_job_file(path, state_dir, &registry) {
         Ok(job) => job,
@@ -66,9 +75,11 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> 
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if shutdown.is_cancelled() {
+        tracing::info!(job = %name, "Stopped by a signal before the job started; nothing was read.");
+        return ExitCode::SUCCESS;
+    }
     tracing::info!(job = %name, %guarantee, "Job starting.");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
     let metrics = pipeline.metrics();
     let progress_done = CancellationToken::new();
     let progress =
@@ -105,29 +116,89 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> 
     }
 }
 
-/// First SIGINT/SIGTERM: graceful drain. Second: exit at once (positions stay at the last commit).
-async fn watch_signals(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("Cannot install signal handlers.");
-        return;
-    };
-    for round in 0..2 {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+/// `sluice reset`: forget a job's positions, sink checkpoints included, after a warning.
+pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode {
+    let registry = registry::builtin();
+    let job = match load_job_file(path, state_dir, &registry) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
         }
-        if round == 0 {
-            tracing::info!(
-                "Shutting down: draining in-flight records, flushing sinks, committing. Signal again to exit at once."
+    };
+    let name = job.name.clone();
+    let mut sinks: Vec<&str> = job.sinks.iter().map(|s| s.name.as_str()).collect();
+    sinks.extend(job.dead_letter.as_ref().map(|s| s.name.as_str()));
+    eprintln!(
+        "Resetting job {name:?} forgets its positions: the offset store in {} and the checkpoints stored with the sinks ({}).\n\
+         WARNING: data already written to the sinks stays there. The next run starts from the beginning of the source and writes it all again, dead letters included: with exactly-once too, the sinks will hold it twice.",
+        job.state_dir.display(),
+        sinks.join(", ")
+    );
+    if job.source.owns_offsets() {
+        eprintln!(
+            "The {} source keeps its own offsets (a consumer group): reset them there too, or the next run resumes from them.",
+            job.source_type
+        );
+    }
+    if !yes {
+        eprintln!(
+            "Nothing was changed. To reset, run: sluice reset {} --yes",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    match sluice_core::runtime::reset_positions(job, None).await {
+        Ok(report) => {
+            eprintln!(
+                "Job {name:?} reset (sink checkpoints: {}).",
+                if report.sinks.is_empty() {
+                    "none".to_string()
+                } else {
+                    report.sinks.join(", ")
+                }
             );
-            shutdown.cancel();
-        } else {
-            tracing::warn!("Second signal: exiting without draining.");
-            std::process::exit(130);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sluice: resetting job {name} failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, registered with the OS as soon as this is built.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// First SIGINT/SIGTERM: graceful drain. Second: exit at once (positions stay at the last
+    /// commit).
+    async fn watch(mut self, shutdown: CancellationToken) {
+        for round in 0..2 {
+            tokio::select! {
+                _ = self.int.recv() => {}
+                _ = self.term.recv() => {}
+            }
+            if round == 0 {
+                tracing::info!(
+                    "Shutting down: draining in-flight records, flushing sinks, committing. Signal again to exit at once."
+                );
+                shutdown.cancel();
+            } else {
+                tracing::warn!("Second signal: exiting without draining.");
+                std::process::exit(130);
+            }
         }
     }
 }

@@ -151,6 +151,21 @@ pub trait Sink: Send {
         Ok(None)
     }
 
+    /// Change the checkpoint stored with the sink's data while its job is not running (an
+    /// offsets reset): `None` forgets it, so the next exactly-once run sends everything again;
+    /// `Some(partitions)` sets the positions of those partitions and keeps the others. Called
+    /// on a sink that is not opened (open what is needed, release it before returning). Data
+    /// already written stays. The default does nothing: a sink that stores no checkpoint has
+    /// nothing to reset.
+    async fn reset_checkpoint(
+        &mut self,
+        ctx: &SinkContext,
+        partitions: Option<&Checkpoint>,
+    ) -> Result<(), ConnectorError> {
+        let _ = (ctx, partitions);
+        Ok(())
+    }
+
     /// Write records durably: when this returns `Ok`, every record not listed in the report is
     /// durable, unless the report says `rolled_back` (then none is). With exactly-once,
     /// `checkpoint` is the sink's checkpoint after these records and must be stored atomically

@@ -53,6 +53,15 @@ impl OffsetStore {
         .execute(&pool)
         .await
         .map_err(|e| db_err("create table", e))?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS sluice_jobs (
+                job TEXT PRIMARY KEY,
+                guarantee TEXT NOT NULL,
+                updated_at INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .map_err(|e| db_err("create table", e))?;
         Ok(Self { pool })
     }
 
@@ -105,7 +114,8 @@ impl OffsetStore {
         tx.commit().await.map_err(|e| db_err("commit", e))
     }
 
-    /// Replace the job's checkpoint entirely (offset reset), or delete it with `None`.
+    /// Replace the job's checkpoint entirely (offset reset), or with `None` forget the job:
+    /// its checkpoint and the guarantee its state was made with.
     pub async fn reset(&self, job: &str, cp: Option<&Checkpoint>) -> Result<(), ConnectorError> {
         sqlx::query("DELETE FROM sluice_offsets WHERE job = ?")
             .bind(job)
@@ -114,8 +124,43 @@ impl OffsetStore {
             .map_err(|e| db_err("reset", e))?;
         match cp {
             Some(cp) => self.save(job, cp).await,
-            None => Ok(()),
+            None => sqlx::query("DELETE FROM sluice_jobs WHERE job = ?")
+                .bind(job)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| db_err("reset", e)),
         }
+    }
+
+    /// The delivery guarantee the job's state was made with (`"at-least-once"`,
+    /// `"exactly-once"`), `None` when not recorded.
+    pub async fn guarantee(&self, job: &str) -> Result<Option<String>, ConnectorError> {
+        let row = sqlx::query("SELECT guarantee FROM sluice_jobs WHERE job = ?")
+            .bind(job)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_err("load guarantee", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Record the delivery guarantee the job's state is made with.
+    pub async fn set_guarantee(&self, job: &str, guarantee: &str) -> Result<(), ConnectorError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO sluice_jobs (job, guarantee, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (job) DO UPDATE SET guarantee = excluded.guarantee, updated_at = excluded.updated_at",
+        )
+        .bind(job)
+        .bind(guarantee)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| db_err("save guarantee", e))
     }
 
     /// Close the pool.
@@ -150,5 +195,29 @@ mod tests {
         assert_eq!(store.load("other").await.unwrap(), None);
         store.reset("job", None).await.unwrap();
         assert_eq!(store.load("job").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn records_the_guarantee_until_the_job_is_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OffsetStore::open(&dir.path().join("offsets.db"))
+            .await
+            .unwrap();
+        assert_eq!(store.guarantee("job").await.unwrap(), None);
+        store.set_guarantee("job", "exactly-once").await.unwrap();
+        assert_eq!(
+            store.guarantee("job").await.unwrap().as_deref(),
+            Some("exactly-once")
+        );
+        store
+            .reset("job", Some(&Checkpoint::default()))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.guarantee("job").await.unwrap().as_deref(),
+            Some("exactly-once")
+        );
+        store.reset("job", None).await.unwrap();
+        assert_eq!(store.guarantee("job").await.unwrap(), None);
     }
 }

@@ -345,25 +345,26 @@ pub async fn patch_offsets(
     let patch = offsets::from_rows(&body.offsets).map_err(ApiError::bad_request)?;
     let job = stopped(&app, &name)?;
     let _op = job.op.lock().await;
-    let dir = app.sup.ctx.job_dir(&name);
-    let mut cp = offsets::load(&dir, &name).await?.unwrap_or_default();
-    // Overwrite the given partitions, keep the others.
-    cp.offsets.extend(patch.offsets);
-    offsets::reset(&dir, &name, Some(&cp)).await?;
+    let def = job.control().def.clone();
+    let cp = offsets::reset_job(&app.sup.ctx, &def, Some(&patch))
+        .await?
+        .unwrap_or_default();
     job.stats.lock().committed = Some(cp.clone());
     Ok(Json(
         json!({ "name": name, "offsets": offsets::to_rows(&cp) }),
     ))
 }
 
-/// `DELETE /jobs/{name}/offsets`: forget every position; the next run starts from the start.
+/// `DELETE /jobs/{name}/offsets`: forget every position, sink checkpoints included; the next
+/// run starts from the start (and writes again what the sinks already hold).
 pub async fn delete_offsets(
     State(app): State<App>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let job = stopped(&app, &name)?;
     let _op = job.op.lock().await;
-    offsets::reset(&app.sup.ctx.job_dir(&name), &name, None).await?;
+    let def = job.control().def.clone();
+    offsets::reset_job(&app.sup.ctx, &def, None).await?;
     job.stats.lock().committed = None;
     Ok(Json(json!({ "name": name, "offsets": [] })))
 }

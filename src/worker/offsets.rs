@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use sluice_core::offset_store::OffsetStore;
 use sluice_core::record::{Checkpoint, Offset};
 
+use super::config;
+use super::model::JobDef;
+use super::supervisor::Ctx;
+
 /// One partition's position.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartitionOffset {
@@ -70,7 +74,28 @@ pub async fn load(job_dir: &Path, job: &str) -> anyhow::Result<Option<Checkpoint
     Ok(cp?)
 }
 
+/// Reset a stopped job's positions everywhere a run resumes from — its offset store and, with
+/// exactly-once, the checkpoints its sinks store with their data: `None` forgets them all,
+/// `Some` sets those partitions. Returns the offset store's checkpoint afterwards.
+pub async fn reset_job(
+    ctx: &Ctx,
+    def: &JobDef,
+    partitions: Option<&Checkpoint>,
+) -> anyhow::Result<Option<Checkpoint>> {
+    let loaded = config::load(
+        &def.config,
+        &Ctx::label(def),
+        &ctx.base_dir(def),
+        &ctx.job_dir(&def.name),
+        &ctx.registry,
+    )?;
+    let report = sluice_core::runtime::reset_positions(loaded, partitions).await?;
+    tracing::info!(job = %def.name, sinks = ?report.sinks, "Job positions reset.");
+    Ok(report.offsets)
+}
+
 /// Replace the job's checkpoint (`None` deletes it: the next run starts from the beginning).
+#[cfg(test)]
 pub async fn reset(job_dir: &Path, job: &str, cp: Option<&Checkpoint>) -> anyhow::Result<()> {
     let path = store_path(job_dir);
     if cp.is_none() && !path.exists() {

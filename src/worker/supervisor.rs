@@ -311,6 +311,10 @@ impl Supervisor {
         {
             tracing::error!(job = %job.name, error = %e, "Job runner panicked.");
         }
+        // Sinks keep exactly-once checkpoints of their own: a job created again under this
+        // name must not resume from them.
+        let def = job.control().def.clone();
+        let reset = super::offsets::reset_job(&self.ctx, &def, None).await;
         let _m = self.membership.lock().await;
         self.ctx.store.delete(&job.name).await?;
         self.jobs.lock().remove(&job.name);
@@ -325,7 +329,12 @@ impl Supervisor {
             }
         }
         tracing::info!(job = %job.name, "Job deleted.");
-        Ok(())
+        reset.map(|_| ()).map_err(|e| {
+            anyhow::anyhow!(
+                "job {} was deleted, but its positions could not all be reset ({e:#}): a job created again under this name may resume from a sink's stored checkpoint; reset it with `sluice reset` on its job file",
+                job.name
+            )
+        })
     }
 
     /// Wait until the runner acted on `seq` and is in one of `states`; the last observation

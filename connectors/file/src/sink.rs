@@ -260,6 +260,43 @@ impl Sink for FileSink {
             .filter(|cp| !cp.is_empty()))
     }
 
+    /// Rewrite the sidecar: the file as it is now (nothing is cut) with the new checkpoint.
+    async fn reset_checkpoint(
+        &mut self,
+        ctx: &SinkContext,
+        partitions: Option<&Checkpoint>,
+    ) -> Result<(), ConnectorError> {
+        let loaded =
+            sink_state::load(&self.path).map_err(|e| self.io("reading the checkpoint of", &e))?;
+        let mut state = match loaded {
+            Some(state) if state.job != ctx.job || state.sink != ctx.sink => {
+                return Err(ConnectorError::config(format!(
+                    "{} belongs to job {:?} sink {:?}, not to this job",
+                    self.path.display(),
+                    state.job,
+                    state.sink
+                )));
+            }
+            Some(state) => state,
+            None if partitions.is_none() => return Ok(()),
+            None => SinkState {
+                job: ctx.job.clone(),
+                sink: ctx.sink.clone(),
+                ..SinkState::default()
+            },
+        };
+        match partitions {
+            None => state.checkpoint = Checkpoint::default(),
+            Some(cp) => state.checkpoint.offsets.extend(cp.offsets.clone()),
+        }
+        state.length = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        state.rotations = sink_state::count_rotations(&self.path);
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| self.io("creating the directory of", &e))?;
+        }
+        sink_state::store(&self.path, &state).map_err(|e| self.io("writing the checkpoint of", &e))
+    }
+
     async fn write(
         &mut self,
         records: &[Record],

@@ -439,6 +439,35 @@ impl Sink for KafkaSink {
         Ok(self.txn.as_ref().and_then(Txn::committed))
     }
 
+    /// Commit an empty transaction whose progress record holds the new checkpoint (fencing any
+    /// older producer of this `transactional.id`). Only exactly-once jobs store one.
+    async fn reset_checkpoint(
+        &mut self,
+        ctx: &SinkContext,
+        partitions: Option<&Checkpoint>,
+    ) -> Result<(), ConnectorError> {
+        if ctx.guarantee != Guarantee::ExactlyOnce {
+            return Ok(());
+        }
+        self.open(ctx).await?;
+        let committed = self.txn.as_ref().and_then(Txn::committed);
+        let result = match (committed, partitions) {
+            (None, None) => Ok(()),
+            (committed, partitions) => {
+                let mut cp = match partitions {
+                    Some(_) => committed.unwrap_or_default(),
+                    None => Checkpoint::default(),
+                };
+                if let Some(p) = partitions {
+                    cp.offsets.extend(p.offsets.clone());
+                }
+                self.write(&[], Some(&cp)).await.map(|_| ())
+            }
+        };
+        let closed = self.close().await;
+        result.and(closed)
+    }
+
     async fn write(
         &mut self,
         records: &[Record],

@@ -294,6 +294,46 @@ impl Offsets {
         }
         Ok(())
     }
+
+    /// Offsets reset: `None` deletes this sink's rows; `Some` sets those partitions and keeps
+    /// the others. One transaction; nothing to do when the table does not exist.
+    pub async fn reset(
+        &self,
+        db: &Db,
+        partitions: Option<&Checkpoint>,
+    ) -> Result<(), ConnectorError> {
+        if schema::columns(db, &self.table).await?.is_empty() {
+            if partitions.is_none() {
+                return Ok(());
+            }
+            self.ensure_table(db).await?;
+        }
+        let old = self.load(db).await?;
+        let mut new = old.clone();
+        let dialect = self.dialect;
+        let err = |ctx: &str, e: &sqlx::Error| connector_error(dialect, ctx, e);
+        let mut tx = db.begin().await.map_err(|e| err("begin", &e))?;
+        match partitions {
+            None => {
+                let sql = format!(
+                    "DELETE FROM {} WHERE {} = {} AND {} = {}",
+                    self.quoted,
+                    self.col("job"),
+                    self.p(1),
+                    self.col("sink"),
+                    self.p(2)
+                );
+                tx.exec(&sql, &self.key_params(), false)
+                    .await
+                    .map_err(|e| err("resetting checkpoint", &e))?;
+            }
+            Some(cp) => {
+                new.offsets.extend(cp.offsets.clone());
+                self.store(&mut tx, &old, &new).await?;
+            }
+        }
+        tx.commit().await.map_err(|e| err("commit", &e))
+    }
 }
 
 fn encode(offset: &Offset) -> Result<String, ConnectorError> {

@@ -669,6 +669,30 @@ impl Sink for SqlSink {
         Ok((!self.committed.is_empty()).then(|| self.committed.clone()))
     }
 
+    /// Replace this sink's rows in the offsets table, in one transaction.
+    async fn reset_checkpoint(
+        &mut self,
+        ctx: &SinkContext,
+        partitions: Option<&Checkpoint>,
+    ) -> Result<(), ConnectorError> {
+        let db = Db::connect(
+            &self.config.url,
+            self.config.tls.as_ref(),
+            &self.base_dir,
+            1,
+        )
+        .await?;
+        let offsets = Offsets::new(
+            db.dialect(),
+            &self.config.offsets_table,
+            &ctx.job,
+            &ctx.sink,
+        );
+        let result = offsets.reset(&db, partitions).await;
+        db.close().await;
+        result
+    }
+
     async fn write(
         &mut self,
         records: &[Record],

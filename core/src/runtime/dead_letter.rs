@@ -3,6 +3,12 @@
 //! each is written — durably, before its position can be committed — to the dead-letter sink as
 //! a JSON envelope with the original record, the failing stage, the reason, the source position
 //! and the time.
+//!
+//! Replays must not write a dead letter twice. The router writes a batch's dead letters before
+//! it hands the batch to any sink, so a position covered by a sink's committed checkpoint had
+//! its dead letters written already. With exactly-once and a transactional dead-letter sink, its
+//! own checkpoint (the batches whose dead letters it holds) is stored with them, which closes
+//! the gap between the dead-letter write and the sinks' next commit.
 
 use std::sync::Arc;
 
@@ -15,7 +21,7 @@ use super::retry::Backoff;
 use crate::connector::Sink;
 use crate::job::RetryConfig;
 use crate::metrics::JobMetrics;
-use crate::record::{DeadRecord, Position, Record};
+use crate::record::{Checkpoint, DeadRecord, Position, Record};
 
 /// Where bad records go.
 #[derive(Clone)]
@@ -28,18 +34,35 @@ pub enum DeadLetters {
 
 /// A sink used for dead letters, with its retry policy.
 pub struct DeadLetterSink {
-    sink: Mutex<Box<dyn Sink>>,
+    sink: Mutex<Inner>,
     retry: RetryConfig,
     name: String,
+    /// Positions whose dead letters were written by an earlier run (see the module docs).
+    written: Checkpoint,
+}
+
+struct Inner {
+    sink: Box<dyn Sink>,
+    /// With a transactional dead-letter sink: its checkpoint, stored with every write.
+    checkpoint: Option<Checkpoint>,
 }
 
 impl DeadLetterSink {
-    /// Wrap an opened sink.
-    pub fn new(sink: Box<dyn Sink>, retry: RetryConfig, name: String) -> Self {
+    /// Wrap an opened sink. `checkpoint` is its committed checkpoint when it is written
+    /// transactionally (exactly-once), `None` otherwise; `written` covers the positions whose
+    /// dead letters an earlier run wrote.
+    pub fn new(
+        sink: Box<dyn Sink>,
+        retry: RetryConfig,
+        name: String,
+        checkpoint: Option<Checkpoint>,
+        written: Checkpoint,
+    ) -> Self {
         Self {
-            sink: Mutex::new(sink),
+            sink: Mutex::new(Inner { sink, checkpoint }),
             retry,
             name,
+            written,
         }
     }
 
@@ -48,6 +71,7 @@ impl DeadLetterSink {
         self.sink
             .lock()
             .await
+            .sink
             .close()
             .await
             .map_err(|e| RuntimeError::Sink {
@@ -58,11 +82,36 @@ impl DeadLetterSink {
 }
 
 impl DeadLetters {
+    /// The router's dead letters of one source batch (`delta`: its furthest positions). Those
+    /// an earlier run wrote are skipped.
+    pub async fn handle_batch(
+        &self,
+        mut dead: Vec<DeadRecord>,
+        delta: &Checkpoint,
+        metrics: &JobMetrics,
+    ) -> Result<(), RuntimeError> {
+        if let DeadLetters::Sink(dls) = self
+            && !dls.written.is_empty()
+        {
+            dead.retain(|d| !dls.written.covers(&d.record.position));
+        }
+        self.write(dead, Some(delta), metrics).await
+    }
+
     /// Handle bad records: returns once they are durable in the dead-letter sink, or an error
     /// that stops the job.
     pub async fn handle(
         &self,
         dead: Vec<DeadRecord>,
+        metrics: &JobMetrics,
+    ) -> Result<(), RuntimeError> {
+        self.write(dead, None, metrics).await
+    }
+
+    async fn write(
+        &self,
+        dead: Vec<DeadRecord>,
+        delta: Option<&Checkpoint>,
         metrics: &JobMetrics,
     ) -> Result<(), RuntimeError> {
         if dead.is_empty() {
@@ -79,11 +128,23 @@ impl DeadLetters {
             }
             DeadLetters::Sink(dls) => {
                 let records: Vec<Record> = dead.iter().map(envelope).collect();
-                let mut sink = dls.sink.lock().await;
+                let mut inner = dls.sink.lock().await;
+                let Inner { sink, checkpoint } = &mut *inner;
+                // The batch's dead letters are all in this write: the checkpoint covers it.
+                let next = checkpoint.as_ref().map(|cp| {
+                    let mut next = cp.clone();
+                    if let Some(delta) = delta {
+                        next.merge(delta);
+                    }
+                    next
+                });
                 let mut backoff = Backoff::new(&dls.retry);
                 loop {
-                    match sink.write(&records, None).await {
+                    match sink.write(&records, next.as_ref()).await {
                         Ok(report) if report.rejected.is_empty() && report.retry.is_empty() => {
+                            if next.is_some() {
+                                *checkpoint = next;
+                            }
                             break;
                         }
                         Ok(report) => {

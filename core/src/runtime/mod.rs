@@ -5,6 +5,7 @@
 mod buffer;
 mod committer;
 pub mod dead_letter;
+mod reset;
 mod retry;
 mod sink_task;
 mod source_task;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use buffer::{SinkBuffer, Unit};
+pub use reset::{ResetReport, reset_positions};
 pub use retry::Backoff;
 
 use crate::connector::SinkContext;
@@ -61,6 +63,20 @@ pub enum RuntimeError {
     /// Another process runs the same job (same state directory).
     #[error("another process is running this job (state directory {0} is locked)")]
     AlreadyRunning(String),
+    /// The job asks for another delivery guarantee than its state was made with.
+    #[error(
+        "job `{job}` asks for {now} delivery, but its positions were made with {was}: resuming them under {now} would write data again or cut it from a sink. Either set `delivery.guarantee` back to \"{was}\", or start over with `sluice reset {file} --yes` (a worker: stop the job, then DELETE /jobs/{job}/offsets), which forgets every position; data already in the sinks stays there and is written again"
+    )]
+    GuaranteeChanged {
+        /// The job name.
+        job: String,
+        /// The job file.
+        file: String,
+        /// The guarantee of the stored state.
+        was: String,
+        /// The guarantee the job asks for.
+        now: Guarantee,
+    },
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -113,6 +129,7 @@ impl Pipeline {
         } = self;
         let LoadedJob {
             name,
+            file,
             state_dir,
             delivery,
             mut source,
@@ -128,6 +145,18 @@ impl Pipeline {
         // positions the first one has not made durable.
         let _lock = lock_state_dir(&state_dir)?;
 
+        // Before any sink opens: opening one under the wrong guarantee may already cut data.
+        // The offset store records the guarantee the job's state is made with.
+        let state = OffsetStore::open(&state_dir.join("offsets.db"))
+            .await
+            .map_err(|e| RuntimeError::OffsetStore(e.message))?;
+        if let Err(e) =
+            check_guarantee(&state, &name, &file, guarantee, source.owns_offsets()).await
+        {
+            state.close().await;
+            return Err(e);
+        }
+
         // Open sinks first: with exactly-once their checkpoints decide where the source starts.
         let mut opened = Vec::with_capacity(sinks.len());
         for plan in sinks {
@@ -135,25 +164,34 @@ impl Pipeline {
         }
         let dead_letters = match (tolerance, dead_letter) {
             (Tolerance::All, Some(plan)) => {
-                let (plan, _) = open_sink(&name, plan, Guarantee::AtLeastOnce).await?;
+                // Exactly-once covers dead letters too when their sink can store a checkpoint.
+                let dlq_guarantee = match guarantee {
+                    Guarantee::ExactlyOnce if plan.sink.transactional() => guarantee,
+                    _ => Guarantee::AtLeastOnce,
+                };
+                let (plan, dlq_cp) = open_sink(&name, plan, dlq_guarantee).await?;
+                // Any sink's checkpoint covers positions whose dead letters were written.
+                let mut written = dlq_cp.clone().unwrap_or_default();
+                if guarantee == Guarantee::ExactlyOnce {
+                    for (_, cp) in &opened {
+                        if let Some(cp) = cp {
+                            written.merge(cp);
+                        }
+                    }
+                }
+                let dlq_cp =
+                    (dlq_guarantee == Guarantee::ExactlyOnce).then(|| dlq_cp.unwrap_or_default());
                 DeadLetters::Sink(Arc::new(DeadLetterSink::new(
                     plan.sink,
                     plan.common.retry,
                     plan.name,
+                    dlq_cp,
+                    written,
                 )))
             }
             _ => DeadLetters::Stop,
         };
-
-        let store = if source.owns_offsets() {
-            None
-        } else {
-            Some(
-                OffsetStore::open(&state_dir.join("offsets.db"))
-                    .await
-                    .map_err(|e| RuntimeError::OffsetStore(e.message))?,
-            )
-        };
+        let store = (!source.owns_offsets()).then(|| state.clone());
         let resume = match guarantee {
             Guarantee::ExactlyOnce => {
                 let cps: Vec<Checkpoint> = opened
@@ -225,6 +263,7 @@ impl Pipeline {
                 plan,
                 committed: committed.filter(|_| guarantee == Guarantee::ExactlyOnce),
                 exactly_once: guarantee == Guarantee::ExactlyOnce,
+                checkpoint_every: delivery.commit_interval.0,
                 rx,
                 tracker: tracker.clone(),
                 metrics: metrics.clone(),
@@ -280,9 +319,7 @@ impl Pipeline {
         {
             note(Ok(Err(e)), &failure);
         }
-        if let Some(store) = store {
-            store.close().await;
-        }
+        state.close().await;
 
         let report = RunReport {
             records_in: JobMetrics::get(&metrics.records_in),
@@ -303,6 +340,38 @@ impl Pipeline {
             None => Ok(report),
         }
     }
+}
+
+/// Refuse to resume state made with another delivery guarantee (at-least-once positions are
+/// not sink checkpoints; an exactly-once file sink cuts what an at-least-once run appended),
+/// unless there is no such state; then record this run's guarantee.
+async fn check_guarantee(
+    store: &OffsetStore,
+    job: &str,
+    file: &str,
+    guarantee: Guarantee,
+    source_owns_offsets: bool,
+) -> Result<(), RuntimeError> {
+    let err = |e: crate::error::ConnectorError| RuntimeError::OffsetStore(e.message);
+    let now = guarantee.to_string();
+    match store.guarantee(job).await.map_err(err)? {
+        Some(was) if was == now => return Ok(()),
+        Some(was) => {
+            // Positions committed (or kept by the source itself) are state; a run that never
+            // committed anything left none.
+            let has_state = source_owns_offsets || store.load(job).await.map_err(err)?.is_some();
+            if has_state {
+                return Err(RuntimeError::GuaranteeChanged {
+                    job: job.to_string(),
+                    file: file.to_string(),
+                    was,
+                    now: guarantee,
+                });
+            }
+        }
+        None => {}
+    }
+    store.set_guarantee(job, &now).await.map_err(err)
 }
 
 /// Hold an exclusive lock on `<state_dir>/lock` for as long as the returned file lives.

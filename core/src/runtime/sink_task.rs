@@ -40,6 +40,9 @@ pub(super) struct SinkTask {
     /// With exactly-once: the checkpoint the sink had committed; records it covers are skipped.
     pub committed: Option<Checkpoint>,
     pub exactly_once: bool,
+    /// With exactly-once: how often at most a checkpoint that moved without data (every unit
+    /// since the last write was empty for this sink) is stored by an empty write.
+    pub checkpoint_every: std::time::Duration,
     pub rx: mpsc::Receiver<Unit>,
     pub tracker: Arc<Mutex<AckTracker>>,
     pub metrics: Arc<JobMetrics>,
@@ -67,9 +70,17 @@ async fn pump(task: &mut SinkTask) -> Result<(), RuntimeError> {
     let mut checkpoint = task.committed.clone().unwrap_or_default();
     let skip = task.committed.clone().filter(|cp| !cp.is_empty());
     let mut oldest: Option<TokioInstant> = None;
+    // With exactly-once, a sink that receives nothing for a while (a rare `when`, a range it
+    // already holds) must still move its stored checkpoint over that range: resume starts at
+    // the earliest sink checkpoint, so one idle sink would replay everything for all. When
+    // empty units move `checkpoint` past what the sink stored, `idle_since` is when, and an
+    // empty transactional write stores it at most once per `checkpoint_every` (and on drain).
+    let mut idle_since: Option<TokioInstant> = None;
+    let mut last_stored = TokioInstant::now();
     let mut open = true;
     while open || !buffer.is_empty() {
         let deadline = oldest.map(|t| t + batch.max_wait.0);
+        let store_at = idle_since.map(|_| last_stored + task.checkpoint_every);
         tokio::select! {
             unit = task.rx.recv(), if open => match unit {
                 Some(mut unit) => {
@@ -79,12 +90,22 @@ async fn pump(task: &mut SinkTask) -> Result<(), RuntimeError> {
                         let skipped = (before - unit.records.len()) as u64;
                         JobMetrics::add(&task.metrics.sinks[task.index].skipped, skipped);
                     }
+                    if task.exactly_once && buffer.is_empty() && unit.records.is_empty() {
+                        // Everything before this unit is written, and it brings nothing: the
+                        // sink's checkpoint covers its whole batch.
+                        let before = checkpoint.clone();
+                        checkpoint.merge(&unit.delta);
+                        if checkpoint != before && idle_since.is_none() {
+                            idle_since = Some(TokioInstant::now());
+                        }
+                    }
                     if buffer.is_empty() && !unit.records.is_empty() {
                         oldest = Some(TokioInstant::now());
                     }
                     buffer.push(unit);
                     while buffer.len() >= batch.max_records || buffer.bytes() >= max_bytes {
                         flush_one(task, &mut buffer, &mut checkpoint, max_bytes).await?;
+                        (idle_since, last_stored) = (None, TokioInstant::now());
                     }
                 }
                 None => open = false,
@@ -92,12 +113,21 @@ async fn pump(task: &mut SinkTask) -> Result<(), RuntimeError> {
             _ = sleep_until(deadline), if deadline.is_some() => {
                 while !buffer.is_empty() {
                     flush_one(task, &mut buffer, &mut checkpoint, max_bytes).await?;
+                    (idle_since, last_stored) = (None, TokioInstant::now());
                 }
+            }
+            _ = sleep_until(store_at), if store_at.is_some() && buffer.is_empty() => {
+                store_checkpoint(task, &checkpoint).await?;
+                (idle_since, last_stored) = (None, TokioInstant::now());
             }
         }
         if !open {
             while !buffer.is_empty() {
                 flush_one(task, &mut buffer, &mut checkpoint, max_bytes).await?;
+                (idle_since, last_stored) = (None, TokioInstant::now());
+            }
+            if idle_since.take().is_some() {
+                store_checkpoint(task, &checkpoint).await?;
             }
         }
         if buffer.is_empty() {
@@ -107,6 +137,17 @@ async fn pump(task: &mut SinkTask) -> Result<(), RuntimeError> {
             task.tracker.lock().ack(task.index, done);
         }
     }
+    Ok(())
+}
+
+/// Store a checkpoint that moved without data: an empty transactional write.
+async fn store_checkpoint(
+    task: &mut SinkTask,
+    checkpoint: &Checkpoint,
+) -> Result<(), RuntimeError> {
+    let rejected = write_with_retry(task, &[], Some(checkpoint)).await?;
+    debug_assert!(rejected.is_empty(), "an empty write rejects nothing");
+    tracing::debug!(sink = %task.plan.name, checkpoint = ?checkpoint.offsets, "Checkpoint moved over records this sink did not get.");
     Ok(())
 }
 

@@ -160,7 +160,9 @@ pub(super) async fn route(
 ) -> Result<(), RuntimeError> {
     while let Some(staged) = rx.recv().await {
         let staged = staged?;
-        dead_letters.handle(staged.dead, &metrics).await?;
+        dead_letters
+            .handle_batch(staged.dead, &staged.delta, &metrics)
+            .await?;
         let mut records = Some(staged.records);
         for (i, (tx, when)) in sinks.iter().enumerate() {
             let all = records.as_deref().unwrap_or_default();

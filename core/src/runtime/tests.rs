@@ -698,3 +698,123 @@ async fn a_report_naming_records_outside_the_write_fails_the_sink_instead_of_pan
         );
     }
 }
+
+fn checkpoint_at(offset: i64) -> Checkpoint {
+    let mut cp = Checkpoint::default();
+    cp.advance(&Position::int(Arc::from("mem"), offset));
+    cp
+}
+
+#[tokio::test]
+async fn a_sink_whose_route_never_matches_still_moves_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, rare) = (MemSink::default(), MemSink::default());
+    let never = |sink: &MemSink| {
+        let mut p = plan("rare", sink.clone(), 100);
+        p.common.when = Some(RouteCondition {
+            header: "route".into(),
+            equals: Some("never".into()),
+        });
+        p
+    };
+    let j = job(
+        source(100),
+        vec![plan("all", all.clone(), 10), never(&rare)],
+        Guarantee::ExactlyOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(rare.written.lock().is_empty());
+    let rare_cp = rare.checkpoints.lock().last().cloned();
+    assert_eq!(
+        rare_cp.as_ref().and_then(|cp| cp.get("mem")),
+        Some(&Offset::Int(99)),
+        "the idle sink stores a checkpoint over what it did not get"
+    );
+    // A re-run resumes from both sinks' checkpoints: nothing is read again.
+    let (mut all2, mut rare2) = (MemSink::default(), MemSink::default());
+    all2.committed = all.checkpoints.lock().last().cloned();
+    rare2.committed = rare_cp;
+    let j = job(
+        source(100),
+        vec![plan("all", all2.clone(), 10), never(&rare2)],
+        Guarantee::ExactlyOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    let report = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(report.records_in, 0);
+    assert_eq!(*rare2.calls.lock(), 0, "nothing moved: no empty write");
+}
+
+#[tokio::test]
+async fn replayed_dead_letters_are_not_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(100);
+    src.bad_every = Some(10);
+    // The sink holds up to 29; the dead-letter sink's own checkpoint says 69.
+    let sink = MemSink {
+        committed: Some(checkpoint_at(29)),
+        ..MemSink::default()
+    };
+    let dlq = MemSink {
+        committed: Some(checkpoint_at(69)),
+        ..MemSink::default()
+    };
+    let j = job(
+        src,
+        vec![plan("s", sink.clone(), 10)],
+        Guarantee::ExactlyOnce,
+        Tolerance::All,
+        Some(dlq.clone()),
+        dir.path(),
+    );
+    let report = Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(ints(&dlq.written.lock()), vec![79, 89, 99]);
+    assert_eq!(report.dead_lettered, 3);
+    let last = dlq.checkpoints.lock().last().cloned().unwrap();
+    assert_eq!(
+        last.get("mem"),
+        Some(&Offset::Int(99)),
+        "the checkpoint travels with the dead letters"
+    );
+
+    // Without a checkpoint of its own, the sinks' checkpoints still tell what was written.
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = source(100);
+    src.bad_every = Some(10);
+    let ahead = MemSink {
+        committed: Some(checkpoint_at(49)),
+        ..MemSink::default()
+    };
+    let behind = MemSink {
+        committed: Some(checkpoint_at(9)),
+        ..MemSink::default()
+    };
+    let dlq = MemSink::default();
+    let j = job(
+        src,
+        vec![plan("ahead", ahead, 10), plan("behind", behind, 10)],
+        Guarantee::ExactlyOnce,
+        Tolerance::All,
+        Some(dlq.clone()),
+        dir.path(),
+    );
+    Pipeline::new(j, Vec::new())
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(ints(&dlq.written.lock()), vec![59, 69, 79, 89, 99]);
+}

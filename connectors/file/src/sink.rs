@@ -289,8 +289,9 @@ impl Sink for FileSink {
             None => state.checkpoint = Checkpoint::default(),
             Some(cp) => state.checkpoint.offsets.extend(cp.offsets.clone()),
         }
+        // The active file stays what the sidecar names (rotation numbers only grow); its
+        // length is what is on disk now, so the next open cuts nothing.
         state.length = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        state.rotations = sink_state::count_rotations(&self.path);
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| self.io("creating the directory of", &e))?;
         }

@@ -687,6 +687,7 @@ impl Sink for SqlSink {
             &self.config.offsets_table,
             &ctx.job,
             &ctx.sink,
+            &table_identity(&self.config.url, &self.config.table),
         );
         let result = offsets.reset(&db, partitions).await;
         db.close().await;

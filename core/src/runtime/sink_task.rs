@@ -145,8 +145,11 @@ async fn store_checkpoint(
     task: &mut SinkTask,
     checkpoint: &Checkpoint,
 ) -> Result<(), RuntimeError> {
-    let rejected = write_with_retry(task, &[], Some(checkpoint)).await?;
-    debug_assert!(rejected.is_empty(), "an empty write rejects nothing");
+    let written = write_with_retry(task, &[], None, Some(checkpoint)).await?;
+    debug_assert!(
+        written.rejected.is_empty() && written.again.is_none(),
+        "an empty write rejects nothing"
+    );
     tracing::debug!(sink = %task.plan.name, checkpoint = ?checkpoint.offsets, "Checkpoint moved over records this sink did not get.");
     Ok(())
 }

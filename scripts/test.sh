@@ -44,10 +44,14 @@ if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
 # The SDK's and the plugins' unit tests run natively (the SDK compiles for the host: only its
 # logging calls the host import, and only on wasm32).
 cargo test "${plugins[@]}" --workspace --locked --quiet
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first: nextest does not run them, and its summary should be the last word.
   cargo test --workspace --locked --doc --quiet
-  cargo nextest run --workspace --locked --no-fail-fast --failure-output final "${extra[@]}"
+  cargo nextest run --workspace --locked --no-fail-fast --failure-output final "${extra[@]}" || status=$?
 else
-  cargo test --workspace --locked --no-fail-fast "${extra[@]}"
+  cargo test --workspace --locked --no-fail-fast "${extra[@]}" || status=$?
 fi
+# On stderr, so the test runner's summary stays the last line of stdout.
+printf 'test suite: %d min %d s in all\n' $((SECONDS / 60)) $((SECONDS % 60)) >&2
+exit "$status"

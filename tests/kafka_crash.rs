@@ -21,9 +21,11 @@ use sluice_core::{Guarantee, Offset, Sink, SinkContext};
 
 const RECORDS: u64 = 100_000;
 
-fn sink_checkpoint(brokers: &str, job: &str) -> BTreeMap<String, i64> {
+/// The checkpoint of the job's sink writing `topic` (the progress record names its topic: a
+/// reader that says another one is refused).
+fn sink_checkpoint(brokers: &str, job: &str, topic: &str) -> BTreeMap<String, i64> {
     let cfg: KafkaSinkConfig = serde_json::from_value(serde_json::json!({
-        "brokers": brokers, "topic": "unused", "transaction_timeout": "10s"
+        "brokers": brokers, "topic": topic, "transaction_timeout": "10s"
     }))
     .unwrap();
     rt().block_on(async {
@@ -108,7 +110,7 @@ batch = {{ max_records = 500, max_wait = "50ms" }}
         |k| {
             // Right after a kill: the group's offsets are exactly the last committed transaction's
             // checkpoint + 1, never ahead of it (nor behind: they are in the same transaction).
-            let cp = sink_checkpoint(&b, &name);
+            let cp = sink_checkpoint(&b, &name, &output);
             let offsets = group_offsets(&b, &group, &input);
             for (partition, last) in &cp {
                 assert_eq!(
@@ -128,7 +130,7 @@ batch = {{ max_records = 500, max_wait = "50ms" }}
     assert!(kills >= KILLS, "only {kills} kills landed mid-run");
     let counts = topic_seqs(&b, &output);
     let copies = assert_complete(&counts, RECORDS, "kafka → kafka exactly-once");
-    let cp = sink_checkpoint(&b, &name);
+    let cp = sink_checkpoint(&b, &name, &output);
     let offsets = group_offsets(&b, &group, &input);
     for (partition, last) in &cp {
         assert_eq!(

@@ -8,10 +8,7 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use rand::Rng;
 use sluice_connector_sql::db::Db;
 
 const RECORDS: u64 = 200_000;
@@ -103,31 +100,10 @@ fn exactly_once_holds_when_the_job_is_edited_between_kills() {
     generate_input(dir.path(), "in.jsonl", RECORDS);
     std::fs::create_dir_all(dir.path().join("sub")).unwrap();
     let job = dir.path().join("job.toml");
-    let mut rng = rand::rng();
-    let mut landed = 0;
-    for runs in 1.. {
-        assert!(runs < 200, "the job never finished");
+    let landed = run_with_kills_editing(&job, KILLS, |landed| {
         std::fs::write(&job, job_variant(landed)).unwrap();
-        let mut child = spawn_run(&job);
-        std::thread::sleep(Duration::from_millis(rng.random_range(100..500)));
-        if landed < KILLS && child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            landed += 1;
-            continue;
-        }
-        let status = wait_with_deadline(&mut child, Duration::from_secs(300));
-        assert!(
-            status.success(),
-            "run {runs} (after {landed} kills) failed: {}",
-            stderr_of(&mut child)
-        );
-        if landed >= KILLS {
-            break;
-        }
-        // The job finished before all kills landed: not a proof.
-        panic!("the job finished after only {landed} kills; make it slower");
-    }
+    });
+    assert!(landed >= KILLS, "only {landed} kills landed mid-run");
 
     for file in ["out/archive.jsonl", "out/late.jsonl"] {
         let (counts, corrupt) = seq_counts(&dir.path().join(file));

@@ -145,11 +145,18 @@ pub fn signal(child: &Child, sig: &str) {
 /// 50–400 ms) before letting the last run finish. Returns how many kills landed mid-run; the
 /// final run must succeed.
 pub fn run_with_kills(job: &Path, kills: u32) -> u32 {
+    run_with_kills_editing(job, kills, |_| {})
+}
+
+/// [`run_with_kills`], calling `before_run(kills so far)` before every start — e.g. to rewrite the
+/// job file the way an operator edits it between a crash and a restart.
+pub fn run_with_kills_editing(job: &Path, kills: u32, mut before_run: impl FnMut(u32)) -> u32 {
     use rand::Rng;
     let mut rng = rand::rng();
     let mut landed = 0;
     for runs in 1.. {
         assert!(runs < 200, "the job never finished");
+        before_run(landed);
         let mut child = spawn_run(job);
         std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
         if landed < kills && child.try_wait().unwrap().is_none() {

@@ -343,30 +343,41 @@ mod tests {
     use super::*;
     use sluice_core::Position;
 
-    #[tokio::test]
-    async fn at_least_once_cuts_a_torn_last_line_before_appending() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("o.jsonl");
-        std::fs::write(&path, "{\"i\":0}\n{\"i\":1}\n{\"i\"").unwrap();
+    /// A file sink of job "t" writing `path` (relative to `dir`), built and opened.
+    async fn opened(
+        dir: &Path,
+        path: &str,
+        rotate_bytes: Option<u64>,
+        guarantee: Guarantee,
+    ) -> Box<dyn Sink> {
         let ctx = BuildContext {
             job: "t".into(),
-            base_dir: dir.path().to_path_buf(),
-            state_dir: dir.path().join("s"),
-            guarantee: Guarantee::AtLeastOnce,
+            base_dir: dir.to_path_buf(),
+            state_dir: dir.join("s"),
+            guarantee,
         };
         let config = FileSinkConfig {
-            path: "o.jsonl".into(),
-            rotate_bytes: None,
+            path: path.into(),
+            rotate_bytes: rotate_bytes.map(ByteSize),
             fsync: true,
         };
         let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
         sink.open(&SinkContext {
             job: "t".into(),
             sink: "file".into(),
-            guarantee: Guarantee::AtLeastOnce,
+            guarantee,
         })
         .await
         .unwrap();
+        sink
+    }
+
+    #[tokio::test]
+    async fn at_least_once_cuts_a_torn_last_line_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.jsonl");
+        std::fs::write(&path, "{\"i\":0}\n{\"i\":1}\n{\"i\"").unwrap();
+        let mut sink = opened(dir.path(), "o.jsonl", None, Guarantee::AtLeastOnce).await;
         let p: Arc<str> = Arc::from("x");
         sink.write(&[Record::new("{\"i\":2}", Position::int(p, 1))], None)
             .await
@@ -482,25 +493,7 @@ mod tests {
     #[tokio::test]
     async fn appends_lines_and_rotates_by_size() {
         let dir = tempfile::tempdir().unwrap();
-        let ctx = BuildContext {
-            job: "t".into(),
-            base_dir: dir.path().to_path_buf(),
-            state_dir: dir.path().join("s"),
-            guarantee: Guarantee::AtLeastOnce,
-        };
-        let config = FileSinkConfig {
-            path: "out/o.jsonl".into(),
-            rotate_bytes: Some(ByteSize(30)),
-            fsync: true,
-        };
-        let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
-        sink.open(&SinkContext {
-            job: "t".into(),
-            sink: "file".into(),
-            guarantee: Guarantee::AtLeastOnce,
-        })
-        .await
-        .unwrap();
+        let mut sink = opened(dir.path(), "out/o.jsonl", Some(30), Guarantee::AtLeastOnce).await;
         let p: Arc<str> = Arc::from("x");
         let recs: Vec<Record> = (0..3)
             .map(|i| Record::new(format!("{{\"i\":{i}}}"), Position::int(p.clone(), i)))

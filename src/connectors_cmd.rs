@@ -5,6 +5,7 @@ use std::io::Write as _;
 
 use serde_json::Value;
 use sluice_core::Registry;
+use sluice_core::job::SinkCommon;
 
 /// Print the reference (or the raw JSON schemas with `json`).
 pub fn print(registry: &Registry, json: bool) {
@@ -30,7 +31,15 @@ pub fn render(registry: &Registry, json: bool) -> String {
     for e in registry.sources() {
         entry(&mut o, e.name, e.doc, &(e.schema)().to_value());
     }
-    o.push_str("Sinks (all also take `name`, `batch = { max_records, max_bytes, max_wait }` and `retry = { initial_backoff, max_backoff, max_elapsed }`):\n\n");
+    let _ = writeln!(
+        o,
+        "Sinks (all also take {}: see the job-file reference):\n",
+        SinkCommon::keys()
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     for e in registry.sinks() {
         entry(&mut o, e.name, e.doc, &(e.schema)().to_value());
     }

@@ -2,13 +2,12 @@
 //! host many jobs as a worker daemon.
 
 mod connectors_cmd;
-mod pipeline;
+mod exit;
 mod plugin_cli;
 mod progress;
 mod registry;
 mod run;
 mod schema_cmd;
-mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,15 +87,19 @@ enum Command {
     #[command(subcommand)]
     Plugin(plugin_cli::PluginCommand),
     /// Run the worker daemon: many jobs, a REST API, metrics and health endpoints.
-    Worker(worker::WorkerArgs),
+    Worker(sluice_worker::WorkerArgs),
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: not in files, pipes or journald.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -139,7 +142,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Command::Plugin(cmd) => report(tokio::task::block_in_place(|| plugin_cli::run(cmd))),
-            Command::Worker(args) => report(worker::run(args).await),
+            Command::Worker(args) => report(sluice_worker::run(args, registry::toolkit()).await),
         }
     })
 }

@@ -2,6 +2,7 @@
 //! cargo feature.
 
 use sluice_core::Registry;
+use sluice_core::job::Toolkit;
 
 /// Register every built-in connector.
 pub fn register_builtins(registry: &mut Registry) {
@@ -18,4 +19,9 @@ pub fn builtin() -> Registry {
     let mut registry = Registry::new();
     register_builtins(&mut registry);
     registry
+}
+
+/// Every built-in connector and the WebAssembly host: what assembles jobs.
+pub fn toolkit() -> Toolkit {
+    Toolkit::new(builtin(), sluice_transforms::WasmHost)
 }

@@ -1,27 +1,25 @@
-//! `sluice run` and `sluice validate`.
+//! `sluice run`, `sluice validate` and `sluice reset`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use sluice_core::job::load_job_file;
+use sluice_core::error::with_causes;
+use sluice_core::{Fault, Pipeline};
 use tokio_util::sync::CancellationToken;
 
-use crate::{pipeline, progress, registry};
-
-/// Exit code for an invalid job file.
-const EXIT_CONFIG: u8 = 2;
+use crate::{exit, progress, registry};
 
 /// Validate a job file: everything `run` checks before it starts, plugins included.
 pub fn validate(path: &Path) -> ExitCode {
-    let registry = registry::builtin();
-    let job = match load_job_file(path, None, &registry) {
-        Ok(job) => job,
+    let pipeline = match registry::toolkit().assemble_file(path, None) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return exit::code(&e);
         }
     };
-    let summary = format!(
+    let job = pipeline.job();
+    println!(
         "{}: job {:?} is valid: {} → {} transform(s) → {} sink(s) [{}], {} guarantee",
         job.file,
         job.name,
@@ -35,14 +33,25 @@ pub fn validate(path: &Path) -> ExitCode {
             .join(", "),
         job.delivery.guarantee
     );
-    match pipeline::build(job) {
-        Ok(_) => {
-            println!("{summary}");
-            ExitCode::SUCCESS
+    ExitCode::SUCCESS
+}
+
+/// Assemble a job off the async threads (plugins compile).
+async fn assemble(path: &Path, state_dir: Option<&Path>) -> Result<Pipeline, ExitCode> {
+    let (path, state_dir) = (path.to_path_buf(), state_dir.map(Path::to_path_buf));
+    let assembled = tokio::task::spawn_blocking(move || {
+        registry::toolkit().assemble_file(&path, state_dir.as_deref())
+    })
+    .await;
+    match assembled {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => {
+            eprintln!("{e}");
+            Err(exit::code(&e))
         }
         Err(e) => {
-            eprintln!("{e:#}");
-            ExitCode::from(EXIT_CONFIG)
+            eprintln!("sluice: assembling the job panicked: {e}");
+            Err(ExitCode::from(exit::INTERNAL))
         }
     }
 }
@@ -58,23 +67,12 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> 
         }
         Err(e) => tracing::warn!(error = %e, "Cannot install signal handlers."),
     }
-    let registry = registry::builtin();
-    let job = match load_job_file(path, state_dir, &registry) {
-        Ok(job) => job,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let name = job.name.clone();
-    let guarantee = job.delivery.guarantee;
-    let pipeline = match pipeline::build(job) {
+    let pipeline = match assemble(path, state_dir).await {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
+    let name = pipeline.job().name.clone();
+    let guarantee = pipeline.job().delivery.guarantee;
     if shutdown.is_cancelled() {
         tracing::info!(job = %name, "Stopped by a signal before the job started; nothing was read.");
         return ExitCode::SUCCESS;
@@ -109,21 +107,26 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> 
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(job = %name, error = %e, "Job failed; positions were committed only up to durable data, a restart resumes there.");
-            eprintln!("sluice: job {name} failed: {e}");
-            ExitCode::from(1)
+            // Reported once, here, with its cause chain and whose fault it is.
+            tracing::error!(
+                job = %name,
+                error = %with_causes(&e),
+                kind = %e.kind(),
+                retryable = e.retryable(),
+                "Job failed; positions were committed only up to durable data, a restart resumes there."
+            );
+            exit::code(&e)
         }
     }
 }
 
 /// `sluice reset`: forget a job's positions, sink checkpoints included, after a warning.
 pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode {
-    let registry = registry::builtin();
-    let job = match load_job_file(path, state_dir, &registry) {
+    let job = match registry::toolkit().load_file(path, state_dir) {
         Ok(job) => job,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return exit::code(&e);
         }
     };
     let name = job.name.clone();
@@ -161,8 +164,8 @@ pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("sluice: resetting job {name} failed: {e}");
-            ExitCode::from(1)
+            eprintln!("sluice: resetting job {name} failed: {}", with_causes(&e));
+            exit::code(&e)
         }
     }
 }

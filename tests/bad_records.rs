@@ -97,8 +97,10 @@ path = "out.jsonl"
         let mut child = spawn_run(&job);
         let status = wait_with_deadline(&mut child, Duration::from_secs(60));
         let err = stderr_of(&mut child);
-        assert_eq!(status.code(), Some(1), "{err}");
-        assert!(err.contains("bad record at "), "{err}");
+        // Exit code 3: a data fault. The failure is reported once, with whose fault it is.
+        assert_eq!(status.code(), Some(3), "{err}");
+        assert_eq!(err.matches("bad record at ").count(), 1, "{err}");
+        assert!(err.contains("kind=data"), "{err}");
         assert!(err.contains("in source: invalid JSON at byte "), "{err}");
         assert!(
             err.contains("errors.tolerance = \"none\" stops the job"),
@@ -128,8 +130,13 @@ fn a_sink_that_cannot_open_fails_the_job_and_loses_nothing() {
     let mut child = spawn_run(&job);
     let status = wait_with_deadline(&mut child, Duration::from_secs(60));
     let err = stderr_of(&mut child);
-    assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("sink `file` failed: opening "), "{err}");
+    // Exit code 4: an external fault that waiting will not fix.
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert_eq!(
+        err.matches("sink `file` failed: opening ").count(),
+        1,
+        "{err}"
+    );
     // Fix the destination: the job starts from the beginning, nothing was lost.
     write_job(dir.path(), "job.toml", &job_text("fixed/out.jsonl"));
     let mut child = spawn_run(&job);

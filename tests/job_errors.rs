@@ -122,3 +122,26 @@ fn missing_plugins_are_reported() {
     );
     assert!(err.contains("nope.wasm does not exist"), "{err}");
 }
+
+/// A plugin's rejection of its `with` table points at the job file's line and the `with` key.
+#[test]
+fn plugin_config_errors_name_the_line_and_the_with_key() {
+    let plugin = format!("{}/plugins/dist/add-field.wasm", env!("CARGO_MANIFEST_DIR"));
+    let (ok, err, _) = validate(&format!(
+        "api_version = 1\nname = \"j\"\n{GOOD_SOURCE}\n[[transforms]]\nplugin = \"{plugin}\"\n[transforms.with]\nset = {{ a = 1 }}\ntimestamp_format = \"julian\"\n[[sinks]]\ntype = \"stdout\"\n"
+    ));
+    assert!(!ok);
+    assert!(
+        err.starts_with("job.toml:11: transforms[0].with.timestamp_format: plugin `add-field` rejected its configuration: unknown variant `julian`"),
+        "{err}"
+    );
+    // A rejection the plugin makes itself, through the SDK's `config_error`.
+    let (ok, err, _) = validate(&format!(
+        "api_version = 1\nname = \"j\"\n{GOOD_SOURCE}\n[[transforms]]\nplugin = \"{plugin}\"\nwith = {{ rename = {{ a = 5 }} }}\n[[sinks]]\ntype = \"stdout\"\n"
+    ));
+    assert!(!ok);
+    assert!(
+        err.starts_with("job.toml:9: transforms[0].with.rename.a: plugin `add-field` rejected its configuration: expected the new field name as a string"),
+        "{err}"
+    );
+}

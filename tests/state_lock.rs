@@ -29,7 +29,7 @@ fn a_second_run_of_the_same_job_is_refused() {
     let mut second = spawn_run(&job);
     let status = wait_with_deadline(&mut second, Duration::from_secs(30));
     let err = stderr_of(&mut second);
-    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("another process is running this job"), "{err}");
     signal(&first, "TERM");
     assert!(wait_with_deadline(&mut first, Duration::from_secs(30)).success());

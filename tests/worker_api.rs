@@ -219,6 +219,23 @@ async fn bad_configs_get_per_field_errors() {
     assert!(errors[1]["message"].as_str().unwrap().contains("nope"));
     assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");
 
+    // The worker assembles a job exactly as `sluice run` does: a plugin that rejects its
+    // `with` table is a 400 at that key's line, not a job that fails forever.
+    let plugin = format!("{}/plugins/dist/add-field.wasm", env!("CARGO_MANIFEST_DIR"));
+    let rejected = format!(
+        "api_version = 1\nname = \"plug\"\n[source]\ntype = \"datagen\"\n[[transforms]]\nplugin = \"{plugin}\"\nwith = {{ rename = {{ a = 5 }} }}\n[[sinks]]\ntype = \"stdout\"\nwhen = {{ header = \"route\" }}\n"
+    );
+    let (code, err) = w
+        .call(Method::POST, "/jobs", Some(Body::Toml(rejected)))
+        .await;
+    assert_eq!(code, 400, "{err}");
+    assert_eq!(
+        err["errors"][0]["path"], "transforms[0].with.rename.a",
+        "{err}"
+    );
+    assert_eq!(err["errors"][0]["line"], 7, "{err}");
+    assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");
+
     // JSON is accepted, converted to the same model and kept as TOML.
     let out = dir.path().join("json.jsonl");
     let job = json!({
@@ -295,6 +312,18 @@ async fn bad_configs_get_per_field_errors() {
         .collect();
     assert!(paths.contains(&"batch.max_bytes"), "{v}");
     assert!(paths.iter().any(|p| p.starts_with("colour")), "{v}");
+    // Every runtime setting of a sink is accepted, `when` included (read from `SinkCommon`).
+    let (code, v) = w
+        .call(
+            Method::PUT,
+            "/connectors/file/validate?kind=sink",
+            Some(Body::Json(
+                json!({"path": "x", "name": "alerts", "when": {"header": "route", "equals": "alert"}}),
+            )),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["valid"], true, "{v}");
     let (code, _) = w
         .call(
             Method::PUT,

@@ -101,10 +101,10 @@ async fn jobs_resume_in_their_states_without_loss_after_kill_9() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_broken_job_is_retried_with_backoff_and_does_not_disturb_others() {
+async fn a_job_that_cannot_succeed_stays_failed_with_its_error_and_does_not_disturb_others() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.jsonl");
-    // The sink's path is a directory: opening it fails every time.
+    // The sink's path is a directory: opening it fails every time, and no retry can help.
     let not_a_file = dir.path().join("a-directory");
     std::fs::create_dir_all(&not_a_file).unwrap();
     let w = Worker::start(&dir.path().join("state"), &[]).await;
@@ -126,17 +126,25 @@ async fn a_broken_job_is_retried_with_backoff_and_does_not_disturb_others() {
         .await;
     assert_eq!(code, 201, "{body}");
 
-    let broken = eventually("broken to fail twice", Duration::from_secs(20), || async {
-        let s = w.status("broken").await;
-        (s["restarts"].as_u64() >= Some(2)).then_some(s)
-    })
-    .await;
-    assert!(
-        ["failed", "starting", "running"].contains(&broken["state"].as_str().unwrap()),
-        "{broken}"
-    );
+    // Kafka Connect's FAILED: the error with whose fault it is, no retry scheduled.
+    let broken = w.wait_state("broken", "failed").await;
+    assert_eq!(broken["error"]["kind"], "external", "{broken}");
+    assert_eq!(broken["error"]["retryable"], false, "{broken}");
+    assert_eq!(broken["error"]["sink"], "file", "{broken}");
+    assert!(broken["retry_in_ms"].is_null(), "{broken}");
+    assert_eq!(broken["sinks"][0]["state"], "failed", "{broken}");
     let error = broken["last_error"].as_str().expect("the error is shown");
-    assert!(!error.is_empty());
+    assert!(error.contains("Is a directory"), "{error}");
+    // It is not restarted behind the operator's back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = w.status("broken").await;
+    assert_eq!(later["restarts"], 1, "{later}");
+    assert_eq!(later["state"], "failed", "{later}");
+    let metrics = w.text("/metrics").await;
+    assert!(
+        metrics.contains(r#"sluice_job_failure{job="broken",kind="external",retryable="false"} 1"#),
+        "{metrics}"
+    );
     let before = seqs(&good).len();
     eventually("good to keep writing", Duration::from_secs(20), || async {
         (seqs(&good).len() > before + 100).then_some(())
@@ -147,9 +155,6 @@ async fn a_broken_job_is_retried_with_backoff_and_does_not_disturb_others() {
     assert_eq!(good_status["restarts"], 0);
     assert!(good_status["last_error"].is_null());
 
-    let failed = w.wait_state("broken", "failed").await;
-    assert_eq!(failed["sinks"][0]["state"], "failed", "{failed}");
-    assert!(failed["retry_in_ms"].is_u64(), "{failed}");
     let jobs = w.get("/jobs").await;
     let listed = jobs
         .as_array()
@@ -158,6 +163,20 @@ async fn a_broken_job_is_retried_with_backoff_and_does_not_disturb_others() {
         .find(|j| j["name"] == "broken")
         .unwrap();
     assert!(listed["last_error"].is_string());
+    assert_eq!(listed["error"]["kind"], "external");
+
+    // `restart` retries on demand (and fails the same way: still nothing to write to).
+    let (code, body) = w.call(Method::POST, "/jobs/broken/restart", None).await;
+    assert!(code == 200 || code == 202, "{code} {body}");
+    eventually(
+        "the restart to run and fail again",
+        Duration::from_secs(20),
+        || async {
+            let s = w.status("broken").await;
+            (s["restarts"] == 2 && s["state"] == "failed").then_some(())
+        },
+    )
+    .await;
 
     // Stopping the broken job works like for any job.
     let (code, stopped) = w.call(Method::PUT, "/jobs/broken/stop", None).await;

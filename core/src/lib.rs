@@ -6,6 +6,7 @@
 //! implements [`Transform`].
 #![deny(missing_docs)]
 
+pub mod chain;
 pub mod connector;
 pub mod error;
 pub mod job;
@@ -19,7 +20,7 @@ pub mod units;
 
 pub use async_trait::async_trait;
 pub use connector::{BuildContext, Sink, SinkContext, Source, WriteReport};
-pub use error::{ConnectorError, ErrorKind};
+pub use error::{ConnectorError, ErrorKind, Fault};
 pub use job::{Guarantee, LoadedJob};
 pub use record::{Batch, Checkpoint, DeadRecord, Header, Offset, Partition, Position, Record};
 pub use registry::{Registry, SinkConnector, SourceConnector};

@@ -30,6 +30,44 @@ pub struct TransformError {
     pub kind: TransformErrorKind,
     /// Human-readable detail.
     pub message: String,
+    /// The field of the plugin's `with` table an `init` rejection names, when it names one.
+    pub field: Option<String>,
+}
+
+impl TransformError {
+    /// An error of `kind` from the transform `plugin`.
+    pub fn new(
+        plugin: impl Into<String>,
+        kind: TransformErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            plugin: plugin.into(),
+            kind,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A plugin's rejection of its `with` table. A message that starts with a field path in
+    /// backquotes and a colon (`` `rename.a`: expected a string ``, the form the SDK writes) names
+    /// that field; the job file's error then points at its line.
+    pub fn rejected_config(plugin: impl Into<String>, message: &str) -> Self {
+        let (field, rest) = match message.strip_prefix('`').and_then(|m| m.split_once("`: ")) {
+            Some((field, rest))
+                if !field.is_empty() && crate::job::path::FieldPath::parse(field).is_some() =>
+            {
+                (Some(field.to_string()), rest)
+            }
+            _ => (None, message),
+        };
+        Self {
+            plugin: plugin.into(),
+            kind: TransformErrorKind::Init,
+            message: format!("rejected its configuration: {rest}"),
+            field,
+        }
+    }
 }
 
 /// Classes of transform failure.

@@ -117,6 +117,17 @@ impl Worker {
         body
     }
 
+    /// GET a text document (metrics), asserting 200.
+    pub async fn text(&self, path: &str) -> String {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.text().await.unwrap_or_default()
+    }
+
     /// A job's status.
     pub async fn status(&self, job: &str) -> Value {
         self.get(&format!("/jobs/{job}/status")).await

@@ -209,11 +209,7 @@ impl WasmTransform {
     }
 
     fn error(&self, kind: TransformErrorKind, message: String) -> TransformError {
-        TransformError {
-            plugin: self.name.clone(),
-            kind,
-            message,
-        }
+        TransformError::new(&self.name, kind, message)
     }
 
     /// Reset the per-call budgets: deadline and fuel.
@@ -248,10 +244,7 @@ impl WasmTransform {
         self.arm(&mut store)?;
         match bindings.call_init(&mut store, &self.config) {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(message)) => Err(self.error(
-                TransformErrorKind::Init,
-                format!("rejected its configuration: {message}"),
-            )),
+            Ok(Err(message)) => Err(TransformError::rejected_config(&self.name, &message)),
             Err(e) => {
                 let mut err = self.call_error(&store, "init", e);
                 err.message = format!("init failed ({}): {}", err.kind, err.message);

@@ -22,7 +22,6 @@
 
 mod bindings;
 mod cache;
-mod chain;
 mod engine;
 mod instance;
 mod loader;
@@ -33,7 +32,6 @@ use std::path::Path;
 use sluice_core::transform::{Transform, TransformError, TransformSpec};
 
 pub use cache::default_cache_dir;
-pub use chain::Chain;
 pub use instance::WasmTransform;
 pub use loader::{ArtifactSource, Loader, Plugin};
 
@@ -50,14 +48,13 @@ pub fn load_transform(
     Loader::global().transform(spec, base_dir)
 }
 
-/// Load a job's transforms, in order. Every plugin must load, export the right world and accept
-/// its `with` table; the first failure is returned (kind `Init`). `sluice validate` uses this.
-pub fn load_chain(
-    specs: &[TransformSpec],
-    base_dir: &Path,
-) -> Result<Vec<Box<dyn Transform>>, TransformError> {
-    specs
-        .iter()
-        .map(|spec| load_transform(spec, base_dir).map(|t| Box::new(t) as Box<dyn Transform>))
-        .collect()
+/// The plugin host as the job assembly's transform factory ([`Loader::global`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WasmHost;
+
+impl sluice_core::job::TransformFactory for WasmHost {
+    fn build(&self, spec: &TransformSpec) -> Result<Box<dyn Transform>, TransformError> {
+        // The job assembly resolved `spec.plugin` against the job file's directory already.
+        load_transform(spec, Path::new("/")).map(|t| Box::new(t) as Box<dyn Transform>)
+    }
 }

@@ -79,11 +79,7 @@ impl std::fmt::Debug for Loader {
 }
 
 fn init_error(plugin: &str, message: String) -> TransformError {
-    TransformError {
-        plugin: plugin.to_string(),
-        kind: TransformErrorKind::Init,
-        message,
-    }
+    TransformError::new(plugin, TransformErrorKind::Init, message)
 }
 
 impl Loader {

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use common::{loader, records, single_value, spec};
 use serde_json::json;
+use sluice_core::chain::{Chain, Fate};
 use sluice_core::record::Position;
 use sluice_core::transform::{Outcome, Transform, TransformErrorKind};
-use sluice_transforms::Chain;
 
 const HOT: &str = r#"{"device_id":"dev-0042","site":"plant-3","line":"L2","ts":"2026-11-25T10:00:00.000Z","seq":42,"temperature_c":93.7,"vibration_mm_s":2.41,"humidity_pct":40.2,"pressure_kpa":101.2,"firmware":"1.4.2","status":"ok"}"#;
 const NORMAL: &str = r#"{"device_id":"dev-0043","site":"plant-3","line":"L2","ts":"2026-11-25T10:00:00.010Z","seq":43,"temperature_c":71.3,"vibration_mm_s":2.41,"humidity_pct":40.2,"pressure_kpa":101.2,"firmware":"1.4.2","status":"ok"}"#;
@@ -70,16 +70,18 @@ fn init_rejection_is_an_init_error_with_the_plugins_message() {
     let err = loader.transform(&bad, Path::new("/")).unwrap_err();
     assert_eq!(err.kind, TransformErrorKind::Init);
     assert_eq!(err.plugin, "anomaly");
-    assert!(
-        err.message
-            .contains("`min` (100) must not exceed `max` (90)"),
-        "{err}"
+    // The SDK's `config_error` names the field; the host keeps it apart from the message.
+    assert_eq!(err.field.as_deref(), Some("min"), "{err}");
+    assert_eq!(
+        err.message,
+        "rejected its configuration: 100 must not exceed `max` (90)"
     );
 
     let unknown = spec("filter", json!({"field": "x", "op": "similar"}));
     let err = loader.transform(&unknown, Path::new("/")).unwrap_err();
     assert_eq!(err.kind, TransformErrorKind::Init);
     assert!(err.message.contains("unknown variant `similar`"), "{err}");
+    assert_eq!(err.field.as_deref(), Some("op"), "{err}");
 }
 
 #[test]
@@ -166,39 +168,40 @@ fn chain_runs_plugins_in_order_and_accounts_for_every_input() {
         ),
     ];
     let mut chain = Chain::new(stages);
-    assert_eq!(chain.name(), "filter→anomaly→redact");
+    assert_eq!(chain.names(), ["filter", "anomaly", "redact"]);
     let input = records(&[HOT, r#"{"no_seq":1}"#, r#"{"seq":1}"#, NORMAL]);
-    let out = chain.process(&input).unwrap();
+    let out = chain.process(&input);
     assert_eq!(out.len(), 4);
-    let Outcome::Ok(first) = &out[0] else {
+    let Fate::Written(first) = &out[0] else {
         panic!("{:?}", out[0])
     };
-    assert!(single_value(&out[0]).contains(r#""device_id":"***""#));
-    assert!(single_value(&out[0]).ends_with(r#""anomaly":true}"#));
+    let text = |r: &sluice_core::Record| String::from_utf8(r.value.to_vec()).unwrap();
+    assert!(text(&first[0]).contains(r#""device_id":"***""#));
+    assert!(text(&first[0]).ends_with(r#""anomaly":true}"#));
     assert_eq!(first[0].position, input[0].position);
-    assert_eq!(out[1], Outcome::Dropped);
+    assert_eq!(out[1], Fate::Dropped);
     assert!(
-        matches!(&out[2], Outcome::Failed(r) if r.starts_with("anomaly: no numeric")),
+        matches!(&out[2], Fate::Failed { stage, reason } if stage == "anomaly" && reason.starts_with("no numeric")),
         "{:?}",
         out[2]
     );
-    let Outcome::Ok(last) = &out[3] else {
+    let Fate::Written(last) = &out[3] else {
         panic!("{:?}", out[3])
     };
     assert_eq!(last[0].position, input[3].position);
 }
 
 #[test]
-fn load_chain_resolves_plugins_relative_to_the_job_directory() {
+fn plugins_resolve_relative_to_the_job_directory() {
     let mut s = spec("noop", json!({}));
     s.plugin = "noop.wasm".into();
     s.name = None;
-    let chain = sluice_transforms::load_chain(&[s], &common::dist_dir()).unwrap();
-    assert_eq!(chain[0].name(), "noop");
+    let t = sluice_transforms::load_transform(&s, &common::dist_dir()).unwrap();
+    assert_eq!(t.name(), "noop");
 
     let mut missing = spec("noop", json!({}));
     missing.plugin = "does-not-exist.wasm".into();
-    let Err(err) = sluice_transforms::load_chain(&[missing], &common::dist_dir()) else {
+    let Err(err) = sluice_transforms::load_transform(&missing, &common::dist_dir()) else {
         panic!("a missing plugin must not load");
     };
     assert_eq!(err.kind, TransformErrorKind::Init);

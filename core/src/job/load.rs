@@ -54,6 +54,16 @@ impl fmt::Display for JobError {
     }
 }
 
+impl crate::error::Fault for JobError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Config
+    }
+
+    fn retryable(&self) -> bool {
+        false
+    }
+}
+
 /// A sink ready to run, with its runtime settings.
 pub struct SinkPlan {
     /// Unique name within the job.
@@ -116,6 +126,12 @@ pub fn load_job_file(
     state_dir: Option<&Path>,
     registry: &Registry,
 ) -> Result<LoadedJob, JobError> {
+    let (text, label, base) = read_job_file(path)?;
+    load_job_str(&text, &label, &base, state_dir, registry)
+}
+
+/// A job file's text, its label in errors and the directory its relative paths resolve in.
+pub(crate) fn read_job_file(path: &Path) -> Result<(String, String, PathBuf), JobError> {
     let label = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| JobError {
         errors: vec![ConfigError {
@@ -136,7 +152,7 @@ pub fn load_job_file(
         })
         .unwrap_or(Path::new("."));
     let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-    load_job_str(&text, &label, &base, state_dir, registry)
+    Ok((text, label, base))
 }
 
 /// Load and validate a job from text. `label` names it in errors.
@@ -405,8 +421,6 @@ fn build_source(
     Ok((kind, source))
 }
 
-const COMMON_SINK_KEYS: [&str; 4] = ["name", "batch", "retry", "when"];
-
 fn build_sink(
     mut table: toml::Table,
     path: &FieldPath,
@@ -421,12 +435,7 @@ fn build_sink(
             format!("unknown sink type {kind:?} (known: {})", known.join(", ")),
         )
     })?;
-    let mut common_table = toml::Table::new();
-    for key in COMMON_SINK_KEYS {
-        if let Some(v) = table.remove(key) {
-            common_table.insert(key.to_string(), v);
-        }
-    }
+    let common_table = SinkCommon::split_off(&mut table);
     let common: SinkCommon = typed_config(common_table).map_err(|i| ConfigIssue {
         path: i.path.under(path),
         message: i.message,

@@ -1,5 +1,6 @@
 //! The job file (`connector.toml`): model, loading, interpolation and validation.
 
+mod assemble;
 mod interpolate;
 mod load;
 pub mod path;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::transform::TransformSpec;
 use crate::units::{ByteSize, HumanDuration};
 
+pub use assemble::{NoTransforms, Toolkit, TransformFactory};
 pub use load::{ConfigError, JobError, LoadedJob, SinkPlan, load_job_file, load_job_str};
 pub use schema::job_schema;
 
@@ -142,6 +144,33 @@ pub struct SinkCommon {
     /// transform set). Every record by default.
     #[serde(default)]
     pub when: Option<RouteCondition>,
+}
+
+impl SinkCommon {
+    /// The keys of a `[[sinks]]` entry that are these runtime settings rather than the
+    /// connector's own config, read from this type's schema (so a new setting cannot be
+    /// forgotten in one of the places that splits a sink table).
+    pub fn keys() -> &'static [String] {
+        static KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            let schema = schemars::schema_for!(SinkCommon).to_value();
+            schema["properties"]
+                .as_object()
+                .map(|props| props.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        &KEYS
+    }
+
+    /// Take the runtime settings out of a sink table, leaving the connector's own config.
+    pub fn split_off(table: &mut toml::Table) -> toml::Table {
+        let mut common = toml::Table::new();
+        for key in Self::keys() {
+            if let Some(v) = table.remove(key) {
+                common.insert(key.clone(), v);
+            }
+        }
+        common
+    }
 }
 
 /// A per-sink routing condition on a record header.

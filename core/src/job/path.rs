@@ -42,6 +42,33 @@ impl FieldPath {
         p
     }
 
+    /// Parse a dotted path with indices, `a.b[0].c`. `None` when malformed.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut path = Self::root();
+        for part in text.split('.') {
+            let (key, mut rest) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            if key.is_empty() && rest.is_empty() {
+                return None;
+            }
+            if !key.is_empty() {
+                path = path.key(key);
+            }
+            while !rest.is_empty() {
+                let close = rest.find(']')?;
+                let index = rest.get(1..close)?.parse().ok()?;
+                path = path.index(index);
+                rest = &rest[close + 1..];
+                if !rest.is_empty() && !rest.starts_with('[') {
+                    return None;
+                }
+            }
+        }
+        Some(path)
+    }
+
     /// Convert a serde_path_to_error path.
     pub fn from_serde(path: &serde_path_to_error::Path) -> Self {
         use serde_path_to_error::Segment as S;
@@ -167,4 +194,19 @@ impl ConfigIssue {
 fn unknown_field_name(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest[..rest.find('`')?].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FieldPath;
+
+    #[test]
+    fn parses_what_it_displays() {
+        for text in ["a", "a.b", "sinks[0].batch.max_bytes", "m[1][2].x"] {
+            assert_eq!(FieldPath::parse(text).unwrap().to_string(), text);
+        }
+        for bad in ["", "a..b", "a[x]", "a[1", "a[1]b"] {
+            assert!(FieldPath::parse(bad).is_none(), "{bad}");
+        }
+    }
 }

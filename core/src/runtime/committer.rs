@@ -62,7 +62,7 @@ async fn save_with_retry(
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            Err(e) => return Err(RuntimeError::OffsetStore(e.message)),
+            Err(e) => return Err(RuntimeError::OffsetStore(e)),
         }
     }
     unreachable!("the last attempt returns")

@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 use super::RuntimeError;
 use super::retry::Backoff;
 use crate::connector::Sink;
+use crate::error::ConnectorError;
 use crate::job::RetryConfig;
 use crate::metrics::JobMetrics;
 use crate::record::{Checkpoint, DeadRecord, Position, Record};
@@ -74,10 +75,7 @@ impl DeadLetterSink {
             .sink
             .close()
             .await
-            .map_err(|e| RuntimeError::Sink {
-                sink: self.name.clone(),
-                message: e.message,
-            })
+            .map_err(|e| RuntimeError::sink(self.name.clone(), e))
     }
 }
 
@@ -148,18 +146,19 @@ impl DeadLetters {
                             break;
                         }
                         Ok(report) => {
-                            return Err(RuntimeError::Sink {
-                                sink: dls.name.clone(),
-                                message: format!(
-                                    "dead-letter sink refused {} record(s): {}",
-                                    report.rejected.len() + report.retry.len(),
-                                    report
-                                        .rejected
-                                        .first()
-                                        .map(|r| r.1.as_str())
-                                        .unwrap_or("retry requested")
-                                ),
-                            });
+                            let message = format!(
+                                "dead-letter sink refused {} record(s): {}",
+                                report.rejected.len() + report.retry.len(),
+                                report
+                                    .rejected
+                                    .first()
+                                    .map(|r| r.1.as_str())
+                                    .unwrap_or("retry requested")
+                            );
+                            return Err(RuntimeError::sink(
+                                dls.name.clone(),
+                                ConnectorError::data(message),
+                            ));
                         }
                         Err(e) if e.retryable => match backoff.next_delay() {
                             Some(d) => {
@@ -167,17 +166,11 @@ impl DeadLetters {
                                 tokio::time::sleep(d).await;
                             }
                             None => {
-                                return Err(RuntimeError::Sink {
-                                    sink: dls.name.clone(),
-                                    message: e.message,
-                                });
+                                return Err(RuntimeError::sink(dls.name.clone(), e));
                             }
                         },
                         Err(e) => {
-                            return Err(RuntimeError::Sink {
-                                sink: dls.name.clone(),
-                                message: e.message,
-                            });
+                            return Err(RuntimeError::sink(dls.name.clone(), e));
                         }
                     }
                 }

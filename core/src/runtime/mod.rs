@@ -23,6 +23,7 @@ pub use reset::{ResetReport, reset_positions};
 pub use retry::Backoff;
 
 use crate::connector::SinkContext;
+use crate::error::{ConnectorError, ErrorKind, Fault, with_causes};
 use crate::job::{Guarantee, LoadedJob, SinkPlan, Tolerance};
 use crate::metrics::JobMetrics;
 use crate::offset_store::OffsetStore;
@@ -31,19 +32,21 @@ use crate::transform::Transform;
 use dead_letter::{DeadLetterSink, DeadLetters};
 use tracker::AckTracker;
 
-/// Why a job stopped with an error.
+/// Why a job stopped with an error. Connector errors are kept whole (kind, retry hint, cause
+/// chain); [`Fault`] says whose fault the stop is and whether a restart may help.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The source failed for good.
     #[error("source failed: {0}")]
-    Source(String),
+    Source(#[source] ConnectorError),
     /// A sink failed for good (after retries).
-    #[error("sink `{sink}` failed: {message}")]
+    #[error("sink `{sink}` failed: {error}")]
     Sink {
         /// The sink name.
         sink: String,
         /// What happened.
-        message: String,
+        #[source]
+        error: ConnectorError,
     },
     /// A bad record with `errors.tolerance = "none"`.
     #[error(
@@ -59,7 +62,7 @@ pub enum RuntimeError {
     },
     /// The offset store failed.
     #[error("offset store: {0}")]
-    OffsetStore(String),
+    OffsetStore(#[source] ConnectorError),
     /// Another process runs the same job (same state directory).
     #[error("another process is running this job (state directory {0} is locked)")]
     AlreadyRunning(String),
@@ -80,6 +83,46 @@ pub enum RuntimeError {
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl RuntimeError {
+    /// A sink's failure.
+    pub fn sink(sink: impl Into<String>, error: ConnectorError) -> Self {
+        RuntimeError::Sink {
+            sink: sink.into(),
+            error,
+        }
+    }
+
+    /// The sink that failed, when a sink did.
+    pub fn failed_sink(&self) -> Option<&str> {
+        match self {
+            RuntimeError::Sink { sink, .. } => Some(sink),
+            _ => None,
+        }
+    }
+}
+
+impl Fault for RuntimeError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RuntimeError::Source(e) | RuntimeError::Sink { error: e, .. } => e.kind,
+            RuntimeError::OffsetStore(e) => e.kind,
+            RuntimeError::BadRecord { .. } => ErrorKind::Data,
+            RuntimeError::AlreadyRunning(_) | RuntimeError::GuaranteeChanged { .. } => {
+                ErrorKind::Config
+            }
+            RuntimeError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            RuntimeError::Source(e) | RuntimeError::Sink { error: e, .. } => e.retryable,
+            RuntimeError::OffsetStore(e) => e.retryable,
+            _ => false,
+        }
+    }
 }
 
 /// What a finished run did.
@@ -113,6 +156,11 @@ impl Pipeline {
             transforms,
             metrics,
         }
+    }
+
+    /// The job as loaded: name, connectors, settings.
+    pub fn job(&self) -> &LoadedJob {
+        &self.job
     }
 
     /// The job's live counters.
@@ -149,7 +197,7 @@ impl Pipeline {
         // The offset store records the guarantee the job's state is made with.
         let state = OffsetStore::open(&state_dir.join("offsets.db"))
             .await
-            .map_err(|e| RuntimeError::OffsetStore(e.message))?;
+            .map_err(RuntimeError::OffsetStore)?;
         if let Err(e) =
             check_guarantee(&state, &name, &file, guarantee, source.owns_offsets()).await
         {
@@ -202,10 +250,7 @@ impl Pipeline {
                 (!cp.is_empty()).then_some(cp)
             }
             Guarantee::AtLeastOnce => match &store {
-                Some(store) => store
-                    .load(&name)
-                    .await
-                    .map_err(|e| RuntimeError::OffsetStore(e.message))?,
+                Some(store) => store.load(&name).await.map_err(RuntimeError::OffsetStore)?,
                 None => None,
             },
         };
@@ -215,7 +260,7 @@ impl Pipeline {
         source
             .open(resume.clone())
             .await
-            .map_err(|e| RuntimeError::Source(e.message))?;
+            .map_err(RuntimeError::Source)?;
         if let Some(total) = source.expected_total() {
             JobMetrics::add(&metrics.expected_total, total);
         }
@@ -295,10 +340,14 @@ impl Pipeline {
                 Ok(Err(e)) => e,
                 Err(e) => RuntimeError::Internal(format!("task panicked: {e}")),
             };
-            tracing::error!(error = %err, "Job stage failed.");
             failure.cancel();
-            if first_error.is_none() {
-                first_error = Some(err);
+            // The first failure is the job's error: the caller reports it, once. Later ones are
+            // usually its consequences, but may tell more.
+            match &first_error {
+                None => first_error = Some(err),
+                Some(_) => {
+                    tracing::warn!(error = %with_causes(&err), "Another stage failed after the job's first failure.")
+                }
             }
         };
         // Router and sinks end once the source stops and everything in flight is drained.
@@ -334,7 +383,7 @@ impl Pipeline {
         };
         match first_error {
             Some(e) => {
-                *metrics.last_error.lock() = Some(e.to_string());
+                *metrics.last_error.lock() = Some(with_causes(&e));
                 Err(e)
             }
             None => Ok(report),
@@ -352,7 +401,7 @@ async fn check_guarantee(
     guarantee: Guarantee,
     source_owns_offsets: bool,
 ) -> Result<(), RuntimeError> {
-    let err = |e: crate::error::ConnectorError| RuntimeError::OffsetStore(e.message);
+    let err = RuntimeError::OffsetStore;
     let now = guarantee.to_string();
     match store.guarantee(job).await.map_err(err)? {
         Some(was) if was == now => return Ok(()),
@@ -376,23 +425,32 @@ async fn check_guarantee(
 
 /// Hold an exclusive lock on `<state_dir>/lock` for as long as the returned file lives.
 fn lock_state_dir(state_dir: &std::path::Path) -> Result<std::fs::File, RuntimeError> {
-    std::fs::create_dir_all(state_dir)
-        .map_err(|e| RuntimeError::OffsetStore(format!("creating {}: {e}", state_dir.display())))?;
+    std::fs::create_dir_all(state_dir).map_err(|e| {
+        RuntimeError::OffsetStore(ConnectorError::io(
+            &format!("creating {}", state_dir.display()),
+            &e,
+        ))
+    })?;
     let path = state_dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| RuntimeError::OffsetStore(format!("opening {}: {e}", path.display())))?;
+        .map_err(|e| {
+            RuntimeError::OffsetStore(ConnectorError::io(
+                &format!("opening {}", path.display()),
+                &e,
+            ))
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(RuntimeError::AlreadyRunning(
             state_dir.display().to_string(),
         )),
-        Err(std::fs::TryLockError::Error(e)) => Err(RuntimeError::OffsetStore(format!(
-            "locking {}: {e}",
-            path.display()
+        Err(std::fs::TryLockError::Error(e)) => Err(RuntimeError::OffsetStore(ConnectorError::io(
+            &format!("locking {}", path.display()),
+            &e,
         ))),
     }
 }
@@ -407,10 +465,7 @@ async fn open_sink(
         sink: plan.name.clone(),
         guarantee,
     };
-    let err = |e: crate::error::ConnectorError| RuntimeError::Sink {
-        sink: ctx.sink.clone(),
-        message: e.message,
-    };
+    let err = |e: ConnectorError| RuntimeError::sink(ctx.sink.clone(), e);
     plan.sink.open(&ctx).await.map_err(err)?;
     let committed = if guarantee == Guarantee::ExactlyOnce {
         plan.sink.committed_checkpoint().await.map_err(err)?

@@ -6,6 +6,7 @@
 //! resumes from whichever was left. Data already in the sinks stays there.
 
 use crate::connector::SinkContext;
+use crate::error::ConnectorError;
 use crate::job::{Guarantee, LoadedJob};
 use crate::offset_store::OffsetStore;
 use crate::record::Checkpoint;
@@ -60,9 +61,9 @@ pub async fn reset_positions(
             plan.sink
                 .reset_checkpoint(&ctx, partitions)
                 .await
-                .map_err(|e| RuntimeError::Sink {
-                    sink: plan.name.clone(),
-                    message: format!("resetting its checkpoint: {}", e.message),
+                .map_err(|e| {
+                    let message = format!("resetting its checkpoint: {}", e.message);
+                    RuntimeError::sink(plan.name.clone(), ConnectorError { message, ..e })
                 })?;
             report.sinks.push(plan.name);
         }
@@ -72,7 +73,7 @@ pub async fn reset_positions(
     if partitions.is_some() || path.exists() {
         let store = OffsetStore::open(&path)
             .await
-            .map_err(|e| RuntimeError::OffsetStore(e.message))?;
+            .map_err(RuntimeError::OffsetStore)?;
         let result = async {
             match partitions {
                 None => store.reset(&name, None).await.map(|()| None),
@@ -85,7 +86,7 @@ pub async fn reset_positions(
         }
         .await;
         store.close().await;
-        report.offsets = result.map_err(|e| RuntimeError::OffsetStore(e.message))?;
+        report.offsets = result.map_err(RuntimeError::OffsetStore)?;
     }
     Ok(report)
 }

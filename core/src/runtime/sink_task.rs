@@ -30,6 +30,7 @@ use super::dead_letter::DeadLetters;
 use super::retry::Backoff;
 use super::tracker::AckTracker;
 use crate::connector::WriteReport;
+use crate::error::{ConnectorError, with_causes};
 use crate::job::SinkPlan;
 use crate::metrics::JobMetrics;
 use crate::record::{Checkpoint, DeadRecord, Record};
@@ -51,15 +52,10 @@ pub(super) struct SinkTask {
 
 pub(super) async fn run(mut task: SinkTask) -> Result<(), RuntimeError> {
     let result = pump(&mut task).await;
-    let close = task
-        .plan
-        .sink
-        .close()
-        .await
-        .map_err(|e| RuntimeError::Sink {
-            sink: task.plan.name.clone(),
-            message: format!("close: {}", e.message),
-        });
+    let close = task.plan.sink.close().await.map_err(|e| {
+        let message = format!("close: {}", e.message);
+        RuntimeError::sink(task.plan.name.clone(), ConnectorError { message, ..e })
+    });
     result.and(close)
 }
 
@@ -270,17 +266,20 @@ async fn write_with_retry(
                     });
                 }
                 if checkpoint.is_some() {
-                    return Err(RuntimeError::Sink {
-                        sink: task.plan.name.clone(),
-                        message: "a transactional write asked for a partial retry".into(),
-                    });
+                    return Err(RuntimeError::sink(
+                        task.plan.name.clone(),
+                        ConnectorError::internal("a transactional write asked for a partial retry"),
+                    ));
                 }
                 let retry: Vec<usize> = report.retry.into_iter().map(map).collect();
                 let Some(delay) = backoff.next_delay() else {
-                    return Err(RuntimeError::Sink {
-                        sink: task.plan.name.clone(),
-                        message: format!("{} record(s) still failing after retries", retry.len()),
-                    });
+                    return Err(RuntimeError::sink(
+                        task.plan.name.clone(),
+                        ConnectorError::transient(format!(
+                            "{} record(s) still failing after retries",
+                            retry.len()
+                        )),
+                    ));
                 };
                 tracing::warn!(sink = %task.plan.name, records = retry.len(), "Partial write failure; retrying those records.");
                 pending = Some(retry);
@@ -289,7 +288,7 @@ async fn write_with_retry(
             Err(e) => {
                 JobMetrics::add(&m.errors, 1);
                 *task.metrics.last_error.lock() =
-                    Some(format!("sink {}: {}", task.plan.name, e.message));
+                    Some(format!("sink {}: {}", task.plan.name, with_causes(&e)));
                 let delay = if e.retryable {
                     backoff.next_delay()
                 } else {
@@ -297,22 +296,21 @@ async fn write_with_retry(
                 };
                 match delay {
                     Some(delay) => {
-                        tracing::warn!(error = %e, sink = %task.plan.name, attempt = backoff.attempts(), "Sink write failed; retrying.");
+                        tracing::warn!(error = %with_causes(&e), sink = %task.plan.name, attempt = backoff.attempts(), "Sink write failed; retrying.");
                         tokio::time::sleep(delay).await;
                     }
                     None => {
-                        return Err(RuntimeError::Sink {
-                            sink: task.plan.name.clone(),
-                            message: if e.retryable {
-                                format!(
-                                    "{} (gave up after {} attempts)",
-                                    e.message,
-                                    backoff.attempts() + 1
-                                )
-                            } else {
-                                e.message
-                            },
-                        });
+                        let error = if e.retryable {
+                            let message = format!(
+                                "{} (gave up after {} attempts)",
+                                e.message,
+                                backoff.attempts() + 1
+                            );
+                            ConnectorError { message, ..e }
+                        } else {
+                            e
+                        };
+                        return Err(RuntimeError::sink(task.plan.name.clone(), error));
                     }
                 }
             }
@@ -324,10 +322,7 @@ async fn write_with_retry(
 /// something (or the rounds of `flush_one` would never end): anything else is a connector bug,
 /// reported as the sink's failure rather than a panic.
 fn check_report(sink: &str, report: &WriteReport, len: usize) -> Result<(), RuntimeError> {
-    let bad = |message: String| RuntimeError::Sink {
-        sink: sink.to_string(),
-        message,
-    };
+    let bad = |message: String| RuntimeError::sink(sink, ConnectorError::internal(message));
     let mut seen = vec![false; len];
     let indices = report
         .rejected

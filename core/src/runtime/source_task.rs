@@ -82,10 +82,10 @@ async fn read_loop(
                         tokio::time::sleep(d).await;
                         continue;
                     }
-                    None => return Err(RuntimeError::Source(e.message)),
+                    None => return Err(RuntimeError::Source(e)),
                 }
             }
-            Err(e) => return Err(RuntimeError::Source(e.message)),
+            Err(e) => return Err(RuntimeError::Source(e)),
         };
         if batch.is_empty() {
             continue;

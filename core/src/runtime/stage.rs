@@ -12,10 +12,11 @@ use super::RuntimeError;
 use super::buffer::Unit;
 use super::dead_letter::DeadLetters;
 use super::source_task::SourceBatch;
+use crate::chain::{Chain, Fate};
 use crate::job::RouteCondition;
 use crate::metrics::JobMetrics;
 use crate::record::{Checkpoint, DeadRecord, Record};
-use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
+use crate::transform::Transform;
 
 /// A batch after the transform chain.
 pub(super) struct Staged {
@@ -30,7 +31,7 @@ pub(super) type StageResult = Result<Staged, RuntimeError>;
 
 /// Start the transform thread (or a pass-through when there are no transforms).
 pub(super) fn spawn_transforms(
-    mut chain: Vec<Box<dyn Transform>>,
+    chain: Vec<Box<dyn Transform>>,
     mut rx: mpsc::Receiver<SourceBatch>,
     capacity: usize,
     metrics: Arc<JobMetrics>,
@@ -52,6 +53,7 @@ pub(super) fn spawn_transforms(
         });
         return Ok(out);
     }
+    let mut chain = Chain::new(chain);
     std::thread::Builder::new()
         .name("sluice-transforms".into())
         .spawn(move || {
@@ -83,64 +85,22 @@ pub(super) fn spawn_transforms(
     Ok(out)
 }
 
-/// Run a source batch through the chain. Outputs keep their input's position; a failed record
-/// or a failed batch becomes dead records naming the transform and the reason.
-fn run_chain(chain: &mut [Box<dyn Transform>], batch: SourceBatch, metrics: &JobMetrics) -> Staged {
+/// Run a source batch through the chain (its rule is in [`crate::chain`]): records to write,
+/// dropped ones counted, failed inputs dead-lettered as they entered the chain.
+fn run_chain(chain: &mut Chain, batch: SourceBatch, metrics: &JobMetrics) -> Staged {
     let SourceBatch { id, batch, delta } = batch;
-    let mut records = batch.records;
     let mut dead = batch.dead;
-    for t in chain.iter_mut() {
-        if records.is_empty() {
-            break;
-        }
-        let stage = format!("transform:{}", t.name());
-        let result = t.process(&records).and_then(|outcomes| {
-            if outcomes.len() == records.len() {
-                Ok(outcomes)
-            } else {
-                Err(TransformError {
-                    plugin: t.name().to_string(),
-                    kind: TransformErrorKind::Malformed,
-                    message: format!(
-                        "returned {} outcomes for {} records",
-                        outcomes.len(),
-                        records.len()
-                    ),
-                })
-            }
-        });
-        match result {
-            Ok(outcomes) => {
-                let mut next = Vec::with_capacity(records.len());
-                for (input, outcome) in records.into_iter().zip(outcomes) {
-                    match outcome {
-                        Outcome::Ok(outputs) => {
-                            for mut out in outputs {
-                                if out.position != input.position {
-                                    out.position = input.position.clone();
-                                }
-                                next.push(out);
-                            }
-                        }
-                        Outcome::Dropped => JobMetrics::add(&metrics.dropped, 1),
-                        Outcome::Failed(reason) => dead.push(DeadRecord {
-                            record: input,
-                            stage: stage.clone(),
-                            reason,
-                        }),
-                    }
-                }
-                records = next;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, records = records.len(), "Transform failed a whole batch.");
-                let reason = e.to_string();
-                dead.extend(records.drain(..).map(|record| DeadRecord {
-                    record,
-                    stage: stage.clone(),
-                    reason: reason.clone(),
-                }));
-            }
+    let fates = chain.process(&batch.records);
+    let mut records = Vec::with_capacity(batch.records.len());
+    for (input, fate) in batch.records.into_iter().zip(fates) {
+        match fate {
+            Fate::Written(out) => records.extend(out),
+            Fate::Dropped => JobMetrics::add(&metrics.dropped, 1),
+            Fate::Failed { stage, reason } => dead.push(DeadRecord {
+                record: input,
+                stage: format!("transform:{stage}"),
+                reason,
+            }),
         }
     }
     Staged {

@@ -457,11 +457,11 @@ impl Transform for Trap {
         "trap"
     }
     fn process(&mut self, _records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
-        Err(TransformError {
-            plugin: "trap".into(),
-            kind: TransformErrorKind::Trap,
-            message: "unreachable".into(),
-        })
+        Err(TransformError::new(
+            "trap",
+            TransformErrorKind::Trap,
+            "unreachable",
+        ))
     }
 }
 

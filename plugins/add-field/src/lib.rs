@@ -131,8 +131,9 @@ impl Plugin for AddField {
             .iter()
             .map(|(from, to)| match to {
                 Value::String(to) => Ok((from.clone(), to.clone())),
-                _ => Err(format!(
-                    "rename.{from}: expected the new field name as a string"
+                _ => Err(sluice_plugin_sdk::config_error(
+                    &format!("rename.{from}"),
+                    "expected the new field name as a string",
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?;

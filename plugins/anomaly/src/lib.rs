@@ -116,9 +116,10 @@ impl Plugin for Anomaly {
     fn new(config: Config) -> Result<Self, String> {
         match (config.min, config.max) {
             (None, None) => Err("set `min`, `max` or both".into()),
-            (Some(min), Some(max)) if min > max => {
-                Err(format!("`min` ({min}) must not exceed `max` ({max})"))
-            }
+            (Some(min), Some(max)) if min > max => Err(sluice_plugin_sdk::config_error(
+                "min",
+                format!("{min} must not exceed `max` ({max})"),
+            )),
             _ => Ok(Self { config }),
         }
     }

@@ -46,6 +46,15 @@ pub trait Plugin: Sized + 'static {
     }
 }
 
+/// A rejection of the `with` table that names the field at fault: the host reports it at that
+/// field's line of the job file (`job.toml:12: transforms[0].with.rename.a: expected a string`).
+/// `field` is a dotted path with indices inside `with`, e.g. `rename.a` or `rules[2].max`.
+/// Use it for the `Err` of [`Plugin::new`]; configs that fail to deserialize are reported this
+/// way already.
+pub fn config_error(field: &str, message: impl std::fmt::Display) -> String {
+    format!("`{field}`: {message}")
+}
+
 /// Config for a plugin that takes none: accepts only an empty `with` table.
 #[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -56,7 +56,20 @@ fn parse_config<C: DeserializeOwned>(config: &str) -> Result<C, String> {
     } else {
         config
     };
-    serde_json::from_str(config).map_err(|e| format!("invalid config: {e}"))
+    let de = &mut serde_json::Deserializer::from_str(config);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let parent = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // The host made this JSON from the job file: its line and column mean nothing there.
+        let message = match inner.rfind(" at line ") {
+            Some(i) => &inner[..i],
+            None => &inner,
+        };
+        if parent == "." {
+            return format!("invalid config: {message}");
+        }
+        crate::config_error(&parent, message)
+    })
 }
 
 fn install(plugin: Box<dyn Erased>) {
@@ -191,5 +204,34 @@ mod tests {
         init_plugin::<Lossy>(String::new()).unwrap();
         let err = process(batch(&[b"a", b"b"])).unwrap_err();
         assert!(err.contains("1 outcomes for 2 records"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::parse_config;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Config {
+        rename: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        limit: u32,
+    }
+
+    #[test]
+    fn config_errors_name_the_field_without_json_positions() {
+        let err = parse_config::<Config>(r#"{"rename": {"a": 5}}"#).unwrap_err();
+        assert!(
+            err.starts_with("`rename.a`: invalid type: integer `5`"),
+            "{err}"
+        );
+        assert!(!err.contains("line 1"), "{err}");
+        let err = parse_config::<Config>(r#"{"rename": {}, "colour": 1}"#).unwrap_err();
+        assert!(err.starts_with("`colour`: unknown field `colour`"), "{err}");
+        let err = parse_config::<Config>("{}").unwrap_err();
+        assert_eq!(err, "invalid config: missing field `rename`");
+        assert!(parse_config::<Config>(r#"{"rename": {"a": "b"}}"#).is_ok());
     }
 }

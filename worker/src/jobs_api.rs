@@ -35,7 +35,7 @@ fn find(app: &App, name: &str) -> Result<Arc<JobHandle>, ApiError> {
 }
 
 /// Parse and validate a submitted definition; `expected` is the name the URL gives.
-fn parse_def(
+async fn parse_def(
     app: &App,
     headers: &HeaderMap,
     body: &[u8],
@@ -65,15 +65,9 @@ fn parse_def(
         config: text,
         source_file: None,
     };
-    let loaded = config::load(
-        &scratch.config,
-        &format!("job {}", scratch.name),
-        &ctx.base_dir(&scratch),
-        &ctx.job_dir(&scratch.name),
-        &ctx.registry,
-    )?;
+    let pipeline = ctx.assemble(&scratch).await?;
     Ok(JobDef {
-        name: loaded.name,
+        name: pipeline.job().name.clone(),
         ..scratch
     })
 }
@@ -123,7 +117,7 @@ pub async fn create(
             ApiError::bad_request("initial_state is one of running, paused, stopped")
         })?,
     };
-    let def = parse_def(&app, &headers, &body, None)?;
+    let def = parse_def(&app, &headers, &body, None).await?;
     let name = def.name.clone();
     let job = match app.sup.create(def, desired).await {
         Ok(job) => job,
@@ -178,7 +172,7 @@ pub async fn put_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let def = parse_def(&app, &headers, &body, Some(&name))?;
+    let def = parse_def(&app, &headers, &body, Some(&name)).await?;
     let Some(job) = app.sup.get(&name) else {
         return create(
             State(app),

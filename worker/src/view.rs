@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::model::{Counters, State};
+use super::model::{Counters, Failure, State};
 use super::offsets::{self, PartitionOffset};
 use super::supervisor::{Ctx, JobHandle};
 
@@ -31,6 +31,9 @@ pub struct Summary {
     dead_lettered: u64,
     restarts: u64,
     last_error: Option<String>,
+    /// Why the last run failed, classified; absent once a run gets going.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Failure>,
 }
 
 /// The summary of a job.
@@ -59,6 +62,7 @@ pub fn summary(job: &JobHandle) -> Summary {
         dead_lettered: counters.dead_lettered,
         restarts: observed.restarts,
         last_error: observed.last_error,
+        error: observed.failure,
     }
 }
 
@@ -149,6 +153,7 @@ pub async fn status(ctx: &Ctx, job: &JobHandle) -> anyhow::Result<Value> {
         "restarts": observed.restarts,
         "retry_in_ms": retry_in_ms,
         "last_error": observed.last_error,
+        "error": observed.failure,
         "source": {
             "type": shape.as_ref().map(|s| s.source_type.clone()),
             "owns_offsets": shape.as_ref().map(|s| s.source_owns_offsets),

@@ -78,6 +78,28 @@ pub fn render(sup: &Supervisor) -> String {
     }
     let mut f = Family::new(
         &mut out,
+        "sluice_job_failure",
+        "gauge",
+        "1 while a job's last run failed: whose fault (config, data, external, internal) and whether the worker retries it on its own.",
+    );
+    for (name, observed, _, _, _) in &jobs {
+        if let Some(failure) = &observed.failure {
+            f.sample(
+                "sluice_job_failure",
+                &[
+                    ("job", name),
+                    ("kind", failure.kind.as_str()),
+                    (
+                        "retryable",
+                        if failure.retryable { "true" } else { "false" },
+                    ),
+                ],
+                1.0,
+            );
+        }
+    }
+    let mut f = Family::new(
+        &mut out,
         "sluice_job_restarts_total",
         "counter",
         "Runs of the job that failed and were retried.",

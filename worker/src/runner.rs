@@ -1,18 +1,20 @@
 //! One job's runner: follows the job's control value, runs its pipeline while it should run,
 //! stops it gracefully (drain, flush, commit) on pause, stop, restart, config change, delete
-//! and worker shutdown, and restarts it with exponential backoff when it fails. A failing job
-//! only ever affects its own runner.
+//! and worker shutdown. A run that fails on a retryable external fault (a broker or database
+//! that is down) is restarted with exponential backoff; any other failure (a config error, a
+//! bad record with `tolerance = "none"`, a destination owned by another job) would fail the
+//! same way again, so the job stays `failed` with its error until it is changed or restarted.
+//! A failing job only ever affects its own runner.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sluice_core::RuntimeError;
+use sluice_core::ErrorKind;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::config;
 use super::latency;
-use super::model::{Control, Desired, Observed, Shape, State};
+use super::model::{Control, Desired, Failure, Observed, Shape, State};
 use super::supervisor::{Ctx, JobHandle};
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
@@ -28,11 +30,7 @@ enum Outcome {
     /// The source ended and everything was committed.
     Finished,
     /// The run failed.
-    Failed {
-        error: String,
-        sink: Option<String>,
-        ran_for: Duration,
-    },
+    Failed { failure: Failure, ran_for: Duration },
 }
 
 /// Follow `job`'s control value until it is deleted or the worker shuts down.
@@ -66,30 +64,42 @@ pub async fn run(job: Arc<JobHandle>, ctx: Arc<Ctx>) {
                 failures = 0;
                 finished_seq = Some(ctl.seq);
             }
-            Outcome::Failed {
-                error,
-                sink,
-                ran_for,
-            } => {
+            Outcome::Failed { failure, ran_for } => {
                 if ran_for >= HEALTHY_RUN {
                     failures = 0;
                 }
                 failures += 1;
-                let backoff = FIRST_BACKOFF
-                    .saturating_mul(1 << (failures - 1).min(6))
-                    .min(MAX_BACKOFF);
-                tracing::warn!(job = %job.name, error = %error, retry_in = ?backoff, "Job failed; retrying.");
+                let backoff = failure.retryable.then(|| {
+                    FIRST_BACKOFF
+                        .saturating_mul(1 << (failures - 1).min(6))
+                        .min(MAX_BACKOFF)
+                });
+                match backoff {
+                    Some(backoff) => {
+                        tracing::warn!(job = %job.name, error = %failure.text(), kind = %failure.kind, retry_in = ?backoff, "Job failed on a fault that may pass; retrying.")
+                    }
+                    None => {
+                        tracing::error!(job = %job.name, error = %failure.text(), kind = %failure.kind, "Job failed; it stays failed until it is changed or restarted.")
+                    }
+                }
                 observe(&job, &ctx, ctl.seq, State::Failed, |o| {
-                    o.last_error = Some(error);
-                    o.failed_sink = sink;
+                    o.last_error = Some(failure.text());
+                    o.failed_sink = failure.sink.clone();
+                    o.failure = Some(failure);
                     o.restarts += 1;
-                    o.retry_at = Some(SystemTime::now() + backoff);
+                    o.retry_at = backoff.map(|b| SystemTime::now() + b);
                 })
                 .await;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    r = control.changed() => if r.is_err() { break },
-                    _ = ctx.shutdown.cancelled() => break,
+                match backoff {
+                    Some(backoff) => tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        r = control.changed() => if r.is_err() { break },
+                        _ = ctx.shutdown.cancelled() => break,
+                    },
+                    None => tokio::select! {
+                        r = control.changed() => if r.is_err() { break },
+                        _ = ctx.shutdown.cancelled() => break,
+                    },
                 }
             }
         }
@@ -104,31 +114,25 @@ async fn run_once(
     control: &mut watch::Receiver<Control>,
 ) -> Outcome {
     let started = Instant::now();
-    let failed = |error: String, sink: Option<String>| Outcome::Failed {
-        error,
-        sink,
+    let failed = |failure: Failure| Outcome::Failed {
+        failure,
         ran_for: started.elapsed(),
     };
     observe(job, ctx, ctl.seq, State::Starting, |_| {}).await;
     let def = &ctl.def;
-    let loaded = match config::load(
-        &def.config,
-        &Ctx::label(def),
-        &ctx.base_dir(def),
-        &ctx.job_dir(&def.name),
-        &ctx.registry,
-    ) {
-        Ok(loaded) => loaded,
-        Err(e) => return failed(e.to_string(), None),
+    let pipeline = match ctx.assemble(def).await {
+        Ok(pipeline) => pipeline,
+        Err(e) => return failed(Failure::of(&e, None)),
     };
+    let loaded = pipeline.job();
     if loaded.name != def.name {
-        return failed(
-            format!(
+        return failed(Failure {
+            kind: ErrorKind::Config,
+            ..Failure::internal(format!(
                 "the definition names job {:?}, not {:?}",
                 loaded.name, def.name
-            ),
-            None,
-        );
+            ))
+        });
     }
     let shape = Shape {
         source_type: loaded.source_type.clone(),
@@ -138,12 +142,6 @@ async fn run_once(
             .iter()
             .map(|s| (s.name.clone(), s.type_name.clone()))
             .collect(),
-    };
-    // Building compiles the WebAssembly transform chain: keep it off the async threads.
-    let pipeline = match tokio::task::spawn_blocking(move || crate::pipeline::build(loaded)).await {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return failed(format!("{e:#}"), None),
-        Err(e) => return failed(format!("building the pipeline panicked: {e}"), None),
     };
     {
         let mut stats = job.stats.lock();
@@ -184,23 +182,21 @@ async fn run_once(
         }
         Ok(Ok(_)) => Outcome::Interrupted,
         Ok(Err(e)) => {
-            let sink = match &e {
-                RuntimeError::Sink { sink, .. } => Some(sink.clone()),
-                _ => None,
-            };
+            let failure = Failure::of(&e, e.failed_sink().map(str::to_string));
             if interrupted {
                 // Keep the error visible; the control change decides what happens next.
-                tracing::warn!(job = %job.name, error = %e, "Job failed while stopping.");
+                tracing::warn!(job = %job.name, error = %failure.text(), "Job failed while stopping.");
                 job.observed.send_modify(|o| {
-                    o.last_error = Some(e.to_string());
-                    o.failed_sink = sink;
+                    o.last_error = Some(failure.text());
+                    o.failed_sink = failure.sink.clone();
+                    o.failure = Some(failure);
                 });
                 Outcome::Interrupted
             } else {
-                failed(e.to_string(), sink)
+                failed(failure)
             }
         }
-        Err(e) => failed(format!("the pipeline panicked: {e}"), None),
+        Err(e) => failed(Failure::internal(format!("the pipeline panicked: {e}"))),
     }
 }
 
@@ -222,6 +218,7 @@ async fn observe(
         if state == State::Running {
             // A run that got going clears the failure; the error stays in the log.
             o.failed_sink = None;
+            o.failure = None;
         }
         f(o);
         snapshot = Some((o.state, o.last_error.clone()));

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use sluice_core::offset_store::OffsetStore;
 use sluice_core::record::{Checkpoint, Offset};
 
-use super::config;
 use super::model::JobDef;
 use super::supervisor::Ctx;
 
@@ -82,13 +81,7 @@ pub async fn reset_job(
     def: &JobDef,
     partitions: Option<&Checkpoint>,
 ) -> anyhow::Result<Option<Checkpoint>> {
-    let loaded = config::load(
-        &def.config,
-        &Ctx::label(def),
-        &ctx.base_dir(def),
-        &ctx.job_dir(&def.name),
-        &ctx.registry,
-    )?;
+    let loaded = ctx.load(def)?;
     let report = sluice_core::runtime::reset_positions(loaded, partitions).await?;
     tracing::info!(job = %def.name, sinks = ?report.sinks, "Job positions reset.");
     Ok(report.offsets)

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use sluice_core::Registry;
+use sluice_core::Pipeline;
+use sluice_core::job::{ConfigError, JobError, LoadedJob, Toolkit};
 use sluice_core::metrics::JobMetrics;
 use sluice_core::record::Checkpoint;
 use tokio::sync::watch;
@@ -25,8 +26,8 @@ use super::store::{JobRow, Store};
 pub struct Ctx {
     /// The worker's store.
     pub store: Store,
-    /// Connector types.
-    pub registry: Arc<Registry>,
+    /// Connectors and plugin host: how definitions become jobs.
+    pub toolkit: Toolkit,
     /// `--state-dir`.
     pub state_dir: PathBuf,
     /// Fired on worker shutdown: every runner drains its pipeline and exits.
@@ -46,6 +47,39 @@ impl Ctx {
             Some(dir) => dir.to_path_buf(),
             None => self.job_dir(&def.name),
         }
+    }
+
+    /// Assemble a definition exactly as a run does: connectors built and checked, plugins
+    /// compiled and initialised with their `with` tables (off the async threads: compiling
+    /// takes a while).
+    pub async fn assemble(&self, def: &JobDef) -> Result<Pipeline, JobError> {
+        let toolkit = self.toolkit.clone();
+        let (text, label) = (def.config.clone(), Self::label(def));
+        let (base, state) = (self.base_dir(def), self.job_dir(&def.name));
+        tokio::task::spawn_blocking(move || {
+            toolkit.assemble_str(&text, &label, &base, Some(&state))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(JobError {
+                errors: vec![ConfigError {
+                    file: Self::label(def),
+                    line: None,
+                    path: "(job)".into(),
+                    message: format!("assembling the job panicked: {e}"),
+                }],
+            })
+        })
+    }
+
+    /// Build and check a definition's connectors only (resetting positions needs no plugin).
+    pub fn load(&self, def: &JobDef) -> Result<LoadedJob, JobError> {
+        self.toolkit.load_str(
+            &def.config,
+            &Self::label(def),
+            &self.base_dir(def),
+            Some(&self.job_dir(&def.name)),
+        )
     }
 
     /// How a job is named in config errors.

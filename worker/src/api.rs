@@ -107,7 +107,7 @@ async fn root(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 async fn connectors(State(app): State<App>) -> Json<Vec<Value>> {
-    let registry = &app.sup.ctx.registry;
+    let registry = app.sup.ctx.toolkit.registry();
     let sources = registry
         .sources()
         .map(|e| (Kind::Source, e.name, e.doc, (e.schema)()));
@@ -137,7 +137,7 @@ async fn validate(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let registry = &app.sup.ctx.registry;
+    let registry = app.sup.ctx.toolkit.registry();
     let kind = match q.kind {
         Some(kind) => kind,
         None => match (

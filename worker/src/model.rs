@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
+use sluice_core::error::{ErrorKind, Fault, causes};
 use sluice_core::metrics::JobMetrics;
 
 /// What the operator asked a job to be.
@@ -115,6 +116,57 @@ pub struct Control {
     pub deleted: bool,
 }
 
+/// Why a run failed, as the status, the metrics and the page show it (Kafka Connect's FAILED
+/// state with its trace): whose fault, whether the runner retries, and the cause chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    /// The error.
+    pub message: String,
+    /// Whose fault: `config`, `data`, `external` or `internal`.
+    pub kind: ErrorKind,
+    /// True when the runner retries on its own (an external service that may come back);
+    /// otherwise the job stays `failed` until it is changed or restarted.
+    pub retryable: bool,
+    /// What caused it, outermost first.
+    pub causes: Vec<String>,
+    /// The sink that failed, if a sink did.
+    pub sink: Option<String>,
+}
+
+impl Failure {
+    /// The classified form of an error.
+    pub fn of<E: Fault + 'static>(err: &E, sink: Option<String>) -> Self {
+        Self {
+            message: err.to_string(),
+            kind: err.kind(),
+            retryable: err.retryable(),
+            causes: causes(err),
+            sink,
+        }
+    }
+
+    /// A failure of the worker's own making (not retried).
+    pub fn internal(message: String) -> Self {
+        Self {
+            message,
+            kind: ErrorKind::Internal,
+            retryable: false,
+            causes: Vec::new(),
+            sink: None,
+        }
+    }
+
+    /// The message with its causes, on one line.
+    pub fn text(&self) -> String {
+        let mut text = self.message.clone();
+        for c in &self.causes {
+            text.push_str(": ");
+            text.push_str(c);
+        }
+        text
+    }
+}
+
 /// What a job's runner last reported.
 #[derive(Clone, Debug)]
 pub struct Observed {
@@ -126,6 +178,8 @@ pub struct Observed {
     pub last_error: Option<String>,
     /// The sink that failed the last run, if it was a sink.
     pub failed_sink: Option<String>,
+    /// Why the last run failed, classified (cleared when a run gets going).
+    pub failure: Option<Failure>,
     /// Runs that failed since the worker started.
     pub restarts: u64,
     /// When the runner will try again (state `failed`).
@@ -146,6 +200,7 @@ impl Observed {
             seq: 0,
             last_error,
             failed_sink: None,
+            failure: None,
             restarts: 0,
             retry_at: None,
             since: SystemTime::now(),

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use sluice_core::job::SinkCommon;
 use sluice_core::job::path::FieldPath;
-use sluice_core::job::{JobError, LoadedJob, SinkCommon, load_job_str};
 use sluice_core::registry::typed_config;
 use sluice_core::{BuildContext, Guarantee, Registry};
 
@@ -66,17 +66,6 @@ pub fn job_name(text: &str) -> Option<String> {
     table.get("name")?.as_str().map(str::to_string)
 }
 
-/// Validate a job definition the way the runner will load it (connectors built, no I/O).
-pub fn load(
-    text: &str,
-    label: &str,
-    base_dir: &Path,
-    state_dir: &Path,
-    registry: &Registry,
-) -> Result<LoadedJob, JobError> {
-    load_job_str(text, label, base_dir, Some(state_dir), registry)
-}
-
 /// Whether a connector type is a source or a sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,12 +116,7 @@ pub fn validate_connector(
                 .sink(type_name)
                 .ok_or_else(|| ApiError::not_found(format!("no sink type {type_name:?}")))?;
             // The runtime settings every sink has, then the connector's own config.
-            let mut common = toml::Table::new();
-            for key in ["name", "batch", "retry"] {
-                if let Some(v) = table.remove(key) {
-                    common.insert(key.to_string(), v);
-                }
-            }
+            let common = SinkCommon::split_off(&mut table);
             vec![
                 typed_config::<SinkCommon>(common).err(),
                 entry.build(table, &ctx).err(),

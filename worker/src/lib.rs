@@ -110,7 +110,7 @@ async fn termination() {
 }
 
 /// Run the worker until SIGINT/SIGTERM, then drain and commit every job.
-pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+pub async fn run(args: WorkerArgs, toolkit: sluice_core::job::Toolkit) -> anyhow::Result<()> {
     let token = args.token_file.as_deref().map(read_token).transpose()?;
     let _lock = lock_state_dir(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir).await?;
@@ -118,7 +118,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let sup = Arc::new(Supervisor::new(Ctx {
         store: store.clone(),
-        registry: Arc::new(crate::registry::builtin()),
+        toolkit,
         state_dir,
         shutdown: shutdown.clone(),
     }));

@@ -111,13 +111,7 @@ impl JobsDir {
             config: text,
             source_file: Some(path.clone()),
         };
-        if let Err(e) = config::load(
-            &def.config,
-            &path.display().to_string(),
-            &ctx.base_dir(&def),
-            &ctx.job_dir(&name),
-            &ctx.registry,
-        ) {
+        if let Err(e) = ctx.assemble(&def).await {
             tracing::error!(file = %path.display(), errors = %e, "Job file is invalid; skipped.");
             return;
         }

@@ -55,15 +55,16 @@ pub(crate) fn registry<H: Harness>(h: &H) -> Registry {
     registry
 }
 
-/// The build context of a connector built outside a job file (job `conformance`).
+/// The build context of a connector built outside a job file: the job is named like the
+/// fixture, so checkpoints of other tests and runs (stored by job and sink) are never shared.
 pub(crate) fn context(fx: &Fixture, guarantee: Guarantee) -> BuildContext {
-    BuildContext::new("conformance", fx.dir.path(), fx.path("state"), guarantee)
+    BuildContext::new(fx.name.clone(), fx.dir.path(), fx.path("state"), guarantee)
 }
 
 /// What a sink is told when opened in the suite.
-pub(crate) fn sink_context(guarantee: Guarantee) -> SinkContext {
+pub(crate) fn sink_context(fx: &Fixture, guarantee: Guarantee) -> SinkContext {
     SinkContext {
-        job: "conformance".into(),
+        job: fx.name.clone(),
         sink: "under-test".into(),
         guarantee,
     }

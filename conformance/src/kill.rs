@@ -71,7 +71,7 @@ pub(crate) async fn run<H: Harness>(h: &H, test: &Test, feed: Feed, sink_kind: &
     };
     let batch = h.kill_loop_batch();
     let text = job_text(
-        "kill-loop",
+        &fx.name,
         guarantee,
         source,
         (sink_kind, h.sink_config(&fx)),

@@ -29,6 +29,8 @@ use sluice_core::Registry;
 
 pub use job::Fixture;
 pub use kill::CHILD_ENV;
+/// The TOML crate of the config tables a [`Harness`] returns.
+pub use toml;
 
 /// What a connector claims; the suite checks each claim.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -70,21 +70,28 @@ pub(crate) async fn run<H: Harness>(h: &H, test: &Test, feed: Feed, sink_kind: &
         }
     };
     let batch = h.kill_loop_batch();
-    let text = job_text(
-        &fx.name,
-        guarantee,
-        source,
-        (sink_kind, h.sink_config(&fx)),
-        batch,
-    );
     let job_path = fx.path("job.toml");
-    std::fs::write(&job_path, &text).unwrap_or_else(|e| panic!("writing the job: {e}"));
+    let write_job = |run: u32| {
+        let source = match feed {
+            Feed::Generated => source.clone(),
+            Feed::Source => (source.0, h.kill_loop_source_config(&fx, run)),
+        };
+        let text = job_text(
+            &fx.name,
+            guarantee,
+            source,
+            (sink_kind, h.sink_config(&fx)),
+            batch,
+        );
+        std::fs::write(&job_path, &text).unwrap_or_else(|e| panic!("writing the job: {e}"));
+    };
     let pace_us = u64::try_from(PACED_RUN.as_micros()).unwrap_or(u64::MAX) / n;
 
     let started = Instant::now();
     let mut kills = 0u32;
     for run in 1.. {
         assert!(run < 10 * want_kills + 20, "the job never finished");
+        write_job(run);
         let log = fx.path(&format!("child-{run}.log"));
         let mut child = spawn(test, &job_path, pace_us, &log);
         let flowing = wait_for_mark(&mut child, Duration::from_secs(90));

@@ -81,6 +81,15 @@ pub trait Harness: Send + Sync + 'static {
         toml::Table::new()
     }
 
+    /// The source config of run `run` (1, 2, ...) of the kill loop from the source; by default
+    /// [`Harness::source_config`]. A source whose restart after a kill waits for the killed
+    /// member to time out (a consumer group) can take a fresh group per run when its position
+    /// comes from the sink's checkpoint (exactly-once).
+    fn kill_loop_source_config(&self, fx: &Fixture, run: u32) -> toml::Table {
+        let _ = run;
+        self.source_config(fx)
+    }
+
     /// Add records `seqs` (values from `sluice_core::testing::test_value`) to the source's data.
     async fn feed_source(&self, fx: &Fixture, seqs: Range<u64>) {
         let _ = (fx, seqs);

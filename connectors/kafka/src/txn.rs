@@ -263,7 +263,11 @@ async fn ensure_progress_topic(base: &ClientConfig, topic: &str) -> Result<(), C
         .create()
         .map_err(|e| to_connector("kafka admin client", &e))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // The request timeout bounds the wait on brokers that do not answer (librdkafka's default is
+    // a minute of "running"); the operation timeout bounds the broker's own work.
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&new], &opts)
         .await

@@ -19,6 +19,12 @@
 #![deny(missing_docs)]
 
 pub mod checks;
+
+/// The guide to writing a connector (`docs/writing-a-connector.md`); its worked example runs as
+/// a doc test here, so it keeps compiling.
+#[doc = include_str!("../../docs/writing-a-connector.md")]
+pub mod guide {}
+
 mod job;
 mod kill;
 

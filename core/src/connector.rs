@@ -136,6 +136,13 @@ pub trait Source: Send {
         None
     }
 
+    /// What building could not check without side effects (reaching a service), in words for
+    /// `sluice validate` to list. Building checks everything that can be checked without them
+    /// (fields, URLs, that an input file exists); the default assumes a remote service.
+    fn unchecked(&self) -> Vec<String> {
+        vec!["that the service it reads from is reachable and readable".into()]
+    }
+
     /// Release resources. Called once, after the last commit.
     async fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())
@@ -200,6 +207,16 @@ pub trait Sink: Send {
     /// an exactly-once checkpoint to its destination. `None` when the sink cannot tell.
     fn destination(&self) -> Option<String> {
         None
+    }
+
+    /// What building could not check without side effects (connecting, creating a table), in
+    /// words for `sluice validate` to list; see [`Source::unchecked`].
+    fn unchecked(&self) -> Vec<String> {
+        vec![format!(
+            "that {} is reachable and accepts writes",
+            self.destination()
+                .unwrap_or_else(|| "its destination".to_string())
+        )]
     }
 
     /// True when the sink can store a checkpoint atomically with its data (exactly-once).

@@ -118,6 +118,11 @@ impl MemSource {
 
 #[async_trait]
 impl Source for MemSource {
+    // In memory: nothing to reach.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         if !self.replay
             && let Some(Offset::Int(done)) = resume.as_ref().and_then(|c| c.get(&self.partition))
@@ -224,6 +229,11 @@ pub struct MemSink {
 
 #[async_trait]
 impl Sink for MemSink {
+    // In memory: nothing to reach.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     fn transactional(&self) -> bool {
         true
     }

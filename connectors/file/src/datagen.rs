@@ -133,6 +133,11 @@ impl Datagen {
 
 #[async_trait]
 impl Source for Datagen {
+    // A generator reaches nothing.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         if let Some(Offset::Int(done)) = resume.as_ref().and_then(|cp| cp.get("datagen")) {
             self.next = (*done + 1) as u64;

@@ -182,6 +182,13 @@ impl FileSink {
 
 #[async_trait]
 impl Sink for FileSink {
+    fn unchecked(&self) -> Vec<String> {
+        vec![format!(
+            "that {} can be created or appended to (permissions, free space)",
+            self.path.display()
+        )]
+    }
+
     async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
         if ctx.guarantee == Guarantee::ExactlyOnce {
             let loaded = sink_state::load(&self.path)

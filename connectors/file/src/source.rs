@@ -37,6 +37,15 @@ impl SourceConnector for FileSourceConnector {
             return Err(ConnectorError::config("read_size must be at least 1 byte"));
         }
         let path = ctx.resolve(&config.path);
+        // A bounded read of a file that is not there can never succeed: say so at the job
+        // file's line, before anything runs. A followed file may appear later.
+        if !config.follow && !path.exists() {
+            return Err(ConnectorError::config(format!(
+                "input file {} does not exist (set `follow = true` to wait for it to appear)",
+                path.display()
+            ))
+            .at("path"));
+        }
         Ok(Box::new(FileSource {
             origin: path.display().to_string(),
             path,
@@ -240,6 +249,11 @@ impl FileSource {
 
 #[async_trait]
 impl Source for FileSource {
+    // Building checked that the input exists (unless following, which waits for it).
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         let open = self.open_file()?;
         let size = open

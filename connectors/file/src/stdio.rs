@@ -45,6 +45,11 @@ pub struct Stdin {
 
 #[async_trait]
 impl Source for Stdin {
+    // Standard input is always there.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn open(&mut self, _resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         let (tx, rx) = mpsc::channel(4);
         std::thread::Builder::new()
@@ -135,6 +140,11 @@ pub struct Stdout;
 
 #[async_trait]
 impl Sink for Stdout {
+    // Standard output is always there.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     fn destination(&self) -> Option<String> {
         Some("stdout".into())
     }

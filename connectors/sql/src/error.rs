@@ -118,7 +118,7 @@ pub fn connect_error(dialect: Dialect, url: &str, err: &sqlx::Error) -> Connecto
         Dialect::MySql => matches!(mysql_number, Some(1044 | 1045 | 1049 | 1698)),
         Dialect::Sqlite => false,
     };
-    match err {
+    let error = match err {
         _ if refused_us => ConnectorError::config(message),
         sqlx::Error::Configuration(_) => ConnectorError::config(message),
         sqlx::Error::Io(_)
@@ -127,12 +127,15 @@ pub fn connect_error(dialect: Dialect, url: &str, err: &sqlx::Error) -> Connecto
         | sqlx::Error::Protocol(_) => ConnectorError::transient(message),
         _ => classify(dialect, err)
             .into_connector(&format!("connecting to {}", crate::db::redact(url))),
-    }
+    };
+    error.caused_by(err)
 }
 
 /// Classify and convert in one step.
 pub fn connector_error(dialect: Dialect, context: &str, err: &sqlx::Error) -> ConnectorError {
-    classify(dialect, err).into_connector(context)
+    classify(dialect, err)
+        .into_connector(context)
+        .caused_by(err)
 }
 
 /// True when a statement failed on a unique key (primary key or unique index).

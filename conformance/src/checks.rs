@@ -97,6 +97,8 @@ async fn open_sink<H: Harness>(h: &H, fx: &Fixture, guarantee: Guarantee) -> Box
 /// config (with its schema default, or the harness's value).
 pub async fn config_schema_docs_and_deserialisation_agree<H: Harness>(h: &H, _test: &Test) {
     let fx = Fixture::new(_test);
+    // Configs are built against a prepared fixture: building may check what exists (an input file).
+    h.prepare(&fx).await;
     let docs = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../docs/connectors.md"
@@ -210,6 +212,8 @@ fn reference_fields(docs: &str, section: &str, name: &str, doc: &str) -> Option<
 /// line and field path of the key.
 pub async fn unknown_keys_are_refused_with_their_path<H: Harness>(h: &H, test: &Test) {
     let fx = Fixture::new(test);
+    // Configs are built against a prepared fixture: building may check what exists (an input file).
+    h.prepare(&fx).await;
     let mem = || {
         let mut t = toml::Table::new();
         t.insert("count".into(), 1.into());
@@ -258,6 +262,8 @@ pub async fn unknown_keys_are_refused_with_their_path<H: Harness>(h: &H, test: &
 /// job asking for exactly-once from a sink that cannot do it is refused when loaded.
 pub async fn claims_match_the_connectors<H: Harness>(h: &H, test: &Test) {
     let fx = Fixture::new(test);
+    // Configs are built against a prepared fixture: building may check what exists (an input file).
+    h.prepare(&fx).await;
     let claims = h.claims();
     if h.sink_type().is_some() {
         let sink = build_sink(h, &fx, h.sink_config(&fx), Guarantee::ExactlyOnce);

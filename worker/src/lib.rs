@@ -111,6 +111,31 @@ async fn termination() {
 
 /// Run the worker until SIGINT/SIGTERM, then drain and commit every job.
 pub async fn run(args: WorkerArgs, toolkit: sluice_core::job::Toolkit) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let stop = CancellationToken::new();
+    let signals = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            termination().await;
+            tracing::info!("Shutting down: draining every job.");
+            stop.cancel();
+        }
+    });
+    let served = serve(listener, args, toolkit, stop).await;
+    signals.abort();
+    served
+}
+
+/// Serve the worker on `listener` until `stop` fires, then drain and commit every job. This is
+/// the worker embedded in another program (or a test): it installs no signal handler.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    args: WorkerArgs,
+    toolkit: sluice_core::job::Toolkit,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let token = args.token_file.as_deref().map(read_token).transpose()?;
     let _lock = lock_state_dir(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir).await?;
@@ -122,9 +147,7 @@ pub async fn run(args: WorkerArgs, toolkit: sluice_core::job::Toolkit) -> anyhow
         state_dir,
         shutdown: shutdown.clone(),
     }));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+    let listen = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(false));
     let app = api::App {
         sup: sup.clone(),
@@ -139,7 +162,7 @@ pub async fn run(args: WorkerArgs, toolkit: sluice_core::job::Toolkit) -> anyhow
                 .await
         }
     });
-    tracing::info!(listen = %args.listen, state_dir = %args.state_dir.display(), "Worker listening.");
+    tracing::info!(%listen, state_dir = %args.state_dir.display(), "Worker listening.");
 
     let resumed = sup.start_stored().await?;
     let watcher = match &args.jobs_dir {
@@ -155,7 +178,7 @@ pub async fn run(args: WorkerArgs, toolkit: sluice_core::job::Toolkit) -> anyhow
     tracing::info!(jobs = sup.list().len(), resumed, "Worker ready.");
 
     tokio::select! {
-        _ = termination() => tracing::info!("Shutting down: draining every job."),
+        _ = stop.cancelled() => {}
         _ = shutdown.cancelled() => {}
     }
     ready.store(false, Ordering::SeqCst);

@@ -255,7 +255,7 @@ impl Pipeline {
             },
         };
         if let Some(cp) = &resume {
-            tracing::info!(job = %name, checkpoint = ?cp.offsets, "Resuming from checkpoint.");
+            tracing::info!(job = %name, checkpoint = %cp, "Resuming from checkpoint.");
         }
         source
             .open(resume.clone())

@@ -150,7 +150,11 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline for a loaded job and its built transform chain.
     pub fn new(job: LoadedJob, transforms: Vec<Box<dyn Transform>>) -> Self {
-        let metrics = Arc::new(JobMetrics::new(job.sinks.iter().map(|s| s.name.clone())));
+        let mut metrics = JobMetrics::new(job.sinks.iter().map(|s| s.name.clone()));
+        for (m, plan) in metrics.sinks.iter_mut().zip(&job.sinks) {
+            m.routed = plan.common.when.is_some();
+        }
+        let metrics = Arc::new(metrics);
         Self {
             job,
             transforms,
@@ -372,11 +376,7 @@ impl Pipeline {
 
         let report = RunReport {
             records_in: JobMetrics::get(&metrics.records_in),
-            records_out: metrics
-                .sinks
-                .iter()
-                .map(|s| (s.name.clone(), JobMetrics::get(&s.records)))
-                .collect(),
+            records_out: metrics.written(),
             dead_lettered: JobMetrics::get(&metrics.dead_lettered),
             dropped: JobMetrics::get(&metrics.dropped),
             committed: metrics.committed.lock().clone(),

@@ -8,6 +8,7 @@ mod progress;
 mod registry;
 mod run;
 mod schema_cmd;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,7 +127,10 @@ fn main() -> ExitCode {
                 job,
                 state_dir,
                 no_progress,
-            } => run::run(&job, state_dir.as_deref(), !no_progress).await,
+            } => {
+                let human = matches!(cli.log_format, LogFormat::Text);
+                run::run(&job, state_dir.as_deref(), !no_progress, human).await
+            }
             Command::Reset {
                 job,
                 state_dir,

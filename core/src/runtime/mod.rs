@@ -138,6 +138,10 @@ pub struct RunReport {
     pub dropped: u64,
     /// The last committed checkpoint.
     pub committed: Checkpoint,
+    /// The checkpoint the run resumed from; `None` on a first run (or a source that keeps its
+    /// own offsets). With `records_in == 0`, an uninterrupted run of a bounded source had
+    /// nothing left to read.
+    pub resumed: Option<Checkpoint>,
 }
 
 /// Everything needed to run one job.
@@ -272,7 +276,7 @@ impl Pipeline {
 
         let tracker = Arc::new(Mutex::new(AckTracker::new(
             opened.len(),
-            resume.unwrap_or_default(),
+            resume.clone().unwrap_or_default(),
         )));
         let cap = pipeline.channel_capacity;
         let failure = CancellationToken::new();
@@ -380,6 +384,7 @@ impl Pipeline {
             dead_lettered: JobMetrics::get(&metrics.dead_lettered),
             dropped: JobMetrics::get(&metrics.dropped),
             committed: metrics.committed.lock().clone(),
+            resumed: resume,
         };
         match first_error {
             Some(e) => {

@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sluice_core::metrics::JobMetrics;
@@ -9,6 +10,35 @@ use tokio_util::sync::CancellationToken;
 
 /// Sinks the terminal line names before it shortens the rest to a count (the line must fit).
 const LINE_SINKS: usize = 4;
+
+/// True while the live line is on the terminal without a newline after it.
+static LINE_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Standard error for log lines: clears the live line first, so that a log line never starts in
+/// the middle of it (the next tick draws the line again, below).
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        if LINE_SHOWN.swap(false, Ordering::Relaxed) {
+            err.write_all(b"\r\x1b[2K")?;
+        }
+        err.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Replace the live line (`None`: clear it), under stderr's lock so that log lines wait.
+fn draw(line: Option<&str>) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K{}", line.unwrap_or_default());
+    let _ = err.flush();
+    LINE_SHOWN.store(line.is_some(), Ordering::Relaxed);
+}
 
 /// Report progress until `done` fires.
 pub async fn report(metrics: Arc<JobMetrics>, done: CancellationToken) {
@@ -34,23 +64,26 @@ pub async fn report(metrics: Arc<JobMetrics>, done: CancellationToken) {
         let dlq = JobMetrics::get(&metrics.dead_lettered);
         let written = metrics.written();
         if tty {
-            eprint!(
-                "\r\x1b[2K{}",
-                line(read, total, rate, &written, dlq, started.elapsed())
-            );
-            let _ = std::io::stderr().flush();
+            draw(Some(&line(
+                read,
+                total,
+                rate,
+                &written,
+                dlq,
+                started.elapsed(),
+            )));
         } else {
             tracing::info!(
                 read,
                 rate = rate as u64,
-                written = %written_list(&written, usize::MAX, "="),
+                written = %written_list(&written, usize::MAX, "=", ","),
                 dead_lettered = dlq,
                 "Progress."
             );
         }
     }
     if tty {
-        eprint!("\r\x1b[2K");
+        draw(None);
     }
 }
 
@@ -74,14 +107,14 @@ fn line(
     };
     format!(
         "read {totals} · {rate:.0} rec/s · written {} · dead-lettered {dlq} · {:.0}s",
-        written_list(written, LINE_SINKS, " "),
+        written_list(written, LINE_SINKS, " ", ", "),
         elapsed.as_secs_f64()
     )
 }
 
-/// `archive 20000, alerts 201` (with `sep` between name and count), at most `max` sinks, then
-/// `+N more`.
-fn written_list(written: &[(String, u64)], max: usize, sep: &str) -> String {
+/// `archive 20000, alerts 201` (with `sep` between name and count and `join` between sinks), at
+/// most `max` sinks, then `+N more`.
+fn written_list(written: &[(String, u64)], max: usize, sep: &str, join: &str) -> String {
     let mut parts: Vec<String> = written
         .iter()
         .take(max)
@@ -90,7 +123,7 @@ fn written_list(written: &[(String, u64)], max: usize, sep: &str) -> String {
     if written.len() > max {
         parts.push(format!("+{} more", written.len() - max));
     }
-    parts.join(", ")
+    parts.join(join)
 }
 
 #[cfg(test)]
@@ -117,7 +150,7 @@ mod tests {
         );
         let many: Vec<(String, u64)> = (0..6).map(|i| (format!("s{i}"), i)).collect();
         assert_eq!(
-            written_list(&many, LINE_SINKS, " "),
+            written_list(&many, LINE_SINKS, " ", ", "),
             "s0 0, s1 1, s2 2, s3 3, +2 more"
         );
     }

@@ -178,7 +178,8 @@ pub fn render(job: &JobPlaces, end: &Ending<'_>) -> String {
     out
 }
 
-/// The same facts as one structured log event.
+/// The same facts as one structured log event. Lists are `name=value` joined by commas, no
+/// spaces, so that text logs stay one `key=value` per field.
 pub fn log(job: &JobPlaces, end: &Ending<'_>) {
     let report = end.report;
     let records_out = report
@@ -186,13 +187,13 @@ pub fn log(job: &JobPlaces, end: &Ending<'_>) {
         .iter()
         .map(|(n, c)| format!("{n}={c}"))
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(",");
     let destinations = job
         .sinks
         .iter()
         .map(|s| format!("{}={}", s.name, s.place()))
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(",");
     let dead_letter_to = job
         .dead_letter
         .as_ref()
@@ -205,7 +206,7 @@ pub fn log(job: &JobPlaces, end: &Ending<'_>) {
         .unwrap_or_default();
     tracing::info!(
         job = %job.name,
-        elapsed_s = end.elapsed.as_secs_f64(),
+        elapsed_ms = end.elapsed.as_millis() as u64,
         records_in = report.records_in,
         rate = end.rate(),
         records_out = %records_out,

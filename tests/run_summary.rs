@@ -139,7 +139,7 @@ fn json_logs_carry_the_summary_and_readable_checkpoints_and_no_text_block() {
         .expect("a `Job finished.` event");
     let f = &finished["fields"];
     assert_eq!(f["records_in"], 1000, "{finished}");
-    assert_eq!(f["records_out"], "archive=990 alerts=0", "{finished}");
+    assert_eq!(f["records_out"], "archive=990,alerts=0", "{finished}");
     assert_eq!(f["dead_lettered"], 10, "{finished}");
     assert!(
         f["dead_letter_to"].as_str().unwrap().ends_with("dlq.jsonl"),

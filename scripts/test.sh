@@ -38,6 +38,17 @@ plugins=(--manifest-path plugins/Cargo.toml --target-dir "$SLUICE_PLUGINS_TARGET
 cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
 cargo clippy "${plugins[@]}" --workspace --all-targets --locked --target wasm32-wasip2 -- -D warnings
 
+step "connector kit"
+# Every connector runs the shared conformance suite from its own test file (docs/writing-a-connector.md).
+missing=0
+for c in connectors/*/; do
+  if ! compgen -G "${c}tests/conformance*.rs" >/dev/null; then
+    echo "${c%/} has no tests/conformance*.rs: every connector runs the shared conformance suite" >&2
+    missing=1
+  fi
+done
+[ "$missing" = 0 ]
+
 step "tests"
 extra=()
 if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi

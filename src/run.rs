@@ -34,6 +34,27 @@ pub fn validate(path: &Path) -> ExitCode {
             .join(", "),
         job.delivery.guarantee
     );
+    // What could only be checked by connecting: said, not silently assumed.
+    let mut unchecked: Vec<String> = job
+        .source
+        .unchecked()
+        .into_iter()
+        .map(|u| format!("source ({}): {u}", job.source_type))
+        .collect();
+    for plan in job.sinks.iter().chain(job.dead_letter.as_ref()) {
+        unchecked.extend(
+            plan.sink
+                .unchecked()
+                .into_iter()
+                .map(|u| format!("sink {:?} ({}): {u}", plan.name, plan.type_name)),
+        );
+    }
+    if !unchecked.is_empty() {
+        println!("Not checked (it needs the services; `sluice run` finds out):");
+        for u in unchecked {
+            println!("  - {u}");
+        }
+    }
     ExitCode::SUCCESS
 }
 

@@ -145,3 +145,36 @@ fn plugin_config_errors_name_the_line_and_the_with_key() {
         "{err}"
     );
 }
+
+/// `validate` checks what it can without side effects and lists what it could not.
+#[test]
+fn validate_checks_the_input_file_and_says_what_it_could_not_check() {
+    let (ok, err, _) = validate(
+        "api_version = 1\nname = \"j\"\n[source]\ntype = \"file\"\npath = \"missing.jsonl\"\n[[sinks]]\ntype = \"stdout\"\n",
+    );
+    assert!(!ok);
+    assert!(
+        err.starts_with("job.toml:5: source.path: input file ")
+            && err.contains("missing.jsonl does not exist"),
+        "{err}"
+    );
+    // Following a file that is not there yet is fine: it waits for it.
+    let (ok, err, _) = validate(
+        "api_version = 1\nname = \"j\"\n[source]\ntype = \"file\"\npath = \"missing.jsonl\"\nfollow = true\n[[sinks]]\ntype = \"stdout\"\n",
+    );
+    assert!(ok, "{err}");
+
+    let (ok, err, out) = validate(&format!(
+        "api_version = 1\nname = \"j\"\n{GOOD_SOURCE}[[sinks]]\ntype = \"sql\"\nurl = \"postgres://u:secret@db.invalid:5432/x\"\ntable = \"t\"\n"
+    ));
+    assert!(ok, "{err}");
+    assert!(out.contains("Not checked"), "{out}");
+    assert!(
+        out.contains("sink \"sql\" (sql): that ") && out.contains("db.invalid:5432"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("secret"),
+        "a password is never printed: {out}"
+    );
+}

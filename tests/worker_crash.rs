@@ -184,3 +184,47 @@ async fn a_job_that_cannot_succeed_stays_failed_with_its_error_and_does_not_dist
     assert_eq!(stopped["state"], "stopped");
     assert_eq!(w.status("good").await["state"], "running");
 }
+
+/// A database that is down is a fault that may pass: the worker retries the job with backoff on
+/// its own, and says so (kind, retryable, the driver's cause).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_database_is_down_is_retried_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    // Nothing listens on port 1: every connection is refused.
+    let job = r#"api_version = 1
+name = "db-down"
+[source]
+type = "datagen"
+count = 10
+[[sinks]]
+type = "sql"
+url = "postgres://postgres@127.0.0.1:1/test"
+table = "t"
+create_table = true
+schema = [{ name = "seq", type = "BIGINT", nullable = false }]
+"#;
+    let (code, body) = w
+        .call(Method::POST, "/jobs", Some(Body::Toml(job.into())))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let failed = w.wait_state("db-down", "failed").await;
+    assert_eq!(failed["error"]["kind"], "external", "{failed}");
+    assert_eq!(failed["error"]["retryable"], true, "{failed}");
+    assert!(failed["retry_in_ms"].is_u64(), "{failed}");
+    let text = failed["last_error"].as_str().unwrap_or_default();
+    assert!(
+        text.to_lowercase().contains("connection refused"),
+        "{failed}"
+    );
+    // Retried by the worker itself: 1 s, then 2 s.
+    eventually(
+        "the second failed attempt",
+        Duration::from_secs(20),
+        || async {
+            let s = w.status("db-down").await;
+            (s["restarts"].as_u64() >= Some(2)).then_some(())
+        },
+    )
+    .await;
+}

@@ -1,15 +1,21 @@
 //! The `Source` and `Sink` contracts every connector implements.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 
 use crate::error::ConnectorError;
 use crate::job::Guarantee;
 use crate::record::{Batch, Checkpoint, Record};
 
 /// What a connector knows about the job it is built for.
+///
+/// One context is made per job load ([`BuildContext::new`]) and every connector of that job is
+/// built with it, so [`BuildContext::resources`] is what the connectors of ONE job share.
 #[derive(Clone, Debug)]
 pub struct BuildContext {
     /// The job name.
@@ -20,9 +26,27 @@ pub struct BuildContext {
     pub state_dir: PathBuf,
     /// The delivery guarantee the job asks for.
     pub guarantee: Guarantee,
+    /// Private so that every construction goes through `new` (and gets a fresh map).
+    resources: Resources,
 }
 
 impl BuildContext {
+    /// The context of one job load, with an empty resource map of its own.
+    pub fn new(
+        job: impl Into<String>,
+        base_dir: impl Into<PathBuf>,
+        state_dir: impl Into<PathBuf>,
+        guarantee: Guarantee,
+    ) -> Self {
+        Self {
+            job: job.into(),
+            base_dir: base_dir.into(),
+            state_dir: state_dir.into(),
+            guarantee,
+            resources: Resources::default(),
+        }
+    }
+
     /// Resolve a path from a config against the job file's directory.
     pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
         if path.is_absolute() || path.as_os_str() == "-" {
@@ -30,6 +54,43 @@ impl BuildContext {
         } else {
             self.base_dir.join(path)
         }
+    }
+
+    /// State shared by the connectors of this job, and only of this job.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+}
+
+/// A typed map of values shared by the connectors of one job, one value per type (e.g. the
+/// Kafka connectors' registry of live consumers). A connector keeps the `Arc` it got; the value
+/// lives as long as a connector of the job holds it, so it goes away with the job instead of
+/// outliving it in a long-running worker the way a process-wide static would.
+#[derive(Clone, Default)]
+pub struct Resources(Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>);
+
+impl Resources {
+    /// The job's value of type `T`, made with `make` by the first connector that asks.
+    pub fn get_or_insert_with<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = self.0.lock();
+        // Keyed by the value's own TypeId: the downcast of a stored value always succeeds.
+        if let Some(found) = map
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.clone().downcast::<T>().ok())
+        {
+            return found;
+        }
+        let value = Arc::new(make());
+        map.insert(TypeId::of::<T>(), value.clone());
+        value
+    }
+}
+
+impl std::fmt::Debug for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resources")
+            .field("values", &self.0.lock().len())
+            .finish()
     }
 }
 
@@ -73,6 +134,13 @@ pub trait Source: Send {
     /// Total number of records, when known up front (for progress display).
     fn expected_total(&self) -> Option<u64> {
         None
+    }
+
+    /// What building could not check without side effects (reaching a service), in words for
+    /// `sluice validate` to list. Building checks everything that can be checked without them
+    /// (fields, URLs, that an input file exists); the default assumes a remote service.
+    fn unchecked(&self) -> Vec<String> {
+        vec!["that the service it reads from is reachable and readable".into()]
     }
 
     /// Release resources. Called once, after the last commit.
@@ -141,6 +209,16 @@ pub trait Sink: Send {
         None
     }
 
+    /// What building could not check without side effects (connecting, creating a table), in
+    /// words for `sluice validate` to list; see [`Source::unchecked`].
+    fn unchecked(&self) -> Vec<String> {
+        vec![format!(
+            "that {} is reachable and accepts writes",
+            self.destination()
+                .unwrap_or_else(|| "its destination".to_string())
+        )]
+    }
+
     /// True when the sink can store a checkpoint atomically with its data (exactly-once).
     fn transactional(&self) -> bool {
         false
@@ -185,3 +263,28 @@ pub trait Sink: Send {
 
 /// A shared, type-erased sink.
 pub type SharedSink = Arc<tokio::sync::Mutex<Box<dyn Sink>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_are_shared_within_a_job_and_not_across_jobs() {
+        let a = BuildContext::new("a", ".", ".", Guarantee::AtLeastOnce);
+        let b = BuildContext::new("b", ".", ".", Guarantee::AtLeastOnce);
+        let first = a.resources().get_or_insert_with(|| Mutex::new(vec![1]));
+        first.lock().push(2);
+        let again = a
+            .clone()
+            .resources()
+            .get_or_insert_with(|| Mutex::new(Vec::<i32>::new()));
+        assert_eq!(*again.lock(), vec![1, 2], "one value per type within a job");
+        let other = b
+            .resources()
+            .get_or_insert_with(|| Mutex::new(Vec::<i32>::new()));
+        assert!(other.lock().is_empty(), "another job has its own");
+        let weak = Arc::downgrade(&first);
+        drop((a, first, again));
+        assert!(weak.upgrade().is_none(), "gone with the job");
+    }
+}

@@ -71,6 +71,36 @@ pub fn with_causes(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// An error and its `source` chain, copied as text.
+#[derive(Debug)]
+struct CopiedError {
+    text: String,
+    source: Option<Box<CopiedError>>,
+}
+
+impl CopiedError {
+    fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        Self {
+            text: err.to_string(),
+            source: err.source().map(|s| Box::new(Self::of(s))),
+        }
+    }
+}
+
+impl std::fmt::Display for CopiedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for CopiedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// The underlying error of a [`ConnectorError`], shared so the error stays `Clone`.
 pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -131,6 +161,12 @@ impl ConnectorError {
     pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.cause = Some(Arc::new(cause));
         self
+    }
+
+    /// The same error, caused by `cause` when the client library's error cannot be kept itself
+    /// (it is neither `Clone` nor shareable): its text and its whole `source` chain are copied.
+    pub fn caused_by(self, cause: &(dyn std::error::Error + 'static)) -> Self {
+        self.with_source(CopiedError::of(cause))
     }
 
     /// The same error, concerning `field`.
@@ -207,5 +243,18 @@ mod tests {
         assert_eq!(causes(&e), vec!["inner".to_string()]);
         assert_eq!(e.field.as_deref(), Some("columns.email"));
         assert_eq!(e.kind(), ErrorKind::Data);
+    }
+
+    #[test]
+    fn a_copied_cause_keeps_the_whole_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("pool failed")]
+        struct Pool(#[source] std::io::Error);
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = ConnectorError::transient("connecting to db:5432").caused_by(&Pool(refused));
+        assert_eq!(
+            with_causes(&e),
+            "connecting to db:5432: pool failed: refused"
+        );
     }
 }

@@ -15,8 +15,11 @@ pub mod offset_store;
 pub mod record;
 pub mod registry;
 pub mod runtime;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transform;
 pub mod units;
+pub mod value_path;
 
 pub use async_trait::async_trait;
 pub use connector::{BuildContext, Sink, SinkContext, Source, WriteReport};
@@ -29,3 +32,4 @@ pub use transform::{
     Outcome, Transform, TransformError, TransformErrorKind, TransformLimits, TransformSpec,
 };
 pub use units::{ByteSize, HumanDuration};
+pub use value_path::ValuePath;

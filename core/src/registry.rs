@@ -10,7 +10,7 @@ use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 
 use crate::connector::{BuildContext, Sink, Source};
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, with_causes};
 use crate::job::path::{ConfigIssue, FieldPath};
 
 /// A source connector type.
@@ -88,7 +88,18 @@ fn build_source<C: SourceConnector>(
     ctx: &BuildContext,
 ) -> Result<Box<dyn Source>, ConfigIssue> {
     let typed = typed_config::<C::Config>(config)?;
-    C::build(typed, ctx).map_err(|e| ConfigIssue::new(FieldPath::root(), e.message))
+    C::build(typed, ctx).map_err(build_issue)
+}
+
+/// A connector's refusal to build, at the field it names (`ConnectorError::at`) when it names
+/// one.
+fn build_issue(e: ConnectorError) -> ConfigIssue {
+    let path = e
+        .field
+        .as_deref()
+        .and_then(FieldPath::parse)
+        .unwrap_or_else(FieldPath::root);
+    ConfigIssue::new(path, with_causes(&e))
 }
 
 fn build_sink<C: SinkConnector>(
@@ -96,7 +107,7 @@ fn build_sink<C: SinkConnector>(
     ctx: &BuildContext,
 ) -> Result<Box<dyn Sink>, ConfigIssue> {
     let typed = typed_config::<C::Config>(config)?;
-    C::build(typed, ctx).map_err(|e| ConfigIssue::new(FieldPath::root(), e.message))
+    C::build(typed, ctx).map_err(build_issue)
 }
 
 fn schema_of<C: JsonSchema>() -> Schema {

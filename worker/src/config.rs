@@ -98,12 +98,7 @@ pub fn validate_connector(
             message: "expected a string".into(),
         }),
     }
-    let ctx = BuildContext {
-        job: "validate".into(),
-        base_dir: scratch_dir.to_path_buf(),
-        state_dir: scratch_dir.to_path_buf(),
-        guarantee: Guarantee::AtLeastOnce,
-    };
+    let ctx = BuildContext::new("validate", scratch_dir, scratch_dir, Guarantee::AtLeastOnce);
     let issues = match kind {
         Kind::Source => {
             let entry = registry

@@ -6,65 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use schemars::JsonSchema;
-use serde::Deserialize;
-use sluice_core::units::HumanDuration;
 use sluice_core::{
     Batch, BuildContext, Checkpoint, ConnectorError, Offset, Position, Record, Source,
     SourceConnector,
 };
 use tokio::time::Instant;
 
+use crate::config::DatagenConfig;
 use crate::timefmt::{parse_rfc3339_utc, rfc3339_millis};
-
-/// `type = "datagen"` source.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DatagenConfig {
-    /// Records to produce; unbounded when omitted.
-    #[serde(default)]
-    pub count: Option<u64>,
-    /// Seed of the generator: the same seed gives the same records.
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-    /// Records per second; as fast as possible when omitted.
-    #[serde(default)]
-    pub rate: Option<f64>,
-    /// Number of distinct devices.
-    #[serde(default = "default_devices")]
-    pub devices: u32,
-    /// Records per batch.
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-    /// Event time of record 0 (RFC 3339, UTC).
-    #[serde(default = "default_start")]
-    pub start_time: String,
-    /// Event-time step between consecutive records.
-    #[serde(default = "default_step")]
-    pub step: HumanDuration,
-    /// Fraction of readings that are anomalous (temperature above 90 °C).
-    #[serde(default = "default_anomaly")]
-    pub anomaly_rate: f64,
-}
-
-fn default_seed() -> u64 {
-    42
-}
-fn default_devices() -> u32 {
-    100
-}
-fn default_batch() -> usize {
-    1000
-}
-fn default_start() -> String {
-    "2026-11-25T00:00:00Z".into()
-}
-fn default_step() -> HumanDuration {
-    HumanDuration(Duration::from_millis(10))
-}
-fn default_anomaly() -> f64 {
-    0.01
-}
 
 /// Registers the datagen source.
 pub struct DatagenConnector;
@@ -184,6 +133,11 @@ impl Datagen {
 
 #[async_trait]
 impl Source for Datagen {
+    // A generator reaches nothing.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         if let Some(Offset::Int(done)) = resume.as_ref().and_then(|cp| cp.get("datagen")) {
             self.next = (*done + 1) as u64;
@@ -223,12 +177,7 @@ mod tests {
 
     fn build(count: u64) -> Box<dyn Source> {
         let cfg: DatagenConfig = toml::from_str(&format!("count = {count}")).unwrap();
-        let ctx = BuildContext {
-            job: "t".into(),
-            base_dir: ".".into(),
-            state_dir: ".".into(),
-            guarantee: Guarantee::AtLeastOnce,
-        };
+        let ctx = BuildContext::new("t", ".", ".", Guarantee::AtLeastOnce);
         DatagenConnector::build(cfg, &ctx).unwrap()
     }
 

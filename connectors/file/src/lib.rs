@@ -3,7 +3,9 @@
 #![deny(missing_docs)]
 
 mod canonical;
+pub mod config;
 pub mod datagen;
+mod error;
 mod fingerprint;
 mod follow;
 mod lines;
@@ -25,23 +27,6 @@ pub fn register(registry: &mut Registry) {
     registry.register_sink::<stdio::StdoutConnector>();
 }
 
-/// How line-oriented connectors read and write values.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum LineFormat {
-    /// One JSON document per line; a line that is not valid JSON is a bad record.
-    #[default]
-    Json,
-    /// Any text; each line is one record, unchanged.
-    Text,
-}
+pub use config::{
+    DatagenConfig, FileSinkConfig, FileSourceConfig, LineFormat, StdinConfig, StdoutConfig,
+};

@@ -7,36 +7,14 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use schemars::JsonSchema;
-use serde::Deserialize;
-use sluice_core::units::ByteSize;
 use sluice_core::{
     BuildContext, Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConnector, SinkContext,
     WriteReport,
 };
 
 use crate::canonical::canonical_target;
+use crate::config::FileSinkConfig;
 use crate::sink_state::{self, SinkState};
-
-/// `type = "file"` sink.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
-    /// The file to append to (relative to the job file). Parent directories are created.
-    pub path: PathBuf,
-    /// Rotate when the file would grow past this size: the full file is renamed to
-    /// `<path>.<n>` (n = 1, 2, ...) and a new one started. Off by default.
-    #[serde(default)]
-    pub rotate_bytes: Option<ByteSize>,
-    /// fsync after every write (the default). Turning it off trades durability on power loss
-    /// (not on process crash) for speed.
-    #[serde(default = "yes")]
-    pub fsync: bool,
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// Registers the file sink.
 pub struct FileSinkConnector;
@@ -165,7 +143,7 @@ fn write_blocking(
 
 impl FileSink {
     fn io(&self, what: &str, e: &std::io::Error) -> ConnectorError {
-        ConnectorError::io(&format!("{what} {}", self.path.display()), e)
+        crate::error::io(what, &self.path, e)
     }
 
     /// Open the file; with exactly-once first bring it back to the state its sidecar records
@@ -204,6 +182,13 @@ impl FileSink {
 
 #[async_trait]
 impl Sink for FileSink {
+    fn unchecked(&self) -> Vec<String> {
+        vec![format!(
+            "that {} can be created or appended to (permissions, free space)",
+            self.path.display()
+        )]
+    }
+
     async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
         if ctx.guarantee == Guarantee::ExactlyOnce {
             let loaded = sink_state::load(&self.path)
@@ -321,7 +306,7 @@ impl Sink for FileSink {
             write_blocking(open, &path, &config, &data, state, cp)
         })
         .await
-        .map_err(|e| ConnectorError::internal(format!("write task: {e}")))?;
+        .map_err(|e| crate::error::task("write", &e))?;
         let (open, state) = result.map_err(|e| self.io("writing", &e))?;
         self.open = Some(open);
         self.state = state;
@@ -342,6 +327,7 @@ mod tests {
 
     use super::*;
     use sluice_core::Position;
+    use sluice_core::units::ByteSize;
 
     /// A file sink of job "t" writing `path` (relative to `dir`), built and opened.
     async fn opened(
@@ -350,12 +336,7 @@ mod tests {
         rotate_bytes: Option<u64>,
         guarantee: Guarantee,
     ) -> Box<dyn Sink> {
-        let ctx = BuildContext {
-            job: "t".into(),
-            base_dir: dir.to_path_buf(),
-            state_dir: dir.join("s"),
-            guarantee,
-        };
+        let ctx = BuildContext::new("t", dir.to_path_buf(), dir.join("s"), guarantee);
         let config = FileSinkConfig {
             path: path.into(),
             rotate_bytes: rotate_bytes.map(ByteSize),
@@ -409,12 +390,12 @@ mod tests {
                 }
             }
         };
-        let ctx = BuildContext {
-            job: "t".into(),
-            base_dir: dir.path().to_path_buf(),
-            state_dir: dir.path().join("s"),
-            guarantee: Guarantee::ExactlyOnce,
-        };
+        let ctx = BuildContext::new(
+            "t",
+            dir.path().to_path_buf(),
+            dir.path().join("s"),
+            Guarantee::ExactlyOnce,
+        );
         let sink_ctx = SinkContext {
             job: "t".into(),
             sink: "file".into(),

@@ -7,50 +7,18 @@
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use schemars::JsonSchema;
-use serde::Deserialize;
-use sluice_core::units::{ByteSize, HumanDuration};
 use sluice_core::{Batch, BuildContext, Checkpoint, ConnectorError, Source, SourceConnector};
 
-use crate::LineFormat;
 use crate::canonical::canonical_target;
+use crate::config::FileSourceConfig;
 use crate::fingerprint::{DiskId, Fingerprint, Identity};
 use crate::follow::{self, Change};
 use crate::lines::split_lines;
 use crate::resume::{self, Observed, next_identity};
-
-/// `type = "file"` source.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileSourceConfig {
-    /// The file to read (relative to the job file).
-    pub path: PathBuf,
-    /// `"json"` (default): one JSON document per line, invalid lines are bad records.
-    /// `"text"`: each line as is.
-    #[serde(default)]
-    pub format: LineFormat,
-    /// Keep reading as the file grows (`tail -f`) instead of stopping at its end.
-    #[serde(default)]
-    pub follow: bool,
-    /// With `follow`: how often to look for new data.
-    #[serde(default = "default_poll")]
-    pub poll_interval: HumanDuration,
-    /// Bytes read per batch.
-    #[serde(default = "default_read_size")]
-    pub read_size: ByteSize,
-}
-
-fn default_poll() -> HumanDuration {
-    HumanDuration(Duration::from_millis(200))
-}
-
-fn default_read_size() -> ByteSize {
-    ByteSize(1 << 20)
-}
 
 /// Registers the file source.
 pub struct FileSourceConnector;
@@ -69,6 +37,15 @@ impl SourceConnector for FileSourceConnector {
             return Err(ConnectorError::config("read_size must be at least 1 byte"));
         }
         let path = ctx.resolve(&config.path);
+        // A bounded read of a file that is not there can never succeed: say so at the job
+        // file's line, before anything runs. A followed file may appear later.
+        if !config.follow && !path.exists() {
+            return Err(ConnectorError::config(format!(
+                "input file {} does not exist (set `follow = true` to wait for it to appear)",
+                path.display()
+            ))
+            .at("path"));
+        }
         Ok(Box::new(FileSource {
             origin: path.display().to_string(),
             path,
@@ -122,7 +99,7 @@ pub struct FileSource {
 
 impl FileSource {
     fn err(&self, what: &str, e: &std::io::Error) -> ConnectorError {
-        ConnectorError::io(&format!("{what} {}", self.path.display()), e)
+        crate::error::io(what, &self.path, e)
     }
 
     fn open_file(&self) -> Result<OpenFile, ConnectorError> {
@@ -157,7 +134,7 @@ impl FileSource {
             Ok::<_, std::io::Error>((buf, n))
         })
         .await
-        .map_err(|e| ConnectorError::internal(format!("read task: {e}")))?
+        .map_err(|e| crate::error::task("read", &e))?
         .map_err(|e| self.err("reading", &e))?;
         self.pending = Bytes::from(chunk);
         self.at_end = n < size;
@@ -272,6 +249,11 @@ impl FileSource {
 
 #[async_trait]
 impl Source for FileSource {
+    // Building checked that the input exists (unless following, which waits for it).
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         let open = self.open_file()?;
         let size = open
@@ -352,16 +334,20 @@ impl Source for FileSource {
 mod tests {
     use std::io::Write;
 
+    use std::time::Duration;
+
     use super::*;
+    use crate::LineFormat;
+    use sluice_core::units::{ByteSize, HumanDuration};
     use sluice_core::{Guarantee, Offset, Record};
 
     fn ctx(dir: &std::path::Path) -> BuildContext {
-        BuildContext {
-            job: "t".into(),
-            base_dir: dir.to_path_buf(),
-            state_dir: dir.join("state"),
-            guarantee: Guarantee::AtLeastOnce,
-        }
+        BuildContext::new(
+            "t",
+            dir.to_path_buf(),
+            dir.join("state"),
+            Guarantee::AtLeastOnce,
+        )
     }
 
     fn config(path: &str, read_size: u64) -> FileSourceConfig {
@@ -369,7 +355,7 @@ mod tests {
             path: path.into(),
             format: LineFormat::Json,
             follow: false,
-            poll_interval: default_poll(),
+            poll_interval: crate::config::default_poll(),
             read_size: ByteSize(read_size),
         }
     }

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use schemars::JsonSchema;
-use serde::Deserialize;
 use sluice_core::{
     Batch, BuildContext, Checkpoint, ConnectorError, Record, Sink, SinkConnector, Source,
     SourceConnector, WriteReport,
@@ -14,16 +12,8 @@ use sluice_core::{
 use tokio::sync::mpsc;
 
 use crate::LineFormat;
+use crate::config::{StdinConfig, StdoutConfig};
 use crate::lines::split_lines;
-
-/// `type = "stdin"` source.
-#[derive(Clone, Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StdinConfig {
-    /// `"json"` (default) or `"text"`.
-    #[serde(default)]
-    pub format: LineFormat,
-}
 
 /// Registers the stdin source.
 pub struct StdinConnector;
@@ -55,6 +45,11 @@ pub struct Stdin {
 
 #[async_trait]
 impl Source for Stdin {
+    // Standard input is always there.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     async fn open(&mut self, _resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         let (tx, rx) = mpsc::channel(4);
         std::thread::Builder::new()
@@ -127,11 +122,6 @@ impl Source for Stdin {
     }
 }
 
-/// `type = "stdout"` sink.
-#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StdoutConfig {}
-
 /// Registers the stdout sink.
 pub struct StdoutConnector;
 
@@ -150,6 +140,11 @@ pub struct Stdout;
 
 #[async_trait]
 impl Sink for Stdout {
+    // Standard output is always there.
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     fn destination(&self) -> Option<String> {
         Some("stdout".into())
     }
@@ -170,7 +165,7 @@ impl Sink for Stdout {
             out.flush()
         })
         .await
-        .map_err(|e| ConnectorError::internal(format!("stdout task: {e}")))?
+        .map_err(|e| crate::error::task("stdout", &e))?
         .map_err(|e| ConnectorError::io("writing stdout", &e))?;
         Ok(WriteReport::ok())
     }

@@ -1,13 +1,20 @@
-//! Connection settings shared by the source and the sink: brokers, TLS, SASL, client id and
-//! extra librdkafka properties (minus the ones Sluice owns).
+//! Typed configuration of the Kafka source and sink (the connector reference is generated from
+//! these types), with the checks that need no broker. How a config becomes librdkafka
+//! properties is in `client`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sluice_core::ConnectorError;
+use sluice_core::{ConnectorError, HumanDuration};
+
+use crate::client::{Connection, millis};
+
+fn yes() -> bool {
+    true
+}
 
 /// `tls = { ... }`: encrypt the connection (`security.protocol` SSL or SASL_SSL).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -31,10 +38,6 @@ pub struct TlsConfig {
     pub verify_hostname: bool,
 }
 
-fn yes() -> bool {
-    true
-}
-
 /// A SASL mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum SaslMechanism {
@@ -50,7 +53,7 @@ pub enum SaslMechanism {
 }
 
 impl SaslMechanism {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
@@ -71,154 +74,441 @@ pub struct SaslConfig {
     pub password: String,
 }
 
-/// The connection part of a source or sink config, borrowed from it.
-pub(crate) struct Connection<'a> {
-    pub brokers: &'a str,
-    pub client_id: Option<&'a str>,
-    pub tls: Option<&'a TlsConfig>,
-    pub sasl: Option<&'a SaslConfig>,
-    pub properties: &'a BTreeMap<String, String>,
+/// Where a group with no committed offset starts reading a partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    /// The oldest record still in the partition.
+    #[default]
+    Earliest,
+    /// Only records produced after the member joins.
+    Latest,
+    /// The first record at or after `start_timestamp_ms`.
+    Timestamp,
 }
 
-/// Properties no user may set through `properties`: Sluice sets them from typed fields or needs
-/// them to keep its delivery guarantees.
-const ALWAYS_OWNED: &[(&str, &str)] = &[
-    ("bootstrap.servers", "set `brokers`"),
-    ("metadata.broker.list", "set `brokers`"),
-    ("client.id", "set `client_id`"),
-    ("security.protocol", "use the `tls` and `sasl` tables"),
-    ("sasl.mechanism", "use `sasl.mechanism`"),
-    ("sasl.mechanisms", "use `sasl.mechanism`"),
-    ("sasl.username", "use `sasl.username`"),
-    ("sasl.password", "use `sasl.password`"),
-    ("ssl.ca.location", "use `tls.ca_file`"),
-    ("ssl.certificate.location", "use `tls.cert_file`"),
-    ("ssl.key.location", "use `tls.key_file`"),
-    ("ssl.key.password", "use `tls.key_password`"),
+/// How record values are decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFormat {
+    /// A JSON document; anything else (including an empty value) is dead-lettered.
+    #[default]
+    Json,
+    /// UTF-8 text; invalid UTF-8 is dead-lettered.
+    Text,
+    /// Any bytes, passed through.
+    Bytes,
+}
+
+/// `[source] type = "kafka"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Comma-separated `host:port` list of bootstrap brokers.
+    pub brokers: String,
+    /// Topics to consume. An entry that starts with `^` is a regular expression matched against
+    /// every topic name (librdkafka's convention), e.g. `"^sensors-.*"`.
+    pub topics: Vec<String>,
+    /// Consumer group id. Members of one group share the partitions.
+    pub group: String,
+    /// Where to start on a partition the group has no committed offset for.
+    #[serde(default)]
+    pub start_from: StartFrom,
+    /// With `start_from = "timestamp"`: milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub start_timestamp_ms: Option<i64>,
+    /// How values are decoded.
+    #[serde(default)]
+    pub format: ValueFormat,
+    /// Most records in one batch handed to the pipeline.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest wait to fill a batch once its first record has arrived.
+    #[serde(default = "default_batch_wait")]
+    pub batch_wait: HumanDuration,
+    /// Group session timeout (`session.timeout.ms`): how long a silent member keeps its
+    /// partitions.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout: HumanDuration,
+    /// How often partition lag is refreshed (`statistics.interval.ms`).
+    #[serde(default = "default_lag_interval")]
+    pub lag_interval: HumanDuration,
+    /// Client id sent to the brokers (default `sluice`).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// TLS settings; the connection is plaintext when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// SASL authentication; none when absent.
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+    /// Extra librdkafka consumer properties, e.g. `{ "fetch.max.bytes" = "52428800" }`. The ones
+    /// Sluice owns (offsets, group, brokers, security) are refused.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_batch_size() -> usize {
+    1000
+}
+fn default_batch_wait() -> HumanDuration {
+    HumanDuration(Duration::from_millis(100))
+}
+fn default_session_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn default_lag_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+const SOURCE_OWNED: &[(&str, &str)] = &[
+    ("group.id", "set `group`"),
     (
-        "transactional.id",
-        "Sluice derives it per job and sink (sink `transactional_id`)",
+        "enable.auto.commit",
+        "Sluice commits offsets only once records are durable in every sink",
     ),
+    (
+        "enable.auto.offset.store",
+        "Sluice commits offsets only once records are durable in every sink",
+    ),
+    ("auto.commit.enable", "Sluice commits offsets itself"),
+    ("auto.offset.reset", "set `start_from`"),
+    ("session.timeout.ms", "set `session_timeout`"),
+    ("statistics.interval.ms", "set `lag_interval`"),
+    ("enable.partition.eof", "Sluice reads unbounded streams"),
 ];
 
-impl Connection<'_> {
-    /// A librdkafka config with the connection settings, after checking that `properties` sets
-    /// nothing Sluice owns (`owned`: the connector's own list, with the reason for each).
-    pub fn client_config(&self, owned: &[(&str, &str)]) -> Result<ClientConfig, ConnectorError> {
-        if self.brokers.trim().is_empty() {
+impl KafkaSourceConfig {
+    fn connection(&self) -> Connection<'_> {
+        Connection {
+            brokers: &self.brokers,
+            client_id: self.client_id.as_deref(),
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+            properties: &self.properties,
+        }
+    }
+
+    /// The consumer's connection settings (the rest is set at open).
+    pub(crate) fn client_config(&self) -> Result<rdkafka::ClientConfig, ConnectorError> {
+        self.connection().client_config(SOURCE_OWNED)
+    }
+
+    /// Check the config without connecting.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        self.client_config()?;
+        if self.topics.is_empty() {
             return Err(ConnectorError::config(
-                "`brokers` is empty: give a comma-separated list of host:port",
+                "`topics` is empty: name at least one topic",
             ));
         }
-        for key in self.properties.keys() {
-            let k = key.trim();
-            if let Some((_, why)) = ALWAYS_OWNED.iter().chain(owned).find(|(o, _)| *o == k) {
-                return Err(ConnectorError::config(format!(
-                    "properties.\"{k}\" is managed by Sluice and cannot be set here: {why}"
-                )));
+        for t in &self.topics {
+            if t.starts_with('^') {
+                regex::Regex::new(t).map_err(|e| {
+                    ConnectorError::config(format!("topics: {t:?} is not a valid regex: {e}"))
+                })?;
+            } else if t.trim().is_empty() {
+                return Err(ConnectorError::config("topics: empty topic name"));
             }
         }
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", self.brokers.trim());
-        c.set("client.id", self.client_id.unwrap_or("sluice"));
-        let protocol = match (self.tls.is_some(), self.sasl.is_some()) {
-            (false, false) => "plaintext",
-            (true, false) => "ssl",
-            (false, true) => "sasl_plaintext",
-            (true, true) => "sasl_ssl",
-        };
-        c.set("security.protocol", protocol);
-        if let Some(tls) = self.tls {
-            if let Some(p) = &tls.ca_file {
-                c.set("ssl.ca.location", p.display().to_string());
-            }
-            if let Some(p) = &tls.cert_file {
-                c.set("ssl.certificate.location", p.display().to_string());
-            }
-            if let Some(p) = &tls.key_file {
-                c.set("ssl.key.location", p.display().to_string());
-            }
-            if let Some(p) = &tls.key_password {
-                c.set("ssl.key.password", p);
-            }
-            c.set(
-                "ssl.endpoint.identification.algorithm",
-                if tls.verify_hostname { "https" } else { "none" },
-            );
+        if self.group.trim().is_empty() {
+            return Err(ConnectorError::config("`group` is empty"));
         }
-        if let Some(sasl) = self.sasl {
-            c.set("sasl.mechanism", sasl.mechanism.as_str());
-            c.set("sasl.username", &sasl.username);
-            c.set("sasl.password", &sasl.password);
+        match (self.start_from, self.start_timestamp_ms) {
+            (StartFrom::Timestamp, None) => Err(ConnectorError::config(
+                "start_from = \"timestamp\" needs `start_timestamp_ms`",
+            )),
+            (StartFrom::Earliest | StartFrom::Latest, Some(_)) => Err(ConnectorError::config(
+                "`start_timestamp_ms` is only used with start_from = \"timestamp\"",
+            )),
+            _ if self.batch_size == 0 => Err(ConnectorError::config("`batch_size` must be > 0")),
+            _ => Ok(()),
         }
-        for (k, v) in self.properties {
-            c.set(k.trim(), v);
-        }
-        Ok(c)
     }
 }
 
-/// Milliseconds of a duration, as librdkafka properties want them.
-pub(crate) fn millis(d: std::time::Duration) -> String {
-    d.as_millis().max(1).to_string()
+/// Compression codec of produced batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Which acknowledgement a produce request waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Acks {
+    /// Every in-sync replica (required by the idempotent and transactional producer).
+    #[default]
+    All,
+    /// The partition leader only (needs `idempotent = false`).
+    Leader,
+}
+
+/// `[[sinks]] type = "kafka"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// Comma-separated `host:port` list of bootstrap brokers.
+    pub brokers: String,
+    /// The topic to write to; with `topic_field` / `topic_header`, the fallback when the record
+    /// does not name one.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Take the topic from this top-level field of the JSON value (a string).
+    #[serde(default)]
+    pub topic_field: Option<String>,
+    /// Take the topic from this record header (UTF-8); checked before `topic_field`.
+    #[serde(default)]
+    pub topic_header: Option<String>,
+    /// Take the key from this top-level field of the JSON value (strings as is, other values as
+    /// JSON text). Without it the record's own key is kept.
+    #[serde(default)]
+    pub key_field: Option<String>,
+    /// Compression codec.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Idempotent producer (no duplicates or reordering from producer retries). Default true.
+    #[serde(default = "yes")]
+    pub idempotent: bool,
+    /// Acknowledgements to wait for.
+    #[serde(default)]
+    pub acks: Acks,
+    /// How long the producer waits to fill a request (`linger.ms`).
+    #[serde(default = "default_linger")]
+    pub linger: HumanDuration,
+    /// How long a record may take to be delivered before it counts as failed (and is retried).
+    #[serde(default = "default_message_timeout")]
+    pub message_timeout: HumanDuration,
+    /// With exactly-once: the producer's `transactional.id`, stable across restarts (zombie
+    /// fencing). Default `sluice-<job>-<sink>`.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+    /// With exactly-once: the compacted topic the sink's checkpoint is written to, in the same
+    /// transaction as the data.
+    #[serde(default = "default_progress_topic")]
+    pub progress_topic: String,
+    /// With exactly-once and a Kafka source on this cluster: the source's consumer group, whose
+    /// offsets are then committed inside each transaction (`send_offsets_to_transaction`).
+    #[serde(default)]
+    pub source_group: Option<String>,
+    /// With exactly-once: `transaction.timeout.ms`, and the timeout of transaction calls.
+    #[serde(default = "default_transaction_timeout")]
+    pub transaction_timeout: HumanDuration,
+    /// Client id sent to the brokers (default `sluice`).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// TLS settings; the connection is plaintext when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// SASL authentication; none when absent.
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+    /// Extra librdkafka producer properties, e.g. `{ "batch.size" = "1000000" }`. The ones
+    /// Sluice owns are refused.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_linger() -> HumanDuration {
+    HumanDuration(Duration::from_millis(5))
+}
+fn default_message_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_transaction_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_progress_topic() -> String {
+    "_sluice_progress".into()
+}
+
+const SINK_OWNED: &[(&str, &str)] = &[
+    ("enable.idempotence", "set `idempotent`"),
+    ("compression.type", "set `compression`"),
+    ("compression.codec", "set `compression`"),
+    ("acks", "set `acks`"),
+    ("request.required.acks", "set `acks`"),
+    ("linger.ms", "set `linger`"),
+    ("queue.buffering.max.ms", "set `linger`"),
+    ("message.timeout.ms", "set `message_timeout`"),
+    ("delivery.timeout.ms", "set `message_timeout`"),
+    ("transaction.timeout.ms", "set `transaction_timeout`"),
+];
+
+impl KafkaSinkConfig {
+    fn connection(&self) -> Connection<'_> {
+        Connection {
+            brokers: &self.brokers,
+            client_id: self.client_id.as_deref(),
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+            properties: &self.properties,
+        }
+    }
+
+    /// Where this sink writes: `kafka://<bootstrap servers, sorted>/<topic>`, or with
+    /// `topic_header` / `topic_field` a description of that choice (what a record names is
+    /// only known per record).
+    pub fn destination(&self) -> String {
+        let mut brokers: Vec<&str> = self
+            .brokers
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .collect();
+        brokers.sort_unstable();
+        brokers.dedup();
+        let mut topic = Vec::new();
+        if let Some(h) = &self.topic_header {
+            topic.push(format!("topic from header {h:?}"));
+        }
+        if let Some(f) = &self.topic_field {
+            topic.push(format!("topic from field {f:?}"));
+        }
+        match (&self.topic, topic.is_empty()) {
+            (Some(t), true) => topic.push(t.clone()),
+            (Some(t), false) => topic.push(format!("else {t}")),
+            (None, _) => {}
+        }
+        format!("kafka://{}/{}", brokers.join(","), topic.join(", "))
+    }
+
+    /// Check the config without connecting.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        self.connection().client_config(SINK_OWNED)?;
+        if self.topic.is_none() && self.topic_field.is_none() && self.topic_header.is_none() {
+            return Err(ConnectorError::config(
+                "set `topic`, or `topic_field` / `topic_header` to take it from each record",
+            ));
+        }
+        if self.idempotent && self.acks != Acks::All {
+            return Err(ConnectorError::config(
+                "an idempotent producer needs acks = \"all\" (or set idempotent = false)",
+            ));
+        }
+        if self.progress_topic.trim().is_empty() {
+            return Err(ConnectorError::config("`progress_topic` is empty"));
+        }
+        Ok(())
+    }
+
+    /// The connection settings alone (for the helper clients of the transactional mode).
+    pub(crate) fn base_client_config(&self) -> Result<rdkafka::ClientConfig, ConnectorError> {
+        self.connection().client_config(SINK_OWNED)
+    }
+
+    /// The producer's librdkafka settings (the transactional ones are added at open).
+    pub(crate) fn producer_config(&self) -> Result<rdkafka::ClientConfig, ConnectorError> {
+        let mut c = self.base_client_config()?;
+        c.set(
+            "enable.idempotence",
+            if self.idempotent { "true" } else { "false" },
+        )
+        .set("compression.type", self.compression.as_str())
+        .set("acks", if self.acks == Acks::All { "all" } else { "1" })
+        .set("linger.ms", millis(self.linger.0))
+        .set("message.timeout.ms", millis(self.message_timeout.0));
+        Ok(c)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn conn<'a>(props: &'a BTreeMap<String, String>) -> Connection<'a> {
-        Connection {
-            brokers: "127.0.0.1:9092",
-            client_id: None,
-            tls: None,
-            sasl: None,
-            properties: props,
-        }
+    fn source_config(toml_src: &str) -> Result<KafkaSourceConfig, String> {
+        let table: toml::Table = toml::from_str(toml_src).map_err(|e| e.to_string())?;
+        let cfg: KafkaSourceConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        cfg.validate().map_err(|e| e.message)?;
+        Ok(cfg)
     }
 
     #[test]
-    fn rejects_properties_sluice_owns_with_a_reason() {
-        let mut props = BTreeMap::new();
-        props.insert("transactional.id".to_string(), "x".to_string());
-        let err = conn(&props).client_config(&[]).unwrap_err();
-        assert!(err.message.contains("transactional.id"), "{}", err.message);
-        assert!(err.message.contains("managed by Sluice"), "{}", err.message);
+    fn config_defaults_and_unknown_fields() {
+        let c = source_config("brokers = 'b:9092'\ntopics = ['t']\ngroup = 'g'").unwrap();
+        assert_eq!(c.start_from, StartFrom::Earliest);
+        assert_eq!(c.format, ValueFormat::Json);
+        assert_eq!(c.batch_size, 1000);
+        let e =
+            source_config("brokers = 'b'\ntopics = ['t']\ngroup = 'g'\ntopic = 'x'").unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+        let e = source_config("brokers = 'b'\ntopics = ['^(']\ngroup = 'g'").unwrap_err();
+        assert!(e.contains("regex"), "{e}");
+        let e =
+            source_config("brokers = 'b'\ntopics = ['t']\ngroup = 'g'\nstart_from = 'timestamp'")
+                .unwrap_err();
+        assert!(e.contains("start_timestamp_ms"), "{e}");
+        let e = source_config(
+            "brokers = 'b'\ntopics = ['t']\ngroup = 'g'\nproperties = { 'enable.auto.commit' = 'true' }",
+        )
+        .unwrap_err();
+        assert!(e.contains("managed by Sluice"), "{e}");
+    }
 
-        let mut props = BTreeMap::new();
-        props.insert("enable.auto.commit".to_string(), "true".to_string());
-        let err = conn(&props)
-            .client_config(&[("enable.auto.commit", "offsets are committed by Sluice")])
-            .unwrap_err();
+    fn sink_config(src: &str) -> Result<KafkaSinkConfig, String> {
+        let table: toml::Table = toml::from_str(src).map_err(|e| e.to_string())?;
+        let cfg: KafkaSinkConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        cfg.validate().map_err(|e| e.message)?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn config_defaults_and_checks() {
+        let c = sink_config("brokers = 'b'\ntopic = 't'").unwrap();
+        assert!(c.idempotent);
+        assert_eq!(c.compression, Compression::None);
+        assert_eq!(c.progress_topic, "_sluice_progress");
+        assert!(sink_config("brokers = 'b'").unwrap_err().contains("topic"));
         assert!(
-            err.message.contains("enable.auto.commit"),
-            "{}",
-            err.message
+            sink_config("brokers = 'b'\ntopic = 't'\nacks = 'leader'")
+                .unwrap_err()
+                .contains("idempotent")
         );
+        assert!(
+            sink_config("brokers = 'b'\ntopic = 't'\nproperties = { 'transactional.id' = 'x' }")
+                .unwrap_err()
+                .contains("managed by Sluice")
+        );
+        assert!(sink_config("brokers = 'b'\ntopic = 't'\nlinger = 5").is_err());
     }
 
     #[test]
-    fn derives_security_protocol_from_tls_and_sasl() {
-        let props = BTreeMap::new();
-        let tls = TlsConfig {
-            verify_hostname: true,
-            ..Default::default()
-        };
-        let sasl = SaslConfig {
-            mechanism: SaslMechanism::ScramSha512,
-            username: "u".into(),
-            password: "p".into(),
-        };
-        let c = Connection {
-            tls: Some(&tls),
-            sasl: Some(&sasl),
-            ..conn(&props)
-        }
-        .client_config(&[])
-        .unwrap();
-        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
-        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
-        let c = conn(&props).client_config(&[]).unwrap();
-        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+    fn destination_is_the_cluster_and_the_topic_choice() {
+        let a = sink_config("brokers = 'b:9092, a:9092'\ntopic = 't'").unwrap();
+        let b = sink_config("brokers = 'a:9092,b:9092'\ntopic = 't'").unwrap();
+        assert_eq!(a.destination(), "kafka://a:9092,b:9092/t");
+        assert_eq!(a.destination(), b.destination());
+        let f = sink_config("brokers = 'a:9092'\ntopic_field = 'kind'\ntopic = 't'").unwrap();
+        assert_eq!(
+            f.destination(),
+            "kafka://a:9092/topic from field \"kind\", else t"
+        );
     }
 }

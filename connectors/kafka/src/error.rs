@@ -35,6 +35,10 @@ pub(crate) fn classify_record(err: &KafkaError) -> RecordFailure {
 
 /// Turn a client-level error into a [`ConnectorError`].
 pub(crate) fn to_connector(context: &str, err: &KafkaError) -> ConnectorError {
+    classified(context, err).caused_by(err)
+}
+
+fn classified(context: &str, err: &KafkaError) -> ConnectorError {
     let message = format!("{context}: {err}");
     match err {
         KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) => {

@@ -8,17 +8,21 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+mod client;
 pub mod config;
 mod error;
 mod groups;
+mod rebalance;
 pub mod sink;
 pub mod source;
 pub mod txn;
 
 use sluice_core::Registry;
 
-pub use sink::{KafkaSink, KafkaSinkConfig, KafkaSinkConnector};
-pub use source::{KafkaSource, KafkaSourceConfig, KafkaSourceConnector, LagHandle};
+pub use config::{KafkaSinkConfig, KafkaSourceConfig};
+pub use rebalance::LagHandle;
+pub use sink::{KafkaSink, KafkaSinkConnector};
+pub use source::{KafkaSource, KafkaSourceConnector};
 
 /// Register the Kafka source and sink.
 pub fn register(registry: &mut Registry) {

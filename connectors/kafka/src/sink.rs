@@ -1,227 +1,22 @@
 //! The Kafka sink: an idempotent producer that awaits every delivery report before a write
 //! returns; with exactly-once, a transactional producer (see [`crate::txn`]).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use sluice_core::{
-    BuildContext, Checkpoint, ConnectorError, Guarantee, HumanDuration, Record, Sink,
-    SinkConnector, SinkContext, WriteReport, async_trait,
+    BuildContext, Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConnector, SinkContext,
+    WriteReport, async_trait,
 };
 
-use crate::config::{Connection, SaslConfig, TlsConfig, millis};
+use crate::client::millis;
+use crate::config::KafkaSinkConfig;
 use crate::error::{RecordFailure, classify_record, to_connector};
+use crate::groups::Groups;
 use crate::txn::{Txn, TxnSettings};
-
-/// Compression codec of produced batches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// No compression.
-    #[default]
-    None,
-    /// gzip.
-    Gzip,
-    /// Snappy.
-    Snappy,
-    /// LZ4.
-    Lz4,
-    /// Zstandard.
-    Zstd,
-}
-
-impl Compression {
-    fn as_str(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
-
-/// Which acknowledgement a produce request waits for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Acks {
-    /// Every in-sync replica (required by the idempotent and transactional producer).
-    #[default]
-    All,
-    /// The partition leader only (needs `idempotent = false`).
-    Leader,
-}
-
-/// `[[sinks]] type = "kafka"`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSinkConfig {
-    /// Comma-separated `host:port` list of bootstrap brokers.
-    pub brokers: String,
-    /// The topic to write to; with `topic_field` / `topic_header`, the fallback when the record
-    /// does not name one.
-    #[serde(default)]
-    pub topic: Option<String>,
-    /// Take the topic from this top-level field of the JSON value (a string).
-    #[serde(default)]
-    pub topic_field: Option<String>,
-    /// Take the topic from this record header (UTF-8); checked before `topic_field`.
-    #[serde(default)]
-    pub topic_header: Option<String>,
-    /// Take the key from this top-level field of the JSON value (strings as is, other values as
-    /// JSON text). Without it the record's own key is kept.
-    #[serde(default)]
-    pub key_field: Option<String>,
-    /// Compression codec.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Idempotent producer (no duplicates or reordering from producer retries). Default true.
-    #[serde(default = "yes")]
-    pub idempotent: bool,
-    /// Acknowledgements to wait for.
-    #[serde(default)]
-    pub acks: Acks,
-    /// How long the producer waits to fill a request (`linger.ms`).
-    #[serde(default = "default_linger")]
-    pub linger: HumanDuration,
-    /// How long a record may take to be delivered before it counts as failed (and is retried).
-    #[serde(default = "default_message_timeout")]
-    pub message_timeout: HumanDuration,
-    /// With exactly-once: the producer's `transactional.id`, stable across restarts (zombie
-    /// fencing). Default `sluice-<job>-<sink>`.
-    #[serde(default)]
-    pub transactional_id: Option<String>,
-    /// With exactly-once: the compacted topic the sink's checkpoint is written to, in the same
-    /// transaction as the data.
-    #[serde(default = "default_progress_topic")]
-    pub progress_topic: String,
-    /// With exactly-once and a Kafka source on this cluster: the source's consumer group, whose
-    /// offsets are then committed inside each transaction (`send_offsets_to_transaction`).
-    #[serde(default)]
-    pub source_group: Option<String>,
-    /// With exactly-once: `transaction.timeout.ms`, and the timeout of transaction calls.
-    #[serde(default = "default_transaction_timeout")]
-    pub transaction_timeout: HumanDuration,
-    /// Client id sent to the brokers (default `sluice`).
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// TLS settings; the connection is plaintext when absent.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// SASL authentication; none when absent.
-    #[serde(default)]
-    pub sasl: Option<SaslConfig>,
-    /// Extra librdkafka producer properties, e.g. `{ "batch.size" = "1000000" }`. The ones
-    /// Sluice owns are refused.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_linger() -> HumanDuration {
-    HumanDuration(Duration::from_millis(5))
-}
-fn default_message_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(30))
-}
-fn default_transaction_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(60))
-}
-fn default_progress_topic() -> String {
-    "_sluice_progress".into()
-}
-
-const SINK_OWNED: &[(&str, &str)] = &[
-    ("enable.idempotence", "set `idempotent`"),
-    ("compression.type", "set `compression`"),
-    ("compression.codec", "set `compression`"),
-    ("acks", "set `acks`"),
-    ("request.required.acks", "set `acks`"),
-    ("linger.ms", "set `linger`"),
-    ("queue.buffering.max.ms", "set `linger`"),
-    ("message.timeout.ms", "set `message_timeout`"),
-    ("delivery.timeout.ms", "set `message_timeout`"),
-    ("transaction.timeout.ms", "set `transaction_timeout`"),
-];
-
-impl KafkaSinkConfig {
-    fn connection(&self) -> Connection<'_> {
-        Connection {
-            brokers: &self.brokers,
-            client_id: self.client_id.as_deref(),
-            tls: self.tls.as_ref(),
-            sasl: self.sasl.as_ref(),
-            properties: &self.properties,
-        }
-    }
-
-    /// Where this sink writes: `kafka://<bootstrap servers, sorted>/<topic>`, or with
-    /// `topic_header` / `topic_field` a description of that choice (what a record names is
-    /// only known per record).
-    pub fn destination(&self) -> String {
-        let mut brokers: Vec<&str> = self
-            .brokers
-            .split(',')
-            .map(str::trim)
-            .filter(|b| !b.is_empty())
-            .collect();
-        brokers.sort_unstable();
-        brokers.dedup();
-        let mut topic = Vec::new();
-        if let Some(h) = &self.topic_header {
-            topic.push(format!("topic from header {h:?}"));
-        }
-        if let Some(f) = &self.topic_field {
-            topic.push(format!("topic from field {f:?}"));
-        }
-        match (&self.topic, topic.is_empty()) {
-            (Some(t), true) => topic.push(t.clone()),
-            (Some(t), false) => topic.push(format!("else {t}")),
-            (None, _) => {}
-        }
-        format!("kafka://{}/{}", brokers.join(","), topic.join(", "))
-    }
-
-    /// Check the config without connecting.
-    pub fn validate(&self) -> Result<(), ConnectorError> {
-        self.connection().client_config(SINK_OWNED)?;
-        if self.topic.is_none() && self.topic_field.is_none() && self.topic_header.is_none() {
-            return Err(ConnectorError::config(
-                "set `topic`, or `topic_field` / `topic_header` to take it from each record",
-            ));
-        }
-        if self.idempotent && self.acks != Acks::All {
-            return Err(ConnectorError::config(
-                "an idempotent producer needs acks = \"all\" (or set idempotent = false)",
-            ));
-        }
-        if self.progress_topic.trim().is_empty() {
-            return Err(ConnectorError::config("`progress_topic` is empty"));
-        }
-        Ok(())
-    }
-
-    fn producer_config(&self) -> Result<rdkafka::ClientConfig, ConnectorError> {
-        let mut c = self.connection().client_config(SINK_OWNED)?;
-        c.set(
-            "enable.idempotence",
-            if self.idempotent { "true" } else { "false" },
-        )
-        .set("compression.type", self.compression.as_str())
-        .set("acks", if self.acks == Acks::All { "all" } else { "1" })
-        .set("linger.ms", millis(self.linger.0))
-        .set("message.timeout.ms", millis(self.message_timeout.0));
-        Ok(c)
-    }
-}
 
 /// The `kafka` sink type.
 pub struct KafkaSinkConnector;
@@ -234,8 +29,7 @@ impl SinkConnector for KafkaSinkConnector {
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
         config.validate()?;
-        let _ = ctx;
-        Ok(Box::new(KafkaSink::new(config)))
+        Ok(Box::new(KafkaSink::in_job(config, ctx)))
     }
 }
 
@@ -244,6 +38,8 @@ pub struct KafkaSink {
     config: KafkaSinkConfig,
     producer: Option<FutureProducer>,
     txn: Option<Txn>,
+    /// The consumer groups of this sink's job (whose offsets `source_group` commits).
+    groups: Arc<Groups>,
 }
 
 /// The value parsed as JSON, once, when a field is needed.
@@ -259,12 +55,24 @@ fn json_field<'a>(
 }
 
 impl KafkaSink {
-    /// A sink for `config` (no I/O until `open`).
+    /// A sink for `config` on its own, outside any job: with `source_group`, it commits that
+    /// group's offsets with the metadata of a consumer it makes (no I/O until `open`).
     pub fn new(config: KafkaSinkConfig) -> Self {
+        Self::with_groups(config, Arc::default())
+    }
+
+    /// The sink of the job `ctx` is for: with `source_group`, it commits the offsets of the
+    /// job's own Kafka source consumer in its transactions.
+    pub fn in_job(config: KafkaSinkConfig, ctx: &BuildContext) -> Self {
+        Self::with_groups(config, Groups::of_job(ctx))
+    }
+
+    fn with_groups(config: KafkaSinkConfig, groups: Arc<Groups>) -> Self {
         Self {
             config,
             producer: None,
             txn: None,
+            groups,
         }
     }
 
@@ -411,7 +219,7 @@ impl Sink for KafkaSink {
         let producer: FutureProducer =
             c.create().map_err(|e| to_connector("kafka producer", &e))?;
         if exactly_once {
-            let base = self.config.connection().client_config(SINK_OWNED)?;
+            let base = self.config.base_client_config()?;
             let settings = TxnSettings {
                 id,
                 progress_topic: self.config.progress_topic.clone(),
@@ -419,6 +227,7 @@ impl Sink for KafkaSink {
                 brokers: self.config.brokers.clone(),
                 timeout: self.config.transaction_timeout.0,
                 destination: self.config.destination(),
+                groups: self.groups.clone(),
             };
             self.txn = Some(Txn::open(settings, &base, &producer).await?);
         }
@@ -551,13 +360,9 @@ mod tests {
 
     use super::*;
 
-    fn config(src: &str) -> Result<KafkaSinkConfig, String> {
-        let table: toml::Table = toml::from_str(src).map_err(|e| e.to_string())?;
-        let cfg: KafkaSinkConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())?;
-        cfg.validate().map_err(|e| e.message)?;
-        Ok(cfg)
+    fn config(src: &str) -> KafkaSinkConfig {
+        let table: toml::Table = toml::from_str(src).unwrap();
+        toml::Value::Table(table).try_into().unwrap()
     }
 
     fn record(value: &str) -> Record {
@@ -565,44 +370,10 @@ mod tests {
     }
 
     #[test]
-    fn config_defaults_and_checks() {
-        let c = config("brokers = 'b'\ntopic = 't'").unwrap();
-        assert!(c.idempotent);
-        assert_eq!(c.compression, Compression::None);
-        assert_eq!(c.progress_topic, "_sluice_progress");
-        assert!(config("brokers = 'b'").unwrap_err().contains("topic"));
-        assert!(
-            config("brokers = 'b'\ntopic = 't'\nacks = 'leader'")
-                .unwrap_err()
-                .contains("idempotent")
-        );
-        assert!(
-            config("brokers = 'b'\ntopic = 't'\nproperties = { 'transactional.id' = 'x' }")
-                .unwrap_err()
-                .contains("managed by Sluice")
-        );
-        assert!(config("brokers = 'b'\ntopic = 't'\nlinger = 5").is_err());
-    }
-
-    #[test]
-    fn destination_is_the_cluster_and_the_topic_choice() {
-        let a = config("brokers = 'b:9092, a:9092'\ntopic = 't'").unwrap();
-        let b = config("brokers = 'a:9092,b:9092'\ntopic = 't'").unwrap();
-        assert_eq!(a.destination(), "kafka://a:9092,b:9092/t");
-        assert_eq!(a.destination(), b.destination());
-        let f = config("brokers = 'a:9092'\ntopic_field = 'kind'\ntopic = 't'").unwrap();
-        assert_eq!(
-            f.destination(),
-            "kafka://a:9092/topic from field \"kind\", else t"
-        );
-    }
-
-    #[test]
     fn routes_by_header_then_field_then_fallback() {
-        let sink = KafkaSink::new(
-            config("brokers = 'b'\ntopic = 'fallback'\ntopic_field = 'kind'\ntopic_header = 'dest'\nkey_field = 'id'")
-                .unwrap(),
-        );
+        let sink = KafkaSink::new(config(
+            "brokers = 'b'\ntopic = 'fallback'\ntopic_field = 'kind'\ntopic_header = 'dest'\nkey_field = 'id'",
+        ));
         let mut r = record(r#"{"kind":"a","id":7}"#);
         assert_eq!(sink.route(&r).unwrap(), ("a".into(), Some(b"7".to_vec())));
         r.headers.push(Header {

@@ -9,193 +9,32 @@
 //! them back behind the last committed transaction).
 //!
 //! # Rebalances
-//! librdkafka runs the rebalance callback inside `poll`, that is inside [`Source::next_batch`],
-//! on the same task that calls [`Source::commit`]; the callback cannot wait for the pipeline to
-//! drain without blocking the commits it would wait for. So, on revocation, the source
-//! 1. commits (synchronously, before the partitions are given up) the last durable offsets of the
-//!    revoked partitions it has been told about,
-//! 2. drops the records of revoked partitions it has read but not yet handed to the runtime,
-//!    and stops committing those partitions (records already in the pipeline are still written,
-//!    but their offsets are not committed by this member).
-//!
-//! The new owner resumes from the last committed offset, so the guarantee across a rebalance is
-//! at-least-once: nothing is lost; records that were in flight at revocation may be written twice
-//! (bounded by the pipeline's in-flight window: `pipeline.channel_capacity` batches).
+//! See `rebalance`: on revocation the last durable offsets are committed and unreturned
+//! records of revoked partitions dropped; across a rebalance the guarantee is at-least-once.
 //!
 //! With exactly-once the runtime opens the source at the sinks' checkpoint; every partition of
 //! that checkpoint is assigned at the offset after it (and after what this member has since made
 //! durable), never at the group's offset. Exactly-once runs one process per job: the sink's
 //! stable `transactional.id` fences any second process.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset as KOffset, TopicPartitionList};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use rdkafka::{Offset as KOffset, TopicPartitionList};
 use sluice_core::{
-    Batch, BuildContext, Checkpoint, ConnectorError, DeadRecord, Guarantee, Header, HumanDuration,
-    Offset, Position, Record, Source, SourceConnector, async_trait,
+    Batch, BuildContext, Checkpoint, ConnectorError, DeadRecord, Guarantee, Header, Offset,
+    Position, Record, Source, SourceConnector, async_trait,
 };
 
-use crate::config::{Connection, SaslConfig, TlsConfig, millis};
+use crate::client::millis;
+use crate::config::{KafkaSourceConfig, StartFrom, ValueFormat};
 use crate::error::to_connector;
-use crate::groups;
-
-/// Where a group with no committed offset starts reading a partition.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StartFrom {
-    /// The oldest record still in the partition.
-    #[default]
-    Earliest,
-    /// Only records produced after the member joins.
-    Latest,
-    /// The first record at or after `start_timestamp_ms`.
-    Timestamp,
-}
-
-/// How record values are decoded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ValueFormat {
-    /// A JSON document; anything else (including an empty value) is dead-lettered.
-    #[default]
-    Json,
-    /// UTF-8 text; invalid UTF-8 is dead-lettered.
-    Text,
-    /// Any bytes, passed through.
-    Bytes,
-}
-
-/// `[source] type = "kafka"`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSourceConfig {
-    /// Comma-separated `host:port` list of bootstrap brokers.
-    pub brokers: String,
-    /// Topics to consume. An entry that starts with `^` is a regular expression matched against
-    /// every topic name (librdkafka's convention), e.g. `"^sensors-.*"`.
-    pub topics: Vec<String>,
-    /// Consumer group id. Members of one group share the partitions.
-    pub group: String,
-    /// Where to start on a partition the group has no committed offset for.
-    #[serde(default)]
-    pub start_from: StartFrom,
-    /// With `start_from = "timestamp"`: milliseconds since the Unix epoch.
-    #[serde(default)]
-    pub start_timestamp_ms: Option<i64>,
-    /// How values are decoded.
-    #[serde(default)]
-    pub format: ValueFormat,
-    /// Most records in one batch handed to the pipeline.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Longest wait to fill a batch once its first record has arrived.
-    #[serde(default = "default_batch_wait")]
-    pub batch_wait: HumanDuration,
-    /// Group session timeout (`session.timeout.ms`): how long a silent member keeps its
-    /// partitions.
-    #[serde(default = "default_session_timeout")]
-    pub session_timeout: HumanDuration,
-    /// How often partition lag is refreshed (`statistics.interval.ms`).
-    #[serde(default = "default_lag_interval")]
-    pub lag_interval: HumanDuration,
-    /// Client id sent to the brokers (default `sluice`).
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// TLS settings; the connection is plaintext when absent.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// SASL authentication; none when absent.
-    #[serde(default)]
-    pub sasl: Option<SaslConfig>,
-    /// Extra librdkafka consumer properties, e.g. `{ "fetch.max.bytes" = "52428800" }`. The ones
-    /// Sluice owns (offsets, group, brokers, security) are refused.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-fn default_batch_size() -> usize {
-    1000
-}
-fn default_batch_wait() -> HumanDuration {
-    HumanDuration(Duration::from_millis(100))
-}
-fn default_session_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(10))
-}
-fn default_lag_interval() -> HumanDuration {
-    HumanDuration(Duration::from_secs(5))
-}
-
-const SOURCE_OWNED: &[(&str, &str)] = &[
-    ("group.id", "set `group`"),
-    (
-        "enable.auto.commit",
-        "Sluice commits offsets only once records are durable in every sink",
-    ),
-    (
-        "enable.auto.offset.store",
-        "Sluice commits offsets only once records are durable in every sink",
-    ),
-    ("auto.commit.enable", "Sluice commits offsets itself"),
-    ("auto.offset.reset", "set `start_from`"),
-    ("session.timeout.ms", "set `session_timeout`"),
-    ("statistics.interval.ms", "set `lag_interval`"),
-    ("enable.partition.eof", "Sluice reads unbounded streams"),
-];
-
-impl KafkaSourceConfig {
-    fn connection(&self) -> Connection<'_> {
-        Connection {
-            brokers: &self.brokers,
-            client_id: self.client_id.as_deref(),
-            tls: self.tls.as_ref(),
-            sasl: self.sasl.as_ref(),
-            properties: &self.properties,
-        }
-    }
-
-    /// Check the config without connecting.
-    pub fn validate(&self) -> Result<(), ConnectorError> {
-        self.connection().client_config(SOURCE_OWNED)?;
-        if self.topics.is_empty() {
-            return Err(ConnectorError::config(
-                "`topics` is empty: name at least one topic",
-            ));
-        }
-        for t in &self.topics {
-            if t.starts_with('^') {
-                regex::Regex::new(t).map_err(|e| {
-                    ConnectorError::config(format!("topics: {t:?} is not a valid regex: {e}"))
-                })?;
-            } else if t.trim().is_empty() {
-                return Err(ConnectorError::config("topics: empty topic name"));
-            }
-        }
-        if self.group.trim().is_empty() {
-            return Err(ConnectorError::config("`group` is empty"));
-        }
-        match (self.start_from, self.start_timestamp_ms) {
-            (StartFrom::Timestamp, None) => Err(ConnectorError::config(
-                "start_from = \"timestamp\" needs `start_timestamp_ms`",
-            )),
-            (StartFrom::Earliest | StartFrom::Latest, Some(_)) => Err(ConnectorError::config(
-                "`start_timestamp_ms` is only used with start_from = \"timestamp\"",
-            )),
-            _ if self.batch_size == 0 => Err(ConnectorError::config("`batch_size` must be > 0")),
-            _ => Ok(()),
-        }
-    }
-}
+use crate::groups::Groups;
+use crate::rebalance::{LagHandle, SourceContext, State, parse_partition};
 
 /// The `kafka` source type.
 pub struct KafkaSourceConnector;
@@ -208,215 +47,8 @@ impl SourceConnector for KafkaSourceConnector {
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
         config.validate()?;
-        Ok(Box::new(KafkaSource::new(config, ctx.guarantee)))
+        Ok(Box::new(KafkaSource::in_job(config, ctx)))
     }
-}
-
-type Tp = (String, i32);
-
-/// What the rebalance callback and the source task share.
-#[derive(Debug, Default)]
-struct State {
-    /// Partitions this member owns now.
-    assigned: HashSet<Tp>,
-    /// Bumped on every revocation: the source drops unreturned records of revoked partitions.
-    generation: u64,
-    /// Next offset to read per partition when it is (re)assigned: exactly-once resume points and
-    /// everything made durable since. Empty with at-least-once (the group's offsets rule).
-    seek: HashMap<Tp, i64>,
-    /// The next offset of every partition the runtime said is durable (what we committed).
-    durable: HashMap<Tp, i64>,
-    /// Lag per partition (`topic/partition` → records behind the high watermark).
-    lag: BTreeMap<String, i64>,
-}
-
-/// A cheap handle to read a running source's lag per partition.
-#[derive(Clone, Debug)]
-pub struct LagHandle(Arc<Mutex<State>>);
-
-impl LagHandle {
-    /// `topic/partition` → records between the last one handed to the pipeline and the high
-    /// watermark, as of the last statistics refresh (`lag_interval`).
-    pub fn lag(&self) -> BTreeMap<String, i64> {
-        self.0.lock().lag.clone()
-    }
-}
-
-/// The librdkafka context of the source consumer: rebalances and statistics.
-pub(crate) struct SourceContext {
-    state: Arc<Mutex<State>>,
-    start_from: StartFrom,
-    start_timestamp_ms: Option<i64>,
-}
-
-impl ClientContext for SourceContext {
-    fn stats(&self, stats: Statistics) {
-        let mut lag = BTreeMap::new();
-        for (topic, t) in &stats.topics {
-            for (p, part) in &t.partitions {
-                if *p < 0 || part.hi_offset < 0 {
-                    continue;
-                }
-                let read = if part.app_offset >= 0 {
-                    part.app_offset
-                } else if part.committed_offset >= 0 {
-                    part.committed_offset
-                } else {
-                    continue;
-                };
-                lag.insert(format!("{topic}/{p}"), (part.hi_offset - read).max(0));
-            }
-        }
-        tracing::debug!(lag = ?lag, "Kafka source lag.");
-        let mut st = self.state.lock();
-        // Keep only partitions still owned.
-        lag.retain(|k, _| parse_partition(k).is_some_and(|tp| st.assigned.contains(&tp)));
-        st.lag = lag;
-    }
-}
-
-impl ConsumerContext for SourceContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.on_assign(consumer, tpl),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.on_revoke(consumer, tpl),
-            other => {
-                tracing::error!(error = ?other, "Kafka rebalance failed; dropping the assignment.");
-                self.on_revoke(consumer, tpl);
-            }
-        }
-    }
-}
-
-impl SourceContext {
-    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let mut names = Vec::new();
-        let mut unplaced = TopicPartitionList::new();
-        {
-            let mut st = self.state.lock();
-            for e in tpl.elements() {
-                let tp = (e.topic().to_string(), e.partition());
-                names.push(format!("{}/{}", tp.0, tp.1));
-                match st.seek.get(&tp) {
-                    Some(next) => {
-                        let _ = unplaced.add_partition_offset(&tp.0, tp.1, KOffset::Offset(*next));
-                    }
-                    None => {
-                        let _ = unplaced.add_partition_offset(&tp.0, tp.1, KOffset::Stored);
-                    }
-                }
-                st.assigned.insert(tp);
-            }
-        }
-        if self.start_from == StartFrom::Timestamp {
-            place_by_timestamp(
-                consumer,
-                &mut unplaced,
-                self.start_timestamp_ms.unwrap_or(0),
-            );
-        }
-        for e in unplaced.elements() {
-            let _ = tpl.set_partition_offset(e.topic(), e.partition(), e.offset());
-        }
-        tracing::info!(partitions = ?names, "Kafka partitions assigned.");
-        if let Err(e) = consumer.assign(tpl) {
-            tracing::error!(error = %e, "Kafka assign failed.");
-        }
-    }
-
-    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let mut commit = TopicPartitionList::new();
-        let mut names = Vec::new();
-        {
-            let mut st = self.state.lock();
-            for e in tpl.elements() {
-                let tp = (e.topic().to_string(), e.partition());
-                names.push(format!("{}/{}", tp.0, tp.1));
-                if let Some(next) = st.durable.get(&tp) {
-                    let _ = commit.add_partition_offset(&tp.0, tp.1, KOffset::Offset(*next));
-                }
-                st.assigned.remove(&tp);
-            }
-            st.generation += 1;
-        }
-        // Make sure the last durable offsets are committed before the partitions go to another
-        // member (an earlier async commit may still be in flight). A commit of a lost assignment
-        // is refused by the coordinator, which is fine: the new owner replays from the older one.
-        if commit.count() > 0
-            && !consumer.assignment_lost()
-            && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
-        {
-            tracing::warn!(error = %e, "Offset commit on revocation failed.");
-        }
-        tracing::info!(partitions = ?names, "Kafka partitions revoked.");
-        if let Err(e) = consumer.unassign() {
-            tracing::error!(error = %e, "Kafka unassign failed.");
-        }
-    }
-}
-
-/// For partitions the group has no committed offset for, start at the first record at or after
-/// `ts`; the others keep `Stored` (the group's offset).
-fn place_by_timestamp(
-    consumer: &BaseConsumer<SourceContext>,
-    tpl: &mut TopicPartitionList,
-    ts: i64,
-) {
-    let stored: Vec<Tp> = tpl
-        .elements()
-        .iter()
-        .filter(|e| e.offset() == KOffset::Stored)
-        .map(|e| (e.topic().to_string(), e.partition()))
-        .collect();
-    if stored.is_empty() {
-        return;
-    }
-    let mut query = TopicPartitionList::new();
-    for (t, p) in &stored {
-        let _ = query.add_partition_offset(t, *p, KOffset::Invalid);
-    }
-    let committed = match consumer.committed_offsets(query, Duration::from_secs(10)) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "Could not read committed offsets; starting at the earliest.");
-            return;
-        }
-    };
-    let mut by_time = TopicPartitionList::new();
-    for e in committed.elements() {
-        if !matches!(e.offset(), KOffset::Offset(_)) {
-            let _ = by_time.add_partition_offset(e.topic(), e.partition(), KOffset::Offset(ts));
-        }
-    }
-    if by_time.count() == 0 {
-        return;
-    }
-    match consumer.offsets_for_times(by_time, Duration::from_secs(10)) {
-        Ok(found) => {
-            for e in found.elements() {
-                let off = match e.offset() {
-                    KOffset::Offset(o) => KOffset::Offset(o),
-                    // No record at or after the timestamp: start at the end.
-                    _ => KOffset::End,
-                };
-                let _ = tpl.set_partition_offset(e.topic(), e.partition(), off);
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "offsets_for_times failed; starting at the earliest.");
-        }
-    }
-}
-
-/// `"topic/3"` → `("topic", 3)`.
-pub(crate) fn parse_partition(name: &str) -> Option<Tp> {
-    let (topic, p) = name.rsplit_once('/')?;
-    Some((topic.to_string(), p.parse().ok()?))
 }
 
 type Consumer_ = StreamConsumer<SourceContext>;
@@ -426,6 +58,8 @@ pub struct KafkaSource {
     config: KafkaSourceConfig,
     guarantee: Guarantee,
     state: Arc<Mutex<State>>,
+    /// The consumer groups of this source's job (shared with a transactional sink of it).
+    groups: Arc<Groups>,
     consumer: Option<Arc<Consumer_>>,
     /// Records read but not yet returned (kept here so `next_batch` is cancel-safe).
     pending: Batch,
@@ -435,11 +69,23 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// A source for `config` (no I/O until `open`).
+    /// A source for `config` on its own, outside any job: no Kafka sink will commit its
+    /// group's offsets (no I/O until `open`).
     pub fn new(config: KafkaSourceConfig, guarantee: Guarantee) -> Self {
+        Self::with_groups(config, guarantee, Arc::default())
+    }
+
+    /// The source of the job `ctx` is for: a transactional Kafka sink of the same job with
+    /// `source_group` set commits this source's offsets in its transactions.
+    pub fn in_job(config: KafkaSourceConfig, ctx: &BuildContext) -> Self {
+        Self::with_groups(config, ctx.guarantee, Groups::of_job(ctx))
+    }
+
+    fn with_groups(config: KafkaSourceConfig, guarantee: Guarantee, groups: Arc<Groups>) -> Self {
         Self {
             config,
             guarantee,
+            groups,
             state: Arc::default(),
             consumer: None,
             pending: Batch::default(),
@@ -580,7 +226,7 @@ fn decode_problem(format: ValueFormat, payload: Option<&[u8]>) -> Option<String>
 impl Source for KafkaSource {
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
         let cfg = &self.config;
-        let mut c = cfg.connection().client_config(SOURCE_OWNED)?;
+        let mut c = cfg.client_config()?;
         c.set("group.id", &cfg.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -622,7 +268,7 @@ impl Source for KafkaSource {
             .subscribe(&topics)
             .map_err(|e| to_connector("kafka subscribe", &e))?;
         let consumer = Arc::new(consumer);
-        groups::register(&cfg.brokers, &cfg.group, &consumer);
+        self.groups.register(&cfg.brokers, &cfg.group, &consumer);
         tracing::info!(topics = ?cfg.topics, group = %cfg.group, "Kafka source subscribed.");
         self.consumer = Some(consumer);
         Ok(())
@@ -691,7 +337,9 @@ impl Source for KafkaSource {
             return Ok(());
         }
         if self.guarantee == Guarantee::ExactlyOnce
-            && groups::offsets_claimed(&self.config.brokers, &self.config.group)
+            && self
+                .groups
+                .offsets_claimed(&self.config.brokers, &self.config.group)
         {
             // A transactional Kafka sink commits these offsets inside its transactions.
             return Ok(());
@@ -741,35 +389,6 @@ impl Source for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(toml_src: &str) -> Result<KafkaSourceConfig, String> {
-        let table: toml::Table = toml::from_str(toml_src).map_err(|e| e.to_string())?;
-        let cfg: KafkaSourceConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| e.to_string())?;
-        cfg.validate().map_err(|e| e.message)?;
-        Ok(cfg)
-    }
-
-    #[test]
-    fn config_defaults_and_unknown_fields() {
-        let c = config("brokers = 'b:9092'\ntopics = ['t']\ngroup = 'g'").unwrap();
-        assert_eq!(c.start_from, StartFrom::Earliest);
-        assert_eq!(c.format, ValueFormat::Json);
-        assert_eq!(c.batch_size, 1000);
-        let e = config("brokers = 'b'\ntopics = ['t']\ngroup = 'g'\ntopic = 'x'").unwrap_err();
-        assert!(e.contains("unknown field"), "{e}");
-        let e = config("brokers = 'b'\ntopics = ['^(']\ngroup = 'g'").unwrap_err();
-        assert!(e.contains("regex"), "{e}");
-        let e = config("brokers = 'b'\ntopics = ['t']\ngroup = 'g'\nstart_from = 'timestamp'")
-            .unwrap_err();
-        assert!(e.contains("start_timestamp_ms"), "{e}");
-        let e = config(
-            "brokers = 'b'\ntopics = ['t']\ngroup = 'g'\nproperties = { 'enable.auto.commit' = 'true' }",
-        )
-        .unwrap_err();
-        assert!(e.contains("managed by Sluice"), "{e}");
-    }
 
     #[test]
     fn decode_failures_are_reported_not_skipped() {

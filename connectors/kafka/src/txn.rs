@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use sluice_core::{Checkpoint, ConnectorError, Offset};
 
 use crate::error::to_connector;
-use crate::groups;
-use crate::source::parse_partition;
+use crate::groups::Groups;
+use crate::rebalance::parse_partition;
 
 /// What the progress topic holds for one transaction.
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,13 +59,15 @@ pub(crate) struct TxnSettings {
     pub brokers: String,
     pub timeout: Duration,
     pub destination: String,
+    /// The consumer groups of the sink's job.
+    pub groups: Arc<Groups>,
 }
 
 /// The transactional state of an open sink.
 pub(crate) struct Txn {
     s: Arc<TxnSettings>,
     progress_meta: Arc<ConsumerGroupMetadata>,
-    /// Fallback metadata for `source_group` when no live source consumer is in this process.
+    /// Fallback metadata for `source_group` when the job has no live source consumer of it.
     source_meta: Option<Arc<ConsumerGroupMetadata>>,
     /// Kept open for the sink's lifetime (its group metadata is used in every commit).
     _helper: Arc<BaseConsumer>,
@@ -116,7 +118,7 @@ impl Txn {
         let source_meta = match &s.source_group {
             None => None,
             Some(g) => {
-                groups::claim_offsets(&s.brokers, g);
+                s.groups.claim_offsets(&s.brokers, g);
                 let mut sc = base.clone();
                 sc.set("group.id", g).set("enable.auto.commit", "false");
                 let c: BaseConsumer = sc
@@ -211,7 +213,7 @@ impl Txn {
                     tpl.add_partition_offset(&t, p, KOffset::Offset(o + 1))
                         .map_err(|e| to_connector("source offset", &e))?;
                 }
-                let live = groups::metadata(&self.s.brokers, group).map(Arc::new);
+                let live = self.s.groups.metadata(&self.s.brokers, group).map(Arc::new);
                 live.or_else(|| self.source_meta.clone()).map(|m| (tpl, m))
             }
         };
@@ -261,7 +263,11 @@ async fn ensure_progress_topic(base: &ClientConfig, topic: &str) -> Result<(), C
         .create()
         .map_err(|e| to_connector("kafka admin client", &e))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // The request timeout bounds the wait on brokers that do not answer (librdkafka's default is
+    // a minute of "running"); the operation timeout bounds the broker's own work.
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&new], &opts)
         .await

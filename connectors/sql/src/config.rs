@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use sluice_core::HumanDuration;
+use sluice_core::{HumanDuration, ValuePath};
 
 /// TLS settings for PostgreSQL and MySQL/MariaDB (not allowed with SQLite).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
@@ -90,12 +90,12 @@ pub struct SqlSinkConfig {
     /// Key columns: the conflict target of `upsert` and the match of tombstone deletes.
     #[serde(default)]
     pub key: Vec<String>,
-    /// Explicit mapping column → field of the JSON value: a top-level field name, or a JSON
-    /// pointer like `"/payload/temp"`. Without it, every column of the table (except identity,
-    /// auto-increment and generated ones) takes the top-level field of the same name; a missing
-    /// field is NULL.
+    /// Explicit mapping column → field of the JSON value, as a field path: `"id"` for a
+    /// top-level field, `"customer.email"` for a nested one. Without it, every column of the
+    /// table (except identity, auto-increment and generated ones) takes the top-level field of
+    /// the same name. A field a record lacks is NULL.
     #[serde(default)]
-    pub columns: Option<BTreeMap<String, String>>,
+    pub columns: Option<BTreeMap<String, ValuePath>>,
     /// Delete the row with the record's key when the value is empty (a tombstone). The key
     /// columns come from the record key (a JSON object, or a scalar with one key column).
     /// Without it, a tombstone is a rejected record.

@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{MySql, Postgres, Sqlite, Transaction};
 
 use crate::config::{TlsConfig, TlsMode};
+use crate::error::connect_error;
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +154,36 @@ macro_rules! fetch_text_rows {
     }};
 }
 
+/// How long opening a server database waits for its first connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open one connection, once, before making the pool: a pool retries a refused connection
+/// until its acquire timeout and then reports only "pool timed out", so an unreachable server
+/// would look like a slow one for 30 s. This fails at once with the real cause.
+async fn probe<O: sqlx::ConnectOptions>(
+    opts: &O,
+    dialect: Dialect,
+    url: &str,
+) -> Result<(), ConnectorError>
+where
+    O::Connection: Sized,
+{
+    use sqlx::Connection as _;
+    match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
+        Ok(Ok(conn)) => {
+            // Only a probe: the pool makes its own connections.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(connect_error(dialect, url, &e)),
+        Err(_) => Err(ConnectorError::transient(format!(
+            "connecting to {}: no answer within {}s",
+            redact(url),
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 /// Rows of text columns (queries cast what they select to text).
 pub type TextRows = Vec<Vec<Option<String>>>;
 
@@ -165,11 +196,10 @@ impl Db {
         max_connections: u32,
     ) -> Result<Db, ConnectorError> {
         let bad = |e: sqlx::Error| ConnectorError::config(format!("url: {e}"));
-        let conn_err = |e: sqlx::Error| {
-            ConnectorError::transient(format!("connecting to {}: {e}", redact(url)))
-        };
+        let dialect = Dialect::of_url(url)?;
+        let conn_err = |e: sqlx::Error| connect_error(dialect, url, &e);
         let acquire = Duration::from_secs(30);
-        match Dialect::of_url(url)? {
+        match dialect {
             Dialect::Postgres => {
                 let mut opts = PgConnectOptions::from_str(url).map_err(bad)?;
                 if let Some(tls) = tls {
@@ -184,6 +214,7 @@ impl Db {
                         opts = opts.ssl_root_cert(base_dir.join(ca));
                     }
                 }
+                probe(&opts, dialect, url).await?;
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(acquire)
@@ -207,6 +238,7 @@ impl Db {
                         opts = opts.ssl_ca(base_dir.join(ca));
                     }
                 }
+                probe(&opts, dialect, &url).await?;
                 let pool = MySqlPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(acquire)

@@ -97,9 +97,45 @@ pub fn classify(dialect: Dialect, err: &sqlx::Error) -> Failure {
     }
 }
 
+/// An error while connecting: the server cannot be reached (refused, reset, timed out, TLS
+/// handshake) is a transient external fault; one that refuses our credentials or does not have
+/// the database is a config error (fix the URL); the rest as [`classify`] says. The message keeps
+/// the driver's own cause ("Connection refused") and never the password.
+pub fn connect_error(dialect: Dialect, url: &str, err: &sqlx::Error) -> ConnectorError {
+    let message = format!("connecting to {}: {err}", crate::db::redact(url));
+    let code = err
+        .as_database_error()
+        .and_then(|db| db.code().map(|c| c.into_owned()))
+        .unwrap_or_default();
+    let mysql_number = err
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<MySqlDatabaseError>())
+        .map(MySqlDatabaseError::number);
+    let refused_us = match dialect {
+        // invalid authorization, invalid catalog name (no such database)
+        Dialect::Postgres => code.starts_with("28") || code == "3D000",
+        // access denied (user, password, database), unknown database
+        Dialect::MySql => matches!(mysql_number, Some(1044 | 1045 | 1049 | 1698)),
+        Dialect::Sqlite => false,
+    };
+    let error = match err {
+        _ if refused_us => ConnectorError::config(message),
+        sqlx::Error::Configuration(_) => ConnectorError::config(message),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::Protocol(_) => ConnectorError::transient(message),
+        _ => classify(dialect, err)
+            .into_connector(&format!("connecting to {}", crate::db::redact(url))),
+    };
+    error.caused_by(err)
+}
+
 /// Classify and convert in one step.
 pub fn connector_error(dialect: Dialect, context: &str, err: &sqlx::Error) -> ConnectorError {
-    classify(dialect, err).into_connector(context)
+    classify(dialect, err)
+        .into_connector(context)
+        .caused_by(err)
 }
 
 /// True when a statement failed on a unique key (primary key or unique index).

@@ -12,6 +12,7 @@ pub mod db;
 pub mod decode;
 pub mod error;
 pub mod offsets;
+mod plan;
 pub mod schema;
 pub mod sink;
 pub mod source;

@@ -19,58 +19,16 @@
 //! refused, so a genuine conflict is never hidden. With exactly-once nothing is replayed and a
 //! duplicate key is always refused.
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use serde_json::Value;
 use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkContext, WriteReport};
 
 use crate::config::{SqlSinkConfig, WriteMode};
 use crate::db::{Db, Dialect, Param, Tx, database_identity, table_identity};
 use crate::error::{Failure, classify, connector_error, is_unique_violation};
 use crate::offsets::{self, Offsets};
-use crate::schema::{self, Column, Kind};
-use crate::values::{field, to_param};
-
-/// A mapped column: where its value comes from and how it is converted.
-#[derive(Clone, Debug)]
-struct Target {
-    column: Column,
-    field: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum OpKind {
-    Insert,
-    Delete,
-}
-
-#[derive(Debug)]
-struct Op {
-    /// Index of the record in the written slice.
-    index: usize,
-    kind: OpKind,
-    params: Vec<Param>,
-}
-
-/// Statements prepared for the table.
-#[derive(Debug)]
-struct Plan {
-    dialect: Dialect,
-    table: String,
-    targets: Vec<Target>,
-    /// Positions of the key columns in `targets`.
-    key_idx: Vec<usize>,
-    insert_rows: usize,
-    delete_rows: usize,
-    sql: HashMap<(OpKind, usize), String>,
-    mode: WriteMode,
-    /// At-least-once insert: a duplicate key equal to the stored row is a replay, not a reject.
-    replays_are_written: bool,
-    /// `SELECT` finding a row equal to an insert in every written column (built on first use).
-    same_row_sql: Option<String>,
-}
+use crate::plan::{Op, OpKind, Plan};
 
 /// The SQL sink.
 pub struct SqlSink {
@@ -128,117 +86,6 @@ impl SqlSink {
         self.db
             .as_ref()
             .ok_or_else(|| ConnectorError::internal("SQL sink used before open"))
-    }
-
-    async fn build_plan(&self, db: &Db) -> Result<Plan, ConnectorError> {
-        let dialect = db.dialect();
-        let cfg = &self.config;
-        if cfg.create_table {
-            let ddl = schema::create_table_sql(dialect, &cfg.table, &cfg.schema, &cfg.key);
-            schema::create_if_missing(db, &cfg.table, &ddl).await?;
-        }
-        let columns = schema::columns(db, &cfg.table).await?;
-        if columns.is_empty() {
-            return Err(ConnectorError::config(format!(
-                "table: {} has no table {:?} (create it, or set create_table = true with a schema)",
-                crate::db::redact(&cfg.url),
-                cfg.table
-            )));
-        }
-        let find = |name: &str| columns.iter().find(|c| c.name == name).cloned();
-        let mut targets: Vec<Target> = match &cfg.columns {
-            Some(map) => map
-                .iter()
-                .map(|(col, fld)| {
-                    find(col)
-                        .map(|column| Target {
-                            column,
-                            field: fld.clone(),
-                        })
-                        .ok_or_else(|| {
-                            ConnectorError::config(format!(
-                                "columns: table {:?} has no column {col:?}",
-                                cfg.table
-                            ))
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-            None => columns
-                .iter()
-                .filter(|c| !c.auto)
-                .map(|c| Target {
-                    column: c.clone(),
-                    field: c.name.clone(),
-                })
-                .collect(),
-        };
-        let mut key_idx = Vec::new();
-        for k in &cfg.key {
-            let idx = match targets.iter().position(|t| &t.column.name == k) {
-                Some(i) => i,
-                None => {
-                    let column = find(k).ok_or_else(|| {
-                        ConnectorError::config(format!(
-                            "key: table {:?} has no column {k:?}",
-                            cfg.table
-                        ))
-                    })?;
-                    targets.push(Target {
-                        column,
-                        field: k.clone(),
-                    });
-                    targets.len() - 1
-                }
-            };
-            key_idx.push(idx);
-        }
-        if targets.is_empty() {
-            return Err(ConnectorError::config("columns: no column to write"));
-        }
-        let max = dialect.efficient_params();
-        Ok(Plan {
-            dialect,
-            table: dialect.quote_path(&cfg.table),
-            insert_rows: cfg.statement_rows.min(max / targets.len()).max(1),
-            delete_rows: cfg.statement_rows.min(max / key_idx.len().max(1)).max(1),
-            targets,
-            key_idx,
-            sql: HashMap::new(),
-            mode: cfg.mode,
-            replays_are_written: false,
-            same_row_sql: None,
-        })
-    }
-
-    /// Turn records into operations; records that cannot be turned into a row are rejected.
-    fn prepare(&self, plan: &Plan, records: &[Record]) -> (Vec<Op>, Vec<(usize, String)>) {
-        let mut ops = Vec::with_capacity(records.len());
-        let mut rejected = Vec::new();
-        for (index, record) in records.iter().enumerate() {
-            match plan.op(index, record, &self.config) {
-                Ok(op) => ops.push(op),
-                Err(reason) => rejected.push((index, reason)),
-            }
-        }
-        if self.config.mode == WriteMode::Upsert {
-            // One operation per key and statement batch: the last one wins (a multi-row upsert
-            // may not touch a row twice).
-            let mut seen = HashSet::new();
-            let mut keep = vec![false; ops.len()];
-            for (i, op) in ops.iter().enumerate().rev() {
-                let key: Vec<&Param> = match op.kind {
-                    OpKind::Insert => plan.key_idx.iter().map(|&k| &op.params[k]).collect(),
-                    OpKind::Delete => op.params.iter().collect(),
-                };
-                keep[i] = seen.insert(format!("{key:?}"));
-            }
-            let mut i = 0;
-            ops.retain(|_| {
-                i += 1;
-                keep[i - 1]
-            });
-        }
-        (ops, rejected)
     }
 
     /// One transaction: see [`run_tx`].
@@ -354,163 +201,6 @@ async fn run_tx(
 }
 
 impl Plan {
-    fn op(&self, index: usize, record: &Record, cfg: &SqlSinkConfig) -> Result<Op, String> {
-        if record.value.is_empty() {
-            if !cfg.delete_on_tombstone {
-                return Err("empty value (a tombstone) and delete_on_tombstone is off".into());
-            }
-            let key = record
-                .key
-                .as_ref()
-                .ok_or("tombstone without a record key")?;
-            let key: Value = serde_json::from_slice(key)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(key).into_owned()));
-            let mut params = Vec::with_capacity(self.key_idx.len());
-            for &k in &self.key_idx {
-                let t = &self.targets[k];
-                let v = match &key {
-                    Value::Object(_) => field(&key, &t.column.name),
-                    scalar if self.key_idx.len() == 1 => Some(scalar),
-                    _ => None,
-                };
-                let v =
-                    v.ok_or_else(|| format!("tombstone key lacks column {:?}", t.column.name))?;
-                params.push(
-                    to_param(self.dialect, t.column.kind, Some(v))
-                        .map_err(|e| format!("column {:?}: {e}", t.column.name))?,
-                );
-            }
-            return Ok(Op {
-                index,
-                kind: OpKind::Delete,
-                params,
-            });
-        }
-        let value: Value =
-            serde_json::from_slice(&record.value).map_err(|e| format!("value is not JSON: {e}"))?;
-        if !value.is_object() {
-            return Err("value is not a JSON object".into());
-        }
-        let mut params = Vec::with_capacity(self.targets.len());
-        for t in &self.targets {
-            params.push(
-                to_param(self.dialect, t.column.kind, field(&value, &t.field))
-                    .map_err(|e| format!("column {:?}: {e}", t.column.name))?,
-            );
-        }
-        Ok(Op {
-            index,
-            kind: OpKind::Insert,
-            params,
-        })
-    }
-
-    /// The value expression of a column for parameter `n`.
-    fn expr(&self, column: &Column, n: usize) -> String {
-        let p = self.dialect.placeholder(n);
-        if self.dialect == Dialect::Postgres && !matches!(column.kind, Kind::Text | Kind::Bytes) {
-            format!("CAST({p} AS {})", column.sql_type)
-        } else {
-            p
-        }
-    }
-
-    fn sql(&mut self, kind: OpKind, rows: usize) -> String {
-        let mode = self.mode;
-        if let Some(s) = self.sql.get(&(kind, rows)) {
-            return s.clone();
-        }
-        let d = self.dialect;
-        let mut n = 0;
-        let sql = match kind {
-            OpKind::Insert => {
-                let cols: Vec<String> = self
-                    .targets
-                    .iter()
-                    .map(|t| d.quote(&t.column.name))
-                    .collect();
-                let mut values = Vec::with_capacity(rows);
-                for _ in 0..rows {
-                    let row: Vec<String> = self
-                        .targets
-                        .iter()
-                        .map(|t| {
-                            n += 1;
-                            self.expr(&t.column, n)
-                        })
-                        .collect();
-                    values.push(format!("({})", row.join(", ")));
-                }
-                let mut sql = format!(
-                    "INSERT INTO {} ({}) VALUES {}",
-                    self.table,
-                    cols.join(", "),
-                    values.join(", ")
-                );
-                if mode == WriteMode::Upsert {
-                    let keys: Vec<String> = self
-                        .key_idx
-                        .iter()
-                        .map(|&k| d.quote(&self.targets[k].column.name))
-                        .collect();
-                    let rest: Vec<String> = self
-                        .targets
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !self.key_idx.contains(i))
-                        .map(|(_, t)| d.quote(&t.column.name))
-                        .collect();
-                    sql.push_str(&match (d, rest.is_empty()) {
-                        (Dialect::MySql, false) => format!(
-                            " ON DUPLICATE KEY UPDATE {}",
-                            rest.iter()
-                                .map(|c| format!("{c} = VALUES({c})"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        (Dialect::MySql, true) => {
-                            format!(" ON DUPLICATE KEY UPDATE {} = {}", keys[0], keys[0])
-                        }
-                        (_, false) => format!(
-                            " ON CONFLICT ({}) DO UPDATE SET {}",
-                            keys.join(", "),
-                            rest.iter()
-                                .map(|c| format!("{c} = excluded.{c}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        (_, true) => format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", ")),
-                    });
-                }
-                sql
-            }
-            OpKind::Delete => {
-                let mut conds = Vec::with_capacity(rows);
-                for _ in 0..rows {
-                    let c: Vec<String> = self
-                        .key_idx
-                        .iter()
-                        .map(|&k| {
-                            n += 1;
-                            let col = &self.targets[k].column;
-                            format!("{} = {}", d.quote(&col.name), self.expr(col, n))
-                        })
-                        .collect();
-                    conds.push(format!("({})", c.join(" AND ")));
-                }
-                format!("DELETE FROM {} WHERE {}", self.table, conds.join(" OR "))
-            }
-        };
-        let full = match kind {
-            OpKind::Insert => self.insert_rows,
-            OpKind::Delete => self.delete_rows,
-        };
-        if rows == full || rows == 1 {
-            self.sql.insert((kind, rows), sql.clone());
-        }
-        sql
-    }
-
     /// Run one operation under its own savepoint. `Some(message)` when the database refuses
     /// it (and it is not a replay of a row already there, see the module docs).
     async fn exec_row(&mut self, tx: &mut Tx, op: &Op) -> Result<Option<String>, AttemptError> {
@@ -537,51 +227,11 @@ impl Plan {
         Ok(refused)
     }
 
-    /// True when the table holds a row equal to `op` in every written column. Compared the
-    /// way the database stores the values: PostgreSQL through the column type's text form
-    /// (`json` has no `=`), MySQL with JSON parsed, SQLite with the column's affinity; NULLs
-    /// compare equal. A comparison the database cannot make counts as "not equal".
+    /// True when the table holds a row equal to `op` in every written column (see
+    /// [`Plan::same_row_sql`]). A comparison the database cannot make counts as "not equal".
     async fn same_row_exists(&mut self, tx: &mut Tx, op: &Op) -> Result<bool, AttemptError> {
         let d = self.dialect;
-        let sql = match &self.same_row_sql {
-            Some(sql) => sql.clone(),
-            None => {
-                let conds: Vec<String> = self
-                    .targets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| {
-                        let col = d.quote(&t.column.name);
-                        let p = self.expr(&t.column, i + 1);
-                        match (d, t.column.kind) {
-                            (Dialect::Postgres, Kind::Text | Kind::Bytes) => {
-                                format!("{col} IS NOT DISTINCT FROM {p}")
-                            }
-                            (Dialect::Postgres, _) => {
-                                format!(
-                                    "CAST({col} AS TEXT) IS NOT DISTINCT FROM CAST({p} AS TEXT)"
-                                )
-                            }
-                            (Dialect::MySql, Kind::Json) => format!("{col} <=> CAST({p} AS JSON)"),
-                            (Dialect::MySql, _) => format!("{col} <=> {p}"),
-                            (Dialect::Sqlite, _) => format!("{col} IS {p}"),
-                        }
-                    })
-                    .collect();
-                let one = if d == Dialect::MySql {
-                    "CAST(1 AS CHAR)"
-                } else {
-                    "CAST(1 AS TEXT)"
-                };
-                let sql = format!(
-                    "SELECT {one} FROM {} WHERE {} LIMIT 1",
-                    self.table,
-                    conds.join(" AND ")
-                );
-                self.same_row_sql = Some(sql.clone());
-                sql
-            }
-        };
+        let sql = self.same_row_sql();
         let raw = |e: sqlx::Error| AttemptError::Other(connector_error(d, "savepoint", &e));
         match tx.fetch_text(&sql, &op.params).await {
             Ok(rows) => Ok(!rows.is_empty()),
@@ -621,7 +271,7 @@ impl Sink for SqlSink {
             2,
         )
         .await?;
-        let mut plan = self.build_plan(&db).await?;
+        let mut plan = Plan::build(&db, &self.config).await?;
         plan.replays_are_written =
             ctx.guarantee != Guarantee::ExactlyOnce && self.config.mode == WriteMode::Insert;
         if ctx.guarantee == Guarantee::ExactlyOnce {
@@ -718,7 +368,7 @@ impl Sink for SqlSink {
             .plan
             .as_ref()
             .ok_or_else(|| ConnectorError::internal("SQL sink used before open"))?;
-        let (ops, mut rejected) = self.prepare(plan, records);
+        let (ops, mut rejected) = plan.prepare(records, &self.config);
         // Records that are not rows already mean a rollback: look for refused rows at once.
         let find = TxMode::Find {
             roll_back: !rejected.is_empty(),

@@ -84,15 +84,6 @@ fn format_time(dialect: Dialect, t: &DateTime<Utc>) -> String {
     }
 }
 
-/// Look a field up: a JSON pointer (`/a/b`) or a top-level name.
-pub fn field<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    if path.starts_with('/') {
-        value.pointer(path)
-    } else {
-        value.get(path)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,13 +127,5 @@ mod tests {
             to_param(pg, Kind::Bytes, Some(&json!("AAE="))).unwrap(),
             Param::Bytes(Some(vec![0, 1]))
         );
-    }
-
-    #[test]
-    fn fields_by_name_or_pointer() {
-        let v = json!({"a": {"b": 1}, "c": 2});
-        assert_eq!(field(&v, "c"), Some(&json!(2)));
-        assert_eq!(field(&v, "/a/b"), Some(&json!(1)));
-        assert_eq!(field(&v, "x"), None);
     }
 }

@@ -496,7 +496,7 @@ async fn checkpoints_name_their_table_and_renames_are_refused(target: Target) {
     assert_eq!(count(&db, &table).await, 1);
 }
 
-async fn explicit_column_mapping_with_pointers(target: Target) {
+async fn explicit_column_mapping_with_field_paths(target: Target) {
     let env = env(target);
     let table = unique("sink_map");
     let db = connect(&env.url).await;
@@ -509,7 +509,7 @@ async fn explicit_column_mapping_with_pointers(target: Target) {
     exec(
         &db,
         &format!(
-            "CREATE TABLE {} ({auto}, temp DOUBLE PRECISION, site VARCHAR(16))",
+            "CREATE TABLE {} ({auto}, temp DOUBLE PRECISION, site VARCHAR(16), email VARCHAR(32))",
             d.quote(&table)
         ),
     )
@@ -517,12 +517,15 @@ async fn explicit_column_mapping_with_pointers(target: Target) {
     let cfg = config(
         &env.url,
         &table,
-        json!({"columns": {"temp": "/reading/temp", "site": "where"}}),
+        json!({"columns": {"temp": "reading.temp", "site": "where", "email": "customer.email"}}),
     );
     let mut sink = open(cfg, Guarantee::AtLeastOnce, "map").await;
     sink.write(
         &[
-            rec(json!({"reading": {"temp": 1.5}, "where": "plant-1"}), 0),
+            rec(
+                json!({"reading": {"temp": 1.5}, "where": "plant-1", "customer": {"email": "a@b.c"}}),
+                0,
+            ),
             rec(json!({"reading": {}, "where": "plant-2"}), 1),
         ],
         None,
@@ -533,9 +536,10 @@ async fn explicit_column_mapping_with_pointers(target: Target) {
     let r = rows(
         &db,
         &format!(
-            "SELECT {}, {} FROM {} ORDER BY id",
+            "SELECT {}, {}, {} FROM {} ORDER BY id",
             text(d, "temp"),
             text(d, "site"),
+            text(d, "email"),
             d.quote(&table)
         ),
     )
@@ -545,7 +549,44 @@ async fn explicit_column_mapping_with_pointers(target: Target) {
         Some(1.5)
     );
     assert_eq!(r[0][1].as_deref(), Some("plant-1"));
+    assert_eq!(
+        r[0][2].as_deref(),
+        Some("a@b.c"),
+        "a nested field by its dotted path"
+    );
     assert_eq!(r[1][0], None);
+    assert_eq!(r[1][2], None, "a record without the field writes NULL");
+}
+
+/// A column mapped to a path that can never name a field (a JSON pointer, an empty segment) is
+/// refused when the job is loaded, at the option's line, not written as NULL forever.
+#[test]
+fn a_malformed_column_path_is_a_config_error_at_its_line() {
+    let mut registry = sluice_core::Registry::new();
+    sluice_connector_sql::register(&mut registry);
+    registry.register_source::<sluice_core::testing::MemSourceConnector>();
+    for (path, says) in [
+        ("/customer/email", "write \"customer.email\""),
+        ("customer..email", "empty segment"),
+    ] {
+        let job = format!(
+            "api_version = 1\nname = \"paths\"\n[source]\ntype = \"mem\"\ncount = 1\n[[sinks]]\ntype = \"sql\"\nurl = \"sqlite::memory:\"\ntable = \"t\"\ncolumns = {{ email = \"{path}\" }}\n"
+        );
+        let err = sluice_core::job::load_job_str(
+            &job,
+            "job.toml",
+            std::path::Path::new("."),
+            None,
+            &registry,
+        )
+        .expect_err("a malformed path was accepted")
+        .to_string();
+        assert!(
+            err.starts_with("job.toml:10: sinks[0].columns.email: "),
+            "{err}"
+        );
+        assert!(err.contains(says), "{err}");
+    }
 }
 
 async fn missing_table_is_a_config_error(target: Target) {
@@ -583,6 +624,6 @@ per_database!(
     at_least_once_insert_takes_a_replayed_row_but_refuses_a_different_one,
     a_second_writer_of_the_same_checkpoint_is_fenced,
     checkpoints_name_their_table_and_renames_are_refused,
-    explicit_column_mapping_with_pointers,
+    explicit_column_mapping_with_field_paths,
     missing_table_is_a_config_error,
 );

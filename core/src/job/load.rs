@@ -227,12 +227,12 @@ pub fn load_job_str(
     let state_dir = state_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| base_dir.join(".sluice").join(&raw.name));
-    let ctx = BuildContext {
-        job: raw.name.clone(),
-        base_dir: base_dir.to_path_buf(),
-        state_dir: state_dir.clone(),
-        guarantee: raw.delivery.guarantee,
-    };
+    let ctx = BuildContext::new(
+        raw.name.clone(),
+        base_dir,
+        state_dir.clone(),
+        raw.delivery.guarantee,
+    );
 
     let source_path = FieldPath::root().key("source");
     let source = build_source(raw.source.clone(), &source_path, registry, &ctx)

@@ -1,126 +1,23 @@
-//! Pipeline tests with in-memory sources and sinks (the runtime's own mechanics; connectors are
-//! tested against real services in their crates and in the end-to-end tests).
+//! Pipeline tests with in-memory sources and sinks (`crate::testing`: the runtime's own
+//! mechanics; connectors are tested against real services in their crates and in the
+//! end-to-end tests).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::connector::{Sink, Source, WriteReport};
+use crate::connector::WriteReport;
 use crate::error::ConnectorError;
 use crate::job::{
     BatchConfig, DeliveryConfig, PipelineConfig, RetryConfig, RouteCondition, SinkCommon,
 };
-use crate::record::{Batch, DeadRecord, Header, Offset, Position, Record};
+use crate::record::{Header, Offset, Position, Record};
+use crate::testing::{MemSink, MemSource};
 use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
 use crate::units::HumanDuration;
-
-/// Yields `count` records `{"i":N}` in batches of `batch`, positions ("mem", N).
-struct MemSource {
-    next: i64,
-    count: i64,
-    batch: i64,
-    bad_every: Option<i64>,
-}
-
-#[async_trait]
-impl Source for MemSource {
-    async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
-        if let Some(Offset::Int(done)) = resume.as_ref().and_then(|c| c.get("mem")) {
-            self.next = done + 1;
-        }
-        Ok(())
-    }
-    async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
-        if self.next >= self.count {
-            return Ok(None);
-        }
-        let end = (self.next + self.batch).min(self.count);
-        let mut batch = Batch::default();
-        for i in self.next..end {
-            let r = Record::new(format!("{{\"i\":{i}}}"), Position::int(Arc::from("mem"), i));
-            if self.bad_every.is_some_and(|n| i % n == n - 1) {
-                batch.dead.push(DeadRecord {
-                    record: r,
-                    stage: "source".into(),
-                    reason: "bad".into(),
-                });
-            } else {
-                batch.records.push(r);
-            }
-        }
-        self.next = end;
-        Ok(Some(batch))
-    }
-}
-
-/// A scripted sink: each write pops the next scripted result (default: success).
-#[derive(Clone, Default)]
-struct MemSink {
-    written: Arc<Mutex<Vec<Record>>>,
-    script: Arc<Mutex<VecDeque<Result<WriteReport, ConnectorError>>>>,
-    calls: Arc<Mutex<usize>>,
-    committed: Option<Checkpoint>,
-    checkpoints: Arc<Mutex<Vec<Checkpoint>>>,
-    /// Every write call as "tag: n records [rolled back]" (share one log between sinks to see
-    /// the order of their writes).
-    log: Arc<Mutex<Vec<String>>>,
-    tag: &'static str,
-}
-
-#[async_trait]
-impl Sink for MemSink {
-    fn transactional(&self) -> bool {
-        true
-    }
-    async fn committed_checkpoint(&mut self) -> Result<Option<Checkpoint>, ConnectorError> {
-        Ok(self.committed.clone())
-    }
-    async fn write(
-        &mut self,
-        records: &[Record],
-        cp: Option<&Checkpoint>,
-    ) -> Result<WriteReport, ConnectorError> {
-        *self.calls.lock() += 1;
-        let next = self
-            .script
-            .lock()
-            .pop_front()
-            .unwrap_or_else(|| Ok(WriteReport::ok()));
-        let report = next?;
-        self.log.lock().push(format!(
-            "{}: {}{}",
-            self.tag,
-            ints(records)
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            if report.rolled_back {
-                " rolled back"
-            } else {
-                ""
-            }
-        ));
-        if report.rolled_back {
-            return Ok(report);
-        }
-        let mut written = self.written.lock();
-        for (i, r) in records.iter().enumerate() {
-            if !report.rejected.iter().any(|(j, _)| *j == i) && !report.retry.contains(&i) {
-                written.push(r.clone());
-            }
-        }
-        if let Some(cp) = cp {
-            self.checkpoints.lock().push(cp.clone());
-        }
-        Ok(report)
-    }
-}
 
 fn fast_retry() -> RetryConfig {
     RetryConfig {
@@ -176,12 +73,7 @@ fn job(
 }
 
 fn source(count: i64) -> MemSource {
-    MemSource {
-        next: 0,
-        count,
-        batch: 7,
-        bad_every: None,
-    }
+    MemSource::new(count)
 }
 
 fn ints(records: &[Record]) -> Vec<i64> {

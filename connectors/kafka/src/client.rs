@@ -1,0 +1,162 @@
+//! librdkafka client settings from a typed config: brokers, TLS, SASL, client id and extra
+//! properties (minus the ones Sluice owns).
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use sluice_core::ConnectorError;
+
+use crate::config::{SaslConfig, TlsConfig};
+
+/// The connection part of a source or sink config, borrowed from it.
+pub(crate) struct Connection<'a> {
+    pub brokers: &'a str,
+    pub client_id: Option<&'a str>,
+    pub tls: Option<&'a TlsConfig>,
+    pub sasl: Option<&'a SaslConfig>,
+    pub properties: &'a BTreeMap<String, String>,
+}
+
+/// Properties no user may set through `properties`: Sluice sets them from typed fields or needs
+/// them to keep its delivery guarantees.
+const ALWAYS_OWNED: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set `brokers`"),
+    ("metadata.broker.list", "set `brokers`"),
+    ("client.id", "set `client_id`"),
+    ("security.protocol", "use the `tls` and `sasl` tables"),
+    ("sasl.mechanism", "use `sasl.mechanism`"),
+    ("sasl.mechanisms", "use `sasl.mechanism`"),
+    ("sasl.username", "use `sasl.username`"),
+    ("sasl.password", "use `sasl.password`"),
+    ("ssl.ca.location", "use `tls.ca_file`"),
+    ("ssl.certificate.location", "use `tls.cert_file`"),
+    ("ssl.key.location", "use `tls.key_file`"),
+    ("ssl.key.password", "use `tls.key_password`"),
+    (
+        "transactional.id",
+        "Sluice derives it per job and sink (sink `transactional_id`)",
+    ),
+];
+
+impl Connection<'_> {
+    /// A librdkafka config with the connection settings, after checking that `properties` sets
+    /// nothing Sluice owns (`owned`: the connector's own list, with the reason for each).
+    pub fn client_config(&self, owned: &[(&str, &str)]) -> Result<ClientConfig, ConnectorError> {
+        if self.brokers.trim().is_empty() {
+            return Err(ConnectorError::config(
+                "`brokers` is empty: give a comma-separated list of host:port",
+            ));
+        }
+        for key in self.properties.keys() {
+            let k = key.trim();
+            if let Some((_, why)) = ALWAYS_OWNED.iter().chain(owned).find(|(o, _)| *o == k) {
+                return Err(ConnectorError::config(format!(
+                    "properties.\"{k}\" is managed by Sluice and cannot be set here: {why}"
+                )));
+            }
+        }
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers.trim());
+        c.set("client.id", self.client_id.unwrap_or("sluice"));
+        let protocol = match (self.tls.is_some(), self.sasl.is_some()) {
+            (false, false) => "plaintext",
+            (true, false) => "ssl",
+            (false, true) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        };
+        c.set("security.protocol", protocol);
+        if let Some(tls) = self.tls {
+            if let Some(p) = &tls.ca_file {
+                c.set("ssl.ca.location", p.display().to_string());
+            }
+            if let Some(p) = &tls.cert_file {
+                c.set("ssl.certificate.location", p.display().to_string());
+            }
+            if let Some(p) = &tls.key_file {
+                c.set("ssl.key.location", p.display().to_string());
+            }
+            if let Some(p) = &tls.key_password {
+                c.set("ssl.key.password", p);
+            }
+            c.set(
+                "ssl.endpoint.identification.algorithm",
+                if tls.verify_hostname { "https" } else { "none" },
+            );
+        }
+        if let Some(sasl) = self.sasl {
+            c.set("sasl.mechanism", sasl.mechanism.as_str());
+            c.set("sasl.username", &sasl.username);
+            c.set("sasl.password", &sasl.password);
+        }
+        for (k, v) in self.properties {
+            c.set(k.trim(), v);
+        }
+        Ok(c)
+    }
+}
+
+/// Milliseconds of a duration, as librdkafka properties want them.
+pub(crate) fn millis(d: std::time::Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SaslMechanism;
+
+    fn conn<'a>(props: &'a BTreeMap<String, String>) -> Connection<'a> {
+        Connection {
+            brokers: "127.0.0.1:9092",
+            client_id: None,
+            tls: None,
+            sasl: None,
+            properties: props,
+        }
+    }
+
+    #[test]
+    fn rejects_properties_sluice_owns_with_a_reason() {
+        let mut props = BTreeMap::new();
+        props.insert("transactional.id".to_string(), "x".to_string());
+        let err = conn(&props).client_config(&[]).unwrap_err();
+        assert!(err.message.contains("transactional.id"), "{}", err.message);
+        assert!(err.message.contains("managed by Sluice"), "{}", err.message);
+
+        let mut props = BTreeMap::new();
+        props.insert("enable.auto.commit".to_string(), "true".to_string());
+        let err = conn(&props)
+            .client_config(&[("enable.auto.commit", "offsets are committed by Sluice")])
+            .unwrap_err();
+        assert!(
+            err.message.contains("enable.auto.commit"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn derives_security_protocol_from_tls_and_sasl() {
+        let props = BTreeMap::new();
+        let tls = TlsConfig {
+            verify_hostname: true,
+            ..Default::default()
+        };
+        let sasl = SaslConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let c = Connection {
+            tls: Some(&tls),
+            sasl: Some(&sasl),
+            ..conn(&props)
+        }
+        .client_config(&[])
+        .unwrap();
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        let c = conn(&props).client_config(&[]).unwrap();
+        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+    }
+}

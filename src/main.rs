@@ -8,6 +8,7 @@ mod progress;
 mod registry;
 mod run;
 mod schema_cmd;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,7 +101,8 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        // Log lines clear `sluice run`'s live progress line before they are written.
+        .with_writer(|| progress::LogWriter);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -126,7 +128,10 @@ fn main() -> ExitCode {
                 job,
                 state_dir,
                 no_progress,
-            } => run::run(&job, state_dir.as_deref(), !no_progress).await,
+            } => {
+                let human = matches!(cli.log_format, LogFormat::Text);
+                run::run(&job, state_dir.as_deref(), !no_progress, human).await
+            }
             Command::Reset {
                 job,
                 state_dir,

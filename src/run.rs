@@ -2,12 +2,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use sluice_core::error::with_causes;
 use sluice_core::{Fault, Pipeline};
 use tokio_util::sync::CancellationToken;
 
-use crate::{exit, progress, registry};
+use crate::{exit, progress, registry, summary};
 
 /// Validate a job file: everything `run` checks before it starts, plugins included.
 pub fn validate(path: &Path) -> ExitCode {
@@ -77,8 +78,14 @@ async fn assemble(path: &Path, state_dir: Option<&Path>) -> Result<Pipeline, Exi
     }
 }
 
-/// Run a job to completion or until a signal.
-pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> ExitCode {
+/// Run a job to completion or until a signal. `human_summary`: print the end-of-run summary
+/// as a block for people on stderr too (not with JSON logs, whose readers expect JSON lines).
+pub async fn run(
+    path: &Path,
+    state_dir: Option<&Path>,
+    show_progress: bool,
+    human_summary: bool,
+) -> ExitCode {
     // Signal handlers first: loading a job (compiling its plugins) takes a while, and a SIGTERM
     // in that time must stop the job cleanly, not kill the process.
     let shutdown = CancellationToken::new();
@@ -98,33 +105,32 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, show_progress: bool) -> 
         tracing::info!(job = %name, "Stopped by a signal before the job started; nothing was read.");
         return ExitCode::SUCCESS;
     }
+    // Where each sink writes, for the summary: the run consumes the job.
+    let places = summary::JobPlaces::of(pipeline.job(), path, state_dir);
     tracing::info!(job = %name, %guarantee, "Job starting.");
     let metrics = pipeline.metrics();
     let progress_done = CancellationToken::new();
     let progress =
         show_progress.then(|| tokio::spawn(progress::report(metrics, progress_done.clone())));
+    let started = Instant::now();
     let result = pipeline.run(shutdown.clone()).await;
+    let elapsed = started.elapsed();
+    // The progress line is cleared before anything else is printed.
     progress_done.cancel();
     if let Some(p) = progress {
         let _ = p.await;
     }
     match result {
         Ok(report) => {
-            let out = report
-                .records_out
-                .iter()
-                .map(|(n, c)| format!("{n}={c}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            tracing::info!(
-                job = %name,
-                records_in = report.records_in,
-                records_out = %out,
-                dropped = report.dropped,
-                dead_lettered = report.dead_lettered,
-                interrupted = shutdown.is_cancelled(),
-                "Job finished."
-            );
+            let end = summary::Ending {
+                report: &report,
+                elapsed,
+                interrupted: shutdown.is_cancelled(),
+            };
+            summary::log(&places, &end);
+            if human_summary {
+                eprint!("{}", summary::render(&places, &end));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

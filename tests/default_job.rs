@@ -28,7 +28,8 @@ fn the_default_job_runs_and_writes_every_sink() {
     let job = write_job(dir.path(), "connector.toml", &text);
     let mut child = spawn_run(&job);
     let status = wait_with_deadline(&mut child, Duration::from_secs(120));
-    assert!(status.success(), "{}", stderr_of(&mut child));
+    let summary = stderr_of(&mut child);
+    assert!(status.success(), "{summary}");
     let (counts, bad) = seq_counts(&dir.path().join("out/archive/readings.jsonl"));
     assert!(bad.is_empty());
     assert_eq!(assert_all_present(&counts, 20_000), 0);
@@ -81,4 +82,38 @@ fn the_default_job_runs_and_writes_every_sink() {
         "every anomaly is an alert row"
     );
     assert_eq!(device_rows as usize, devices.len(), "one row per device");
+
+    // The summary gives each sink's own count and where it wrote (README: "What you get").
+    let out = std::fs::canonicalize(dir.path()).unwrap().join("out");
+    let db = format!("sqlite://{}", out.join("iot.db").display());
+    for line in [
+        format!(
+            "  archive       wrote 20000 to {}",
+            out.join("archive/readings.jsonl").display()
+        ),
+        format!("  device-state  wrote 20000 to {db}/device_latest"),
+        format!(
+            "  alerts        wrote {:>5} to {db}/alerts (only records with header route = \"alert\")",
+            alert_rows
+        ),
+        format!(
+            "dead-lettered 0 to {}",
+            out.join("dead-letter.jsonl").display()
+        ),
+    ] {
+        assert!(summary.contains(&line), "{line:?} missing from\n{summary}");
+    }
+
+    // Run again: the generator's count is reached; the run says so instead of writing nothing
+    // quietly.
+    let mut again = spawn_run(&job);
+    let status = wait_with_deadline(&mut again, Duration::from_secs(60));
+    let err = stderr_of(&mut again);
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains(
+            "Nothing new to read: job \"iot-anomalies\" already read its input up to datagen@19999"
+        ),
+        "{err}"
+    );
 }

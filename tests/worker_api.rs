@@ -7,10 +7,56 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use worker_support::{Body, Worker, assert_no_gaps, datagen_job, eventually, seqs};
+use worker_support::{Body, Worker, assert_no_gaps, datagen_job, eventually, routed_job, seqs};
 
 fn lines_with_seq(path: &std::path::Path, seq: u64) -> usize {
     seqs(path).into_iter().filter(|s| *s == seq).count()
+}
+
+/// A routed sink gets ~1% of the records: the summary, status and metrics say what each sink
+/// wrote, and `records_out` counts the archive, not the fewest any sink wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn counts_are_per_sink_when_a_sink_is_routed() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let (code, job) = w
+        .call(
+            Method::POST,
+            "/jobs",
+            Some(Body::Toml(routed_job("routed", dir.path(), 3000))),
+        )
+        .await;
+    assert_eq!(code, 201, "{job}");
+    w.wait_state("routed", "finished").await;
+    let alerts = seqs(&dir.path().join("alerts.jsonl")).len() as u64;
+    assert!(alerts > 0 && alerts < 300, "about 1% are alerts: {alerts}");
+
+    let jobs = w.get("/jobs").await;
+    let summary = &jobs[0];
+    assert_eq!(summary["records_out"], 3000, "{summary}");
+    assert_eq!(
+        summary["sinks_out"],
+        json!({"archive": 3000, "alerts": alerts}),
+        "{summary}"
+    );
+    let status = w.status("routed").await;
+    assert_eq!(status["counters"]["records_out"], 3000, "{status}");
+    assert_eq!(
+        status["counters"]["sinks_out"]["alerts"], alerts,
+        "{status}"
+    );
+    assert_eq!(status["sinks"][0]["routed"], false, "{status}");
+    assert_eq!(status["sinks"][1]["name"], "alerts", "{status}");
+    assert_eq!(status["sinks"][1]["routed"], true, "{status}");
+    assert_eq!(status["sinks"][1]["records"], alerts, "{status}");
+
+    let metrics = w.text("/metrics").await;
+    for (sink, n) in [("archive", 3000), ("alerts", alerts)] {
+        let line = format!(
+            r#"sluice_records_total{{job="routed",stage="sink",sink="{sink}",outcome="out"}} {n}"#
+        );
+        assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use reqwest::Method;
-use worker_support::{Body, Worker, datagen_job, eventually};
+use worker_support::{Body, Worker, datagen_job, eventually, routed_job};
 
 fn chromium() -> String {
     let bin = std::env::var("SLUICE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
@@ -82,7 +82,18 @@ async fn status_page_lists_jobs_with_state_in_a_browser() {
         )
         .await;
     assert_eq!(code, 201);
+    // A finished job with a routed sink: the page shows what each sink wrote.
+    let (code, _) = w
+        .call(
+            Method::POST,
+            "/jobs",
+            Some(Body::Toml(routed_job("alerting", dir.path(), 500))),
+        )
+        .await;
+    assert_eq!(code, 201);
     w.wait_state("sensors-east", "running").await;
+    w.wait_state("alerting", "finished").await;
+    let alerts = worker_support::seqs(&dir.path().join("alerts.jsonl")).len();
 
     // The page is served for browsers; API clients get JSON at the same URL.
     let html = w
@@ -115,5 +126,13 @@ async fn status_page_lists_jobs_with_state_in_a_browser() {
     assert!(dom.contains(r#"<tr data-job="sensors-west">"#), "{dom}");
     assert!(dom.contains(r#"class="state running">running<"#), "{dom}");
     assert!(dom.contains(r#"class="state paused">paused<"#), "{dom}");
-    assert!(dom.contains("2 job(s)"), "{dom}");
+    assert!(dom.contains("3 job(s)"), "{dom}");
+    assert!(
+        dom.contains(r#"<div data-sink="archive">archive 500</div>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(r#"<div data-sink="alerts">alerts {alerts}</div>"#)),
+        "{dom}"
+    );
 }

@@ -76,6 +76,9 @@ pub struct SinkMetrics {
     pub write_latency: Histogram,
     /// Records skipped because the sink's exactly-once checkpoint already covered them.
     pub skipped: AtomicU64,
+    /// True when the sink has a route (`when`): it gets only the records the route selects, so
+    /// its count says nothing about how far the job is.
+    pub routed: bool,
 }
 
 /// Counters of one job. Cheap to update from every stage.
@@ -130,12 +133,46 @@ impl JobMetrics {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Records written by the slowest sink: what is done end to end.
-    pub fn records_out_min(&self) -> u64 {
+    /// Records written by each sink, in job order.
+    pub fn written(&self) -> Vec<(String, u64)> {
         self.sinks
             .iter()
-            .map(|s| Self::get(&s.records))
-            .min()
-            .unwrap_or(0)
+            .map(|s| (s.name.clone(), Self::get(&s.records)))
+            .collect()
+    }
+
+    /// Records written end to end; see [`records_out`].
+    pub fn records_out(&self) -> u64 {
+        records_out(self.sinks.iter().map(|s| (Self::get(&s.records), s.routed)))
+    }
+}
+
+/// Records written end to end, from each sink's (records written, routed): the fewest written
+/// by a sink that gets every record (one without `when`), since each of them must have written
+/// a record for it to be done. A routed sink's count only says how many records its route
+/// picked, so it is left out, unless every sink is routed: then the most any sink wrote.
+/// Displays show the per-sink counts beside it.
+pub fn records_out(sinks: impl IntoIterator<Item = (u64, bool)>) -> u64 {
+    let (mut unrouted, mut routed) = (None::<u64>, 0u64);
+    for (records, is_routed) in sinks {
+        if is_routed {
+            routed = routed.max(records);
+        } else {
+            unrouted = Some(unrouted.map_or(records, |m| m.min(records)));
+        }
+    }
+    unrouted.unwrap_or(routed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records_out;
+
+    #[test]
+    fn records_out_ignores_routed_sinks_unless_all_are_routed() {
+        // archive got everything, device-state lags, alerts got the 1% its route picks.
+        assert_eq!(records_out([(1000, false), (900, false), (10, true)]), 900);
+        assert_eq!(records_out([(10, true), (25, true)]), 25);
+        assert_eq!(records_out([]), 0);
     }
 }

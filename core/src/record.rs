@@ -218,6 +218,36 @@ impl Checkpoint {
     }
 }
 
+/// Partitions [`Checkpoint`]'s `Display` lists before it shortens the rest to a count; the
+/// alternate form (`{:#}`) lists them all.
+const DISPLAY_PARTITIONS: usize = 4;
+
+/// For people and logs: `partition@offset` per partition, comma-separated (`datagen@999999`,
+/// `file:…@1024, file:…@2048`); more than a few partitions end in `… and N more` unless
+/// formatted with `{:#}`. An empty checkpoint reads `nothing`.
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.offsets.is_empty() {
+            return f.write_str("nothing");
+        }
+        let shown = if f.alternate() {
+            usize::MAX
+        } else {
+            DISPLAY_PARTITIONS
+        };
+        for (i, (partition, offset)) in self.offsets.iter().enumerate() {
+            if i == shown {
+                return write!(f, ", … and {} more", self.offsets.len() - shown);
+            }
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{partition}@{offset}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A record that could not be processed, on its way to the dead-letter sink.
 #[derive(Clone, Debug)]
 pub struct DeadRecord {
@@ -290,6 +320,28 @@ mod tests {
         assert!(cp.covers(&pos("a", 5)));
         assert!(!cp.covers(&pos("a", 6)));
         assert!(!cp.covers(&pos("b", 0)));
+    }
+
+    #[test]
+    fn checkpoint_displays_readably_and_shortens_long_lists() {
+        assert_eq!(Checkpoint::default().to_string(), "nothing");
+        let mut cp = Checkpoint::default();
+        cp.advance(&pos("datagen", 999_999));
+        assert_eq!(cp.to_string(), "datagen@999999");
+        cp.advance(&Position {
+            partition: Arc::from("shard-1"),
+            offset: Offset::Text("4960".into()),
+        });
+        assert_eq!(cp.to_string(), "datagen@999999, shard-1@4960");
+        let mut many = Checkpoint::default();
+        for p in 0..7 {
+            many.advance(&pos(&format!("t/{p}"), p));
+        }
+        assert_eq!(many.to_string(), "t/0@0, t/1@1, t/2@2, t/3@3, … and 3 more");
+        assert_eq!(
+            format!("{many:#}"),
+            "t/0@0, t/1@1, t/2@2, t/3@3, t/4@4, t/5@5, t/6@6"
+        );
     }
 
     #[test]

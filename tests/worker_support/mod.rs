@@ -258,6 +258,40 @@ batch = {{ max_records = 50, max_wait = "100ms" }}
     )
 }
 
+/// A bounded datagen job (`count` records) with an `archive` of everything and an `alerts` sink
+/// routed by the header the bundled anomaly plugin sets on about 1% of the readings.
+pub fn routed_job(name: &str, dir: &Path, count: u64) -> String {
+    format!(
+        r#"api_version = 1
+name = "{name}"
+
+[delivery]
+commit_interval = "200ms"
+
+[source]
+type = "datagen"
+count = {count}
+
+[[transforms]]
+plugin = "{root}/plugins/dist/anomaly.wasm"
+with = {{ field = "temperature_c", max = 90.0, header = "route", header_value = "alert" }}
+
+[[sinks]]
+name = "archive"
+type = "file"
+path = "{dir}/archive.jsonl"
+
+[[sinks]]
+name = "alerts"
+type = "file"
+path = "{dir}/alerts.jsonl"
+when = {{ header = "route", equals = "alert" }}
+"#,
+        root = env!("CARGO_MANIFEST_DIR"),
+        dir = dir.display()
+    )
+}
+
 /// The `seq` of every line of a JSON-lines file (complete lines only).
 pub fn seqs(path: &Path) -> Vec<u64> {
     let text = std::fs::read_to_string(path).unwrap_or_default();

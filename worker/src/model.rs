@@ -223,6 +223,8 @@ pub struct SinkCounters {
     pub write_micros: u64,
     /// Records skipped (already covered by an exactly-once checkpoint).
     pub skipped: u64,
+    /// The sink has a route (`when`) in the job's latest run: it gets only what its route picks.
+    pub routed: bool,
 }
 
 /// Counters of a job, summed over its runs in this worker process.
@@ -266,6 +268,7 @@ impl Counters {
                         errors: get(&s.errors),
                         write_micros: get(&s.write_micros),
                         skipped: get(&s.skipped),
+                        routed: s.routed,
                     };
                     (s.name.clone(), c)
                 })
@@ -289,12 +292,22 @@ impl Counters {
             t.errors += s.errors;
             t.write_micros += s.write_micros;
             t.skipped += s.skipped;
+            t.routed = s.routed;
         }
     }
 
-    /// Records written by the slowest sink (what is done end to end).
+    /// Records written end to end: the fewest any sink without a route wrote (see
+    /// [`sluice_core::metrics::records_out`]); per sink in [`Counters::sinks_out`].
     pub fn records_out(&self) -> u64 {
-        self.sinks.values().map(|s| s.records).min().unwrap_or(0)
+        sluice_core::metrics::records_out(self.sinks.values().map(|s| (s.records, s.routed)))
+    }
+
+    /// Records written by each sink, by name.
+    pub fn sinks_out(&self) -> BTreeMap<String, u64> {
+        self.sinks
+            .iter()
+            .map(|(name, s)| (name.clone(), s.records))
+            .collect()
     }
 }
 

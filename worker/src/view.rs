@@ -1,6 +1,7 @@
 //! JSON views of jobs: the summary in `GET /jobs`, the definition in `GET /jobs/{name}`, and
 //! the status in `GET /jobs/{name}/status`.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -27,7 +28,10 @@ pub struct Summary {
     file: Option<String>,
     source_type: Option<String>,
     records_in: u64,
+    /// Written end to end: the fewest any sink without a route (`when`) wrote.
     records_out: u64,
+    /// Written by each sink, by name (a routed sink gets only what its route picks).
+    sinks_out: BTreeMap<String, u64>,
     dead_lettered: u64,
     restarts: u64,
     last_error: Option<String>,
@@ -59,6 +63,7 @@ pub fn summary(job: &JobHandle) -> Summary {
         source_type: stats.shape.as_ref().map(|s| s.source_type.clone()),
         records_in: counters.records_in,
         records_out: counters.records_out(),
+        sinks_out: counters.sinks_out(),
         dead_lettered: counters.dead_lettered,
         restarts: observed.restarts,
         last_error: observed.last_error,
@@ -83,6 +88,7 @@ fn counters_json(c: &Counters) -> Value {
     json!({
         "records_in": c.records_in,
         "records_out": c.records_out(),
+        "sinks_out": c.sinks_out(),
         "batches_in": c.batches_in,
         "dropped": c.dropped,
         "dead_lettered": c.dead_lettered,
@@ -127,6 +133,7 @@ pub async fn status(ctx: &Ctx, job: &JobHandle) -> anyhow::Result<Value> {
                 "type": kind,
                 "state": state,
                 "records": c.records,
+                "routed": c.routed,
                 "bytes": c.bytes,
                 "writes": c.writes,
                 "errors": c.errors,

@@ -133,7 +133,7 @@ impl Txn {
             blocking("read progress", move || read_progress(&h, &s2)).await?
         };
         if seq > 0 {
-            tracing::info!(transactional_id = %s.id, seq, checkpoint = ?committed.as_ref().map(|c| &c.offsets), "Kafka sink resumes after its last committed transaction.");
+            tracing::info!(transactional_id = %s.id, seq, checkpoint = %committed.clone().unwrap_or_default(), "Kafka sink resumes after its last committed transaction.");
         }
         Ok(Txn {
             s,

@@ -38,7 +38,7 @@ pub(super) async fn run(
             }
             *metrics.committed.lock() = cp.clone();
             JobMetrics::add(&metrics.commits, 1);
-            tracing::debug!(job = %job, checkpoint = ?cp.offsets, "Checkpoint committed.");
+            tracing::debug!(job = %job, checkpoint = %cp, "Checkpoint committed.");
             // The source task may already be gone after a failure; the offset store has it.
             let _ = commits.send(cp);
         }

@@ -138,6 +138,10 @@ pub struct RunReport {
     pub dropped: u64,
     /// The last committed checkpoint.
     pub committed: Checkpoint,
+    /// The checkpoint the run resumed from; `None` on a first run (or a source that keeps its
+    /// own offsets). With `records_in == 0`, an uninterrupted run of a bounded source had
+    /// nothing left to read.
+    pub resumed: Option<Checkpoint>,
 }
 
 /// Everything needed to run one job.
@@ -150,7 +154,11 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline for a loaded job and its built transform chain.
     pub fn new(job: LoadedJob, transforms: Vec<Box<dyn Transform>>) -> Self {
-        let metrics = Arc::new(JobMetrics::new(job.sinks.iter().map(|s| s.name.clone())));
+        let mut metrics = JobMetrics::new(job.sinks.iter().map(|s| s.name.clone()));
+        for (m, plan) in metrics.sinks.iter_mut().zip(&job.sinks) {
+            m.routed = plan.common.when.is_some();
+        }
+        let metrics = Arc::new(metrics);
         Self {
             job,
             transforms,
@@ -255,7 +263,7 @@ impl Pipeline {
             },
         };
         if let Some(cp) = &resume {
-            tracing::info!(job = %name, checkpoint = ?cp.offsets, "Resuming from checkpoint.");
+            tracing::info!(job = %name, checkpoint = %cp, "Resuming from checkpoint.");
         }
         source
             .open(resume.clone())
@@ -268,7 +276,7 @@ impl Pipeline {
 
         let tracker = Arc::new(Mutex::new(AckTracker::new(
             opened.len(),
-            resume.unwrap_or_default(),
+            resume.clone().unwrap_or_default(),
         )));
         let cap = pipeline.channel_capacity;
         let failure = CancellationToken::new();
@@ -372,14 +380,11 @@ impl Pipeline {
 
         let report = RunReport {
             records_in: JobMetrics::get(&metrics.records_in),
-            records_out: metrics
-                .sinks
-                .iter()
-                .map(|s| (s.name.clone(), JobMetrics::get(&s.records)))
-                .collect(),
+            records_out: metrics.written(),
             dead_lettered: JobMetrics::get(&metrics.dead_lettered),
             dropped: JobMetrics::get(&metrics.dropped),
             committed: metrics.committed.lock().clone(),
+            resumed: resume,
         };
         match first_error {
             Some(e) => {

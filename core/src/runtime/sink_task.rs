@@ -146,7 +146,7 @@ async fn store_checkpoint(
         written.rejected.is_empty() && written.again.is_none(),
         "an empty write rejects nothing"
     );
-    tracing::debug!(sink = %task.plan.name, checkpoint = ?checkpoint.offsets, "Checkpoint moved over records this sink did not get.");
+    tracing::debug!(sink = %task.plan.name, checkpoint = %checkpoint, "Checkpoint moved over records this sink did not get.");
     Ok(())
 }
 

@@ -202,7 +202,7 @@ impl FileSource {
     }
 
     fn restart_in_place(&mut self) -> Result<(), ConnectorError> {
-        tracing::warn!(path = %self.path.display(), partition = ?self.identity.as_ref().map(|i| &i.1), offset = self.offset, "The file was truncated or rewritten in place; reading it again from the start.");
+        tracing::warn!(path = %self.path.display(), partition = self.identity.as_ref().map_or("", |i| &*i.1), offset = self.offset, "The file was truncated or rewritten in place; reading it again from the start.");
         let same = self.open_file()?;
         self.restart_with(same);
         Ok(())
@@ -216,7 +216,7 @@ impl FileSource {
             // a last line without a newline.
             let last = self.take_batch(true)?;
             let next = self.open_file()?;
-            tracing::info!(path = %self.path.display(), partition = ?self.identity.as_ref().map(|i| &i.1), "The file was rotated; finished the old one, reading the new one from the start.");
+            tracing::info!(path = %self.path.display(), partition = self.identity.as_ref().map_or("", |i| &*i.1), "The file was rotated; finished the old one, reading the new one from the start.");
             self.restart_with(next);
             return Ok(last);
         }
@@ -283,7 +283,7 @@ impl Source for FileSource {
         );
         let partition = start.identity.map(|i| i.partition());
         if let Some(warning) = &start.warning {
-            tracing::warn!(path = %self.path.display(), partition = ?partition, "{warning}");
+            tracing::warn!(path = %self.path.display(), partition = partition.as_deref().unwrap_or_default(), "{warning}");
         }
         if let Some(old) = &start.migrated_from {
             tracing::info!(path = %self.path.display(), from = %old, to = ?partition, "Took over the position of a partition named by path.");

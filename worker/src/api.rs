@@ -169,7 +169,8 @@ async fn validate(
         }])
     })?;
     let scratch = app.sup.ctx.state_dir.join("validate");
-    let errors = config::validate_connector(registry, kind, &type_name, table, &scratch)?;
+    let errors =
+        config::validate_connector(&app.sup.ctx.toolkit, kind, &type_name, table, &scratch)?;
     Ok(Json(json!({
         "type": type_name,
         "kind": kind,

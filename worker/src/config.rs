@@ -3,10 +3,8 @@
 
 use std::path::Path;
 
-use sluice_core::job::SinkCommon;
+use sluice_core::job::Toolkit;
 use sluice_core::job::path::FieldPath;
-use sluice_core::registry::typed_config;
-use sluice_core::{BuildContext, Guarantee, Registry};
 
 use super::error::{ApiError, FieldError};
 
@@ -76,54 +74,54 @@ pub enum Kind {
     Sink,
 }
 
-/// Validate one connector config; `Ok(errors)` (empty when valid), `Err` for an unknown type.
+/// Validate one connector config the way a job load builds it; `Ok(errors)` (empty when
+/// valid), `Err` for an unknown type.
 pub fn validate_connector(
-    registry: &Registry,
+    toolkit: &Toolkit,
     kind: Kind,
     type_name: &str,
     mut table: toml::Table,
     scratch_dir: &Path,
 ) -> Result<Vec<FieldError>, ApiError> {
-    let mut errors = Vec::new();
-    match table.remove("type") {
-        Some(toml::Value::String(t)) if t != type_name => errors.push(FieldError {
-            path: "type".into(),
-            line: None,
-            message: format!("the config says type {t:?} but the URL says {type_name:?}"),
-        }),
-        Some(toml::Value::String(_)) | None => {}
-        Some(_) => errors.push(FieldError {
-            path: "type".into(),
-            line: None,
-            message: "expected a string".into(),
-        }),
-    }
-    let ctx = BuildContext::new("validate", scratch_dir, scratch_dir, Guarantee::AtLeastOnce);
-    let issues = match kind {
-        Kind::Source => {
-            let entry = registry
-                .source(type_name)
-                .ok_or_else(|| ApiError::not_found(format!("no source type {type_name:?}")))?;
-            vec![entry.build(table, &ctx).err()]
-        }
-        Kind::Sink => {
-            let entry = registry
-                .sink(type_name)
-                .ok_or_else(|| ApiError::not_found(format!("no sink type {type_name:?}")))?;
-            // The runtime settings every sink has, then the connector's own config.
-            let common = SinkCommon::split_off(&mut table);
-            vec![
-                typed_config::<SinkCommon>(common).err(),
-                entry.build(table, &ctx).err(),
-            ]
-        }
+    let known = match kind {
+        Kind::Source => toolkit.registry().source(type_name).is_some(),
+        Kind::Sink => toolkit.registry().sink(type_name).is_some(),
     };
-    errors.extend(issues.into_iter().flatten().map(|i| FieldError {
-        path: i.path.to_string(),
-        line: None,
-        message: clean_message(&i.message),
-    }));
-    Ok(errors)
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "no {} type {type_name:?}",
+            if kind == Kind::Sink { "sink" } else { "source" }
+        )));
+    }
+    match table.get("type") {
+        Some(toml::Value::String(t)) if t != type_name => {
+            return Ok(vec![FieldError {
+                path: "type".into(),
+                line: None,
+                message: format!("the config says type {t:?} but the URL says {type_name:?}"),
+            }]);
+        }
+        Some(toml::Value::String(_)) | None => {}
+        Some(_) => {
+            return Ok(vec![FieldError {
+                path: "type".into(),
+                line: None,
+                message: "expected a string".into(),
+            }]);
+        }
+    }
+    table.insert("type".into(), type_name.into());
+    let result = toolkit.check_connector(kind == Kind::Sink, table, scratch_dir);
+    Ok(result
+        .err()
+        .into_iter()
+        .flatten()
+        .map(|i| FieldError {
+            path: i.path.to_string(),
+            line: None,
+            message: clean_message(&i.message),
+        })
+        .collect())
 }
 
 /// A deserializer message without the trailing field context TOML appends (the path is

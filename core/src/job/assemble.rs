@@ -6,8 +6,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::load::{ConfigError, JobError, LoadedJob, load_job_str, read_job_file};
-use super::path::FieldPath;
+use super::load::{
+    ConfigError, JobError, LoadedJob, build_sink, build_source, load_job_str, read_job_file,
+};
+use super::path::{ConfigIssue, FieldPath};
+use crate::connector::BuildContext;
+use crate::job::Guarantee;
 use crate::registry::Registry;
 use crate::runtime::Pipeline;
 use crate::transform::{Transform, TransformError, TransformErrorKind, TransformSpec};
@@ -65,6 +69,27 @@ impl Toolkit {
     pub fn load_file(&self, path: &Path, state_dir: Option<&Path>) -> Result<LoadedJob, JobError> {
         let (text, label, base) = read_job_file(path)?;
         load_job_str(&text, &label, &base, state_dir, &self.registry)
+    }
+
+    /// Check one connector config (a `[source]` table, or a `[[sinks]]` entry with its runtime
+    /// settings) the way a job load builds it, for the worker's validate endpoint: `Ok(())` or
+    /// the problems with their field paths inside the table. `scratch_dir` stands in for the
+    /// job's directories. `type` must be in the table.
+    pub fn check_connector(
+        &self,
+        sink: bool,
+        table: toml::Table,
+        scratch_dir: &Path,
+    ) -> Result<(), Vec<ConfigIssue>> {
+        let ctx = BuildContext::new("validate", scratch_dir, scratch_dir, Guarantee::AtLeastOnce);
+        let root = FieldPath::root();
+        if sink {
+            build_sink(table, &root, &self.registry, &ctx).map(drop)
+        } else {
+            build_source(table, &root, &self.registry, &ctx)
+                .map(drop)
+                .map_err(|i| vec![i])
+        }
     }
 
     /// Build and check a job's connectors from text, without its plugins.

@@ -254,7 +254,7 @@ pub fn load_job_str(
                 sinks.push(plan);
                 sink_paths.push(path);
             }
-            Err(issue) => issues.push(issue),
+            Err(found) => issues.extend(found),
         }
     }
     name_sinks(&mut sinks, &mut issues);
@@ -400,7 +400,7 @@ fn take_type(table: &mut toml::Table, path: &FieldPath) -> Result<String, Config
     }
 }
 
-fn build_source(
+pub(crate) fn build_source(
     mut table: toml::Table,
     path: &FieldPath,
     registry: &Registry,
@@ -421,41 +421,50 @@ fn build_source(
     Ok((kind, source))
 }
 
-fn build_sink(
+pub(crate) fn build_sink(
     mut table: toml::Table,
     path: &FieldPath,
     registry: &Registry,
     ctx: &BuildContext,
-) -> Result<SinkPlan, ConfigIssue> {
-    let kind = take_type(&mut table, path)?;
+) -> Result<SinkPlan, Vec<ConfigIssue>> {
+    let kind = take_type(&mut table, path).map_err(|i| vec![i])?;
     let entry = registry.sink(&kind).ok_or_else(|| {
         let known: Vec<_> = registry.sinks().map(|e| e.name).collect();
-        ConfigIssue::new(
+        vec![ConfigIssue::new(
             path.key("type"),
             format!("unknown sink type {kind:?} (known: {})", known.join(", ")),
-        )
+        )]
     })?;
+    // The runtime settings and the connector's own config are checked both, so one bad
+    // setting does not hide the connector's problems.
     let common_table = SinkCommon::split_off(&mut table);
-    let common: SinkCommon = typed_config(common_table).map_err(|i| ConfigIssue {
-        path: i.path.under(path),
-        message: i.message,
-    })?;
-    if common.batch.max_records == 0 {
-        return Err(ConfigIssue::new(
-            path.key("batch").key("max_records"),
-            "must be at least 1",
-        ));
-    }
+    let common = typed_config::<SinkCommon>(common_table)
+        .map_err(|i| ConfigIssue {
+            path: i.path.under(path),
+            message: i.message,
+        })
+        .and_then(|common| {
+            if common.batch.max_records == 0 {
+                return Err(ConfigIssue::new(
+                    path.key("batch").key("max_records"),
+                    "must be at least 1",
+                ));
+            }
+            Ok(common)
+        });
     let sink = entry.build(table, ctx).map_err(|i| ConfigIssue {
         path: i.path.under(path),
         message: i.message,
-    })?;
-    Ok(SinkPlan {
-        name: common.name.clone().unwrap_or_default(),
-        type_name: kind,
-        common,
-        sink,
-    })
+    });
+    match (common, sink) {
+        (Ok(common), Ok(sink)) => Ok(SinkPlan {
+            name: common.name.clone().unwrap_or_default(),
+            type_name: kind,
+            common,
+            sink,
+        }),
+        (common, sink) => Err(common.err().into_iter().chain(sink.err()).collect()),
+    }
 }
 
 /// Give unnamed sinks their type as name (`file`, `file-2`, ...) and reject duplicates.
@@ -503,8 +512,8 @@ fn build_dead_letter(
     table.entry("name").or_insert_with(|| "dead-letter".into());
     match build_sink(table, &path, registry, ctx) {
         Ok(plan) => Some(plan),
-        Err(issue) => {
-            issues.push(issue);
+        Err(found) => {
+            issues.extend(found);
             None
         }
     }

@@ -50,6 +50,10 @@ pub struct Claims {
     /// `read_committed` is not honoured): duplicates after a crash are then bounded by what the
     /// open transactions held instead of zero.
     pub readback_shows_aborted: bool,
+    /// A record written again (a replay after a crash, at-least-once) replaces its earlier copy
+    /// instead of adding one (an OpenSearch sink with ids derived from source positions): the
+    /// kill -9 loops then also require every record exactly once.
+    pub replays_overwrite: bool,
 }
 
 /// How the suite drives one connector against its service. Every method that takes a

@@ -35,6 +35,7 @@ impl Harness for FileHarness {
             exactly_once: true,
             can_seek: true,
             readback_shows_aborted: false,
+            replays_overwrite: false,
         }
     }
 

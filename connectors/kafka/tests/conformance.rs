@@ -44,6 +44,7 @@ impl Harness for KafkaHarness {
             // Tansu shows records of aborted transactions to read_committed consumers.
             readback_shows_aborted: std::env::var("SLUICE_TEST_KAFKA_STRICT_EOS").as_deref()
                 != Ok("1"),
+            replays_overwrite: false,
         }
     }
 

@@ -44,6 +44,7 @@ impl Harness for SqlHarness {
             exactly_once: true,
             can_seek: true,
             readback_shows_aborted: false,
+            replays_overwrite: false,
         }
     }
 

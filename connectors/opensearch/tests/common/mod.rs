@@ -3,6 +3,8 @@
 //! the `opensearch` crate, and sinks built the way a job file builds them.
 #![allow(dead_code, missing_docs)]
 
+pub mod canned;
+
 use opensearch::OpenSearch;
 use opensearch::http::Method;
 use opensearch::http::headers::HeaderMap;

@@ -94,7 +94,7 @@ pub(crate) async fn run<H: Harness>(h: &H, test: &Test, feed: Feed, sink_kind: &
         write_job(run);
         let log = fx.path(&format!("child-{run}.log"));
         let mut child = spawn(test, &job_path, pace_us, &log);
-        let flowing = wait_for_mark(&mut child, Duration::from_secs(90));
+        let flowing = wait_for_mark(&mut child, Duration::from_secs(90)).await;
         if kills < want_kills && flowing {
             let pause = rand::rng().random_range(10..250);
             tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -106,7 +106,7 @@ pub(crate) async fn run<H: Harness>(h: &H, test: &Test, feed: Feed, sink_kind: &
             }
         }
         if bounded {
-            let status = wait_with_deadline(&mut child, Duration::from_secs(180));
+            let status = wait_with_deadline(&mut child, Duration::from_secs(180)).await;
             assert!(status.success(), "the last run failed:\n{}", tail(&log));
         } else {
             // An unbounded source never ends its job: wait for every record, then stop it.
@@ -226,12 +226,13 @@ fn spawn(test: &Test, job: &Path, pace_us: u64, log: &Path) -> Child {
         .unwrap_or_else(|e| panic!("starting the child: {e}"))
 }
 
-/// Wait until the child prints the mark (true) or exits (false).
-fn wait_for_mark(child: &mut Child, within: Duration) -> bool {
+/// Wait until the child prints the mark (true) or exits (false). The pipe is read on a thread
+/// of its own (it blocks); the test's async threads only wait on a channel.
+async fn wait_for_mark(child: &mut Child, within: Duration) -> bool {
     let Some(out) = child.stdout.take() else {
         return false;
     };
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(out).lines() {
             let Ok(line) = line else { break };
@@ -240,17 +241,17 @@ fn wait_for_mark(child: &mut Child, within: Duration) -> bool {
             }
         }
     });
-    match rx.recv_timeout(within) {
-        Ok(()) => true,
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => false,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+    match tokio::time::timeout(within, rx.recv()).await {
+        Ok(Some(())) => true,
+        Ok(None) => false,
+        Err(_) => {
             let _ = child.kill();
             panic!("no records flowed within {within:?}");
         }
     }
 }
 
-fn wait_with_deadline(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+async fn wait_with_deadline(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -260,7 +261,7 @@ fn wait_with_deadline(child: &mut Child, within: Duration) -> std::process::Exit
             let _ = child.kill();
             panic!("the child did not finish within {within:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sluice_core::{ConnectorError, HumanDuration};
+use sluice_core::{ConnectorError, HumanDuration, ValuePath};
 
 use crate::client::{Connection, millis};
 
@@ -277,16 +277,18 @@ pub struct KafkaSinkConfig {
     /// does not name one.
     #[serde(default)]
     pub topic: Option<String>,
-    /// Take the topic from this top-level field of the JSON value (a string).
+    /// Take the topic from this field of the JSON value (a string); a dotted path such as
+    /// `meta.topic` reaches into nested objects.
     #[serde(default)]
-    pub topic_field: Option<String>,
+    pub topic_field: Option<ValuePath>,
     /// Take the topic from this record header (UTF-8); checked before `topic_field`.
     #[serde(default)]
     pub topic_header: Option<String>,
-    /// Take the key from this top-level field of the JSON value (strings as is, other values as
-    /// JSON text). Without it the record's own key is kept.
+    /// Take the key from this field of the JSON value (strings as is, other values as JSON
+    /// text); a dotted path such as `device.id` reaches into nested objects. Without it the
+    /// record's own key is kept.
     #[serde(default)]
-    pub key_field: Option<String>,
+    pub key_field: Option<ValuePath>,
     /// Compression codec.
     #[serde(default)]
     pub compression: Compression,
@@ -386,7 +388,7 @@ impl KafkaSinkConfig {
             topic.push(format!("topic from header {h:?}"));
         }
         if let Some(f) = &self.topic_field {
-            topic.push(format!("topic from field {f:?}"));
+            topic.push(format!("topic from field {:?}", f.as_str()));
         }
         match (&self.topic, topic.is_empty()) {
             (Some(t), true) => topic.push(t.clone()),

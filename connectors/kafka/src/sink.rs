@@ -9,7 +9,7 @@ use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use sluice_core::{
     BuildContext, Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConnector, SinkContext,
-    WriteReport, async_trait,
+    ValuePath, WriteReport, async_trait,
 };
 
 use crate::client::millis;
@@ -46,12 +46,12 @@ pub struct KafkaSink {
 fn json_field<'a>(
     parsed: &'a mut Option<Option<serde_json::Value>>,
     value: &[u8],
-    field: &str,
+    field: &ValuePath,
 ) -> Option<&'a serde_json::Value> {
     parsed
         .get_or_insert_with(|| serde_json::from_slice(value).ok())
         .as_ref()
-        .and_then(|v| v.get(field))
+        .and_then(|v| field.get(v))
 }
 
 impl KafkaSink {
@@ -390,5 +390,21 @@ mod tests {
         assert!(sink.route(&r).unwrap_err().contains("key field"));
         let r = record(r#"{"kind":3,"id":1}"#);
         assert!(sink.route(&r).is_err());
+
+        // Nested fields, in the project's one field-path syntax.
+        let nested = KafkaSink::new(config(
+            "brokers = 'b'\ntopic_field = 'meta.topic'\nkey_field = 'device.id'",
+        ));
+        let r = record(r#"{"meta":{"topic":"t9"},"device":{"id":"d-1"}}"#);
+        assert_eq!(
+            nested.route(&r).unwrap(),
+            ("t9".into(), Some(b"d-1".to_vec()))
+        );
+        // A JSON pointer can never name a field: refused at load, with the fix.
+        let table: toml::Table = toml::from_str("brokers = 'b'\nkey_field = '/device/id'").unwrap();
+        let err = toml::Value::Table(table)
+            .try_into::<KafkaSinkConfig>()
+            .unwrap_err();
+        assert!(err.to_string().contains("device.id"), "{err}");
     }
 }

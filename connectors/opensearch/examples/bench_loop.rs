@@ -27,7 +27,8 @@ async fn main() {
     let (url, index, records) = (&args[1], &args[2], args[3].parse::<u64>().unwrap());
     let mut registry = Registry::new();
     sluice_connector_file::register(&mut registry);
-    let table: toml::Table = toml::from_str(&format!("count = {records}\nbatch_size = 10000")).unwrap();
+    let table: toml::Table =
+        toml::from_str(&format!("count = {records}\nbatch_size = 10000")).unwrap();
     let ctx = BuildContext::new("bench", ".", ".", Guarantee::AtLeastOnce);
     let mut source = match registry.source("datagen").unwrap().build(table, &ctx) {
         Ok(s) => s,
@@ -50,9 +51,19 @@ async fn main() {
             body.push(b'\n');
         }
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
         let response = client
-            .send(Method::Post, "/_bulk", headers, None::<&()>, Some(body), None)
+            .send(
+                Method::Post,
+                "/_bulk",
+                headers,
+                None::<&()>,
+                Some(body),
+                None,
+            )
             .await
             .unwrap();
         assert!(response.status_code().is_success());
@@ -61,5 +72,8 @@ async fn main() {
         done += batch.records.len() as u64;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("seconds={secs:.3} records={done} rate={:.0}", done as f64 / secs);
+    println!(
+        "seconds={secs:.3} records={done} rate={:.0}",
+        done as f64 / secs
+    );
 }

@@ -15,9 +15,8 @@ use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
 /// What the chain made of one input record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fate {
-    /// Zero or more records to write, each with the input's position. (Zero only when the
-    /// chain is empty of outputs but not dropped: never produced; kept simple for callers.)
-    Written(Vec<Record>),
+    /// Its outputs, `Processed::records[range]` (one or more, each with the input's position).
+    Written(std::ops::Range<usize>),
     /// Filtered out.
     Dropped,
     /// Failed in `stage`: the input is dead-lettered with `reason`.
@@ -27,6 +26,16 @@ pub enum Fate {
         /// Why.
         reason: String,
     },
+}
+
+/// The result of a batch: every output in input order, and one [`Fate`] per input. The outputs
+/// stay in one vector: no allocation per record on the hot path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Processed {
+    /// Every record to write, in input order.
+    pub records: Vec<Record>,
+    /// One per input, in input order.
+    pub fates: Vec<Fate>,
 }
 
 /// Transforms applied in order.
@@ -73,12 +82,14 @@ impl Chain {
     }
 
     /// Run `records` through every stage: exactly one [`Fate`] per input, in input order.
-    pub fn process(&mut self, records: &[Record]) -> Vec<Fate> {
+    pub fn process(&mut self, records: &[Record]) -> Processed {
         let Some((first, rest)) = self.stages.split_first_mut() else {
-            return records
-                .iter()
-                .map(|r| Fate::Written(vec![r.clone()]))
-                .collect();
+            return Processed {
+                records: records.to_vec(),
+                fates: (0..records.len())
+                    .map(|i| Fate::Written(i..i + 1))
+                    .collect(),
+            };
         };
         // The first stage reads the caller's slice directly; positions come from it.
         let mut states = Vec::with_capacity(records.len());
@@ -89,7 +100,12 @@ impl Chain {
                     states.push(settle(outcome, input, &mut current, first.name()));
                 }
             }
-            Err(e) => return fail_all(records.len(), first.name(), &e),
+            Err(e) => {
+                return Processed {
+                    records: Vec::new(),
+                    fates: fail_all(records.len(), first.name(), &e),
+                };
+            }
         }
         for stage in rest {
             if current.is_empty() {
@@ -98,6 +114,9 @@ impl Chain {
             let outcomes = match call(stage.as_mut(), &current) {
                 Ok(outcomes) => outcomes,
                 Err(e) => {
+                    tracing::warn!(error = %e, records = current.len(), "Transform failed a whole batch.");
+                    // Every input still flowing fails; none of its outputs is written.
+                    current.clear();
                     let reason = e.to_string();
                     for state in states.iter_mut() {
                         if matches!(state, State::Flowing { .. }) {
@@ -144,17 +163,18 @@ impl Chain {
             }
             current = next;
         }
-        let mut current = current.into_iter();
-        states
+        let fates = states
             .into_iter()
             .map(|state| match state {
-                State::Flowing { start, end } => {
-                    Fate::Written(current.by_ref().take(end - start).collect())
-                }
+                State::Flowing { start, end } => Fate::Written(start..end),
                 State::Dropped => Fate::Dropped,
                 State::Failed { stage, reason } => Fate::Failed { stage, reason },
             })
-            .collect()
+            .collect();
+        Processed {
+            records: current,
+            fates,
+        }
     }
 }
 
@@ -213,5 +233,88 @@ fn settle(outcome: Outcome, input: &Record, current: &mut Vec<Record>, stage: &s
             stage: stage.to_string(),
             reason,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::record::Position;
+
+    /// Doubles every record (a fan-out).
+    struct Twice;
+    impl Transform for Twice {
+        fn name(&self) -> &str {
+            "twice"
+        }
+        fn process(&mut self, records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+            Ok(records
+                .iter()
+                .map(|r| Outcome::Ok(vec![r.clone(), r.clone()]))
+                .collect())
+        }
+    }
+
+    /// Fails records whose value is `bad`, or the whole batch when `all`.
+    struct Picky {
+        all: bool,
+    }
+    impl Transform for Picky {
+        fn name(&self) -> &str {
+            "picky"
+        }
+        fn process(&mut self, records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+            if self.all {
+                return Err(TransformError::new(
+                    "picky",
+                    TransformErrorKind::Trap,
+                    "boom",
+                ));
+            }
+            Ok(records
+                .iter()
+                .map(|r| match &r.value[..] {
+                    b"bad" => Outcome::Failed("bad value".into()),
+                    _ => Outcome::Ok(vec![r.clone()]),
+                })
+                .collect())
+        }
+    }
+
+    fn input(values: &[&str]) -> Vec<Record> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record::new(v.to_string(), Position::int(Arc::from("p"), i as i64)))
+            .collect()
+    }
+
+    #[test]
+    fn a_fanned_out_input_is_written_whole_or_failed_whole() {
+        let mut chain = Chain::new(vec![Box::new(Twice), Box::new(Picky { all: false })]);
+        let input = input(&["a", "bad", "c"]);
+        let out = chain.process(&input);
+        assert_eq!(out.fates[0], Fate::Written(0..2));
+        assert!(matches!(&out.fates[1], Fate::Failed { stage, .. } if stage == "picky"));
+        assert_eq!(out.fates[2], Fate::Written(2..4));
+        let positions: Vec<_> = out.records.iter().map(|r| r.position.clone()).collect();
+        assert_eq!(
+            positions,
+            [0, 0, 2, 2].map(|i| input[i].position.clone()).to_vec()
+        );
+    }
+
+    #[test]
+    fn a_later_stage_failing_its_batch_leaves_nothing_to_write() {
+        let mut chain = Chain::new(vec![Box::new(Twice), Box::new(Picky { all: true })]);
+        let out = chain.process(&input(&["a", "b"]));
+        assert!(out.records.is_empty(), "{:?}", out.records);
+        assert!(
+            out.fates
+                .iter()
+                .all(|f| matches!(f, Fate::Failed { stage, .. } if stage == "picky"))
+        );
     }
 }

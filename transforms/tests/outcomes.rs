@@ -170,11 +170,13 @@ fn chain_runs_plugins_in_order_and_accounts_for_every_input() {
     let mut chain = Chain::new(stages);
     assert_eq!(chain.names(), ["filter", "anomaly", "redact"]);
     let input = records(&[HOT, r#"{"no_seq":1}"#, r#"{"seq":1}"#, NORMAL]);
-    let out = chain.process(&input);
+    let processed = chain.process(&input);
+    let out = &processed.fates;
     assert_eq!(out.len(), 4);
-    let Fate::Written(first) = &out[0] else {
+    let Fate::Written(first) = out[0].clone() else {
         panic!("{:?}", out[0])
     };
+    let first = &processed.records[first];
     let text = |r: &sluice_core::Record| String::from_utf8(r.value.to_vec()).unwrap();
     assert!(text(&first[0]).contains(r#""device_id":"***""#));
     assert!(text(&first[0]).ends_with(r#""anomaly":true}"#));
@@ -185,10 +187,13 @@ fn chain_runs_plugins_in_order_and_accounts_for_every_input() {
         "{:?}",
         out[2]
     );
-    let Fate::Written(last) = &out[3] else {
+    let Fate::Written(last) = out[3].clone() else {
         panic!("{:?}", out[3])
     };
+    let last = &processed.records[last];
     assert_eq!(last[0].position, input[3].position);
+    // Only written inputs' outputs are in the batch.
+    assert_eq!(processed.records.len(), first.len() + last.len());
 }
 
 #[test]

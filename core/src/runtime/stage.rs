@@ -90,11 +90,11 @@ pub(super) fn spawn_transforms(
 fn run_chain(chain: &mut Chain, batch: SourceBatch, metrics: &JobMetrics) -> Staged {
     let SourceBatch { id, batch, delta } = batch;
     let mut dead = batch.dead;
-    let fates = chain.process(&batch.records);
-    let mut records = Vec::with_capacity(batch.records.len());
-    for (input, fate) in batch.records.into_iter().zip(fates) {
+    let processed = chain.process(&batch.records);
+    // Outputs of written inputs are already in order in one vector; only the others need a look.
+    for (input, fate) in batch.records.into_iter().zip(processed.fates) {
         match fate {
-            Fate::Written(out) => records.extend(out),
+            Fate::Written(_) => {}
             Fate::Dropped => JobMetrics::add(&metrics.dropped, 1),
             Fate::Failed { stage, reason } => dead.push(DeadRecord {
                 record: input,
@@ -103,6 +103,7 @@ fn run_chain(chain: &mut Chain, batch: SourceBatch, metrics: &JobMetrics) -> Sta
             }),
         }
     }
+    let records = processed.records;
     Staged {
         id,
         records,

@@ -53,6 +53,27 @@ pub struct FileSourceConfig {
     /// Bytes read per batch.
     #[serde(default = "default_read_size")]
     pub read_size: ByteSize,
+    /// A longer line is dead-lettered ("line too long", with its first bytes, at most 4 KiB)
+    /// instead of being buffered whole; reading goes on after its end.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: ByteSize,
+    /// With `format = "json"`: a line whose arrays and objects nest deeper than this is
+    /// dead-lettered.
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
+}
+
+/// Default of `max_line_bytes`: 64 MiB.
+pub(crate) const DEFAULT_MAX_LINE_BYTES: u64 = 64 << 20;
+/// Default of `max_json_depth`, the recursion limit of common JSON parsers.
+pub(crate) const DEFAULT_MAX_JSON_DEPTH: usize = 128;
+
+fn default_max_line_bytes() -> ByteSize {
+    ByteSize(DEFAULT_MAX_LINE_BYTES)
+}
+
+fn default_max_json_depth() -> usize {
+    DEFAULT_MAX_JSON_DEPTH
 }
 
 pub(crate) fn default_poll() -> HumanDuration {

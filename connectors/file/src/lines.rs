@@ -1,4 +1,5 @@
-//! Splitting a chunk of bytes into line records without copying.
+//! Splitting a chunk of bytes into line records without copying, and what makes a line a good
+//! record: JSON as RFC 8259 defines it (UTF-8, one value), not nested too deep, not too long.
 
 use std::sync::Arc;
 
@@ -6,6 +7,98 @@ use bytes::Bytes;
 use sluice_core::{Batch, DeadRecord, Position, Record};
 
 use crate::LineFormat;
+
+/// How much of a line over `max_line_bytes` its dead letter keeps.
+pub(crate) const TOO_LONG_HEAD: usize = 4096;
+
+/// What a line must be to become a record; other lines are dead-lettered with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LineRules {
+    /// JSON lines are checked; text lines are taken as they are.
+    pub format: LineFormat,
+    /// Longer lines are dead-lettered (their first [`TOO_LONG_HEAD`] bytes), never buffered whole.
+    pub max_line_bytes: usize,
+    /// JSON nested deeper than this (arrays and objects) is dead-lettered.
+    pub max_json_depth: usize,
+}
+
+impl LineRules {
+    /// The defaults of the file source's `max_line_bytes` and `max_json_depth`.
+    pub(crate) fn new(format: LineFormat) -> Self {
+        Self {
+            format,
+            max_line_bytes: crate::config::DEFAULT_MAX_LINE_BYTES as usize,
+            max_json_depth: crate::config::DEFAULT_MAX_JSON_DEPTH,
+        }
+    }
+
+    /// Why `line` cannot be a record, if it cannot: what is wrong, and the detail.
+    fn problem(&self, line: &[u8]) -> Option<(&'static str, String)> {
+        if line.len() > self.max_line_bytes {
+            return Some((
+                "line too long",
+                format!(
+                    "{} bytes (max_line_bytes = {})",
+                    line.len(),
+                    self.max_line_bytes
+                ),
+            ));
+        }
+        if self.format != LineFormat::Json {
+            return None;
+        }
+        // serde_json skips the UTF-8 check of strings and the depth of values it ignores:
+        // both are checked here, so what passes is JSON any consumer can parse.
+        if let Err(e) = std::str::from_utf8(line) {
+            return Some((
+                "invalid JSON",
+                format!("not UTF-8 at byte {} of the line", e.valid_up_to()),
+            ));
+        }
+        if nested_deeper_than(line, self.max_json_depth) {
+            return Some((
+                "invalid JSON",
+                format!(
+                    "nested deeper than {} levels (max_json_depth)",
+                    self.max_json_depth
+                ),
+            ));
+        }
+        serde_json::from_slice::<serde::de::IgnoredAny>(line)
+            .err()
+            .map(|e| ("invalid JSON", e.to_string()))
+    }
+}
+
+/// Whether arrays and objects in `json` nest deeper than `max` (brackets inside strings do not
+/// count).
+fn nested_deeper_than(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
 
 /// Split `chunk` (which starts at byte `base` of the partition) into records for every complete
 /// line; `origin` names the input in the reason of a bad line (partitions need not be readable). Returns the batch and the number of bytes consumed (up to and including the last
@@ -16,7 +109,7 @@ pub(crate) fn split_lines(
     base: u64,
     partition: &Arc<str>,
     origin: &str,
-    format: LineFormat,
+    rules: &LineRules,
     final_chunk: bool,
 ) -> (Batch, usize) {
     let mut batch = Batch::default();
@@ -35,14 +128,16 @@ pub(crate) fn split_lines(
             value,
             Position::int(partition.clone(), (base + next as u64) as i64),
         );
-        if format == LineFormat::Json
-            && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&record.value)
-        {
+        if let Some((what, detail)) = rules.problem(&record.value) {
+            let mut record = record;
+            if record.value.len() > TOO_LONG_HEAD && end - line_start > rules.max_line_bytes {
+                record.value.truncate(TOO_LONG_HEAD);
+            }
             batch.dead.push(DeadRecord {
                 record,
                 stage: "source".into(),
                 reason: format!(
-                    "invalid JSON at byte {} of {origin}: {e}",
+                    "{what} at byte {} of {origin}: {detail}",
                     base + line_start as u64
                 ),
             });
@@ -70,7 +165,8 @@ mod tests {
     fn splits_complete_lines_and_keeps_the_rest() {
         let p: Arc<str> = Arc::from("f");
         let chunk = Bytes::from_static(b"{\"a\":1}\n\nnot json\r\n{\"b\":2}\n{\"c\"");
-        let (batch, used) = split_lines(&chunk, 100, &p, "f", LineFormat::Json, false);
+        let json = LineRules::new(LineFormat::Json);
+        let (batch, used) = split_lines(&chunk, 100, &p, "f", &json, false);
         assert_eq!(batch.records.len(), 2);
         assert_eq!(batch.dead.len(), 1);
         assert_eq!(&batch.dead[0].record.value[..], b"not json");
@@ -83,9 +179,62 @@ mod tests {
         );
         assert_eq!(batch.records[1].position.offset, Offset::Int(100 + 27));
         assert_eq!(used, 27);
-        let (batch, used) = split_lines(&chunk.slice(used..), 127, &p, "f", LineFormat::Text, true);
+        let text = LineRules::new(LineFormat::Text);
+        let (batch, used) = split_lines(&chunk.slice(used..), 127, &p, "f", &text, true);
         assert_eq!(batch.records.len(), 1);
         assert_eq!(used, 4);
         assert_eq!(batch.records[0].position.offset, Offset::Int(131));
+    }
+
+    fn reasons(input: &[u8], rules: LineRules) -> Vec<String> {
+        let p: Arc<str> = Arc::from("f");
+        let (batch, _) = split_lines(&Bytes::copy_from_slice(input), 0, &p, "f", &rules, true);
+        batch.dead.into_iter().map(|d| d.reason).collect()
+    }
+
+    #[test]
+    fn json_means_utf8_and_bounded_depth() {
+        let json = LineRules::new(LineFormat::Json);
+        // Invalid UTF-8 inside a string: serde_json alone lets it pass.
+        let r = reasons(b"{\"a\":\"\xff\xfe\"}\n", json);
+        assert_eq!(
+            r,
+            ["invalid JSON at byte 0 of f: not UTF-8 at byte 6 of the line"]
+        );
+        let deep = format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let r = reasons(deep.as_bytes(), json);
+        assert_eq!(
+            r,
+            ["invalid JSON at byte 0 of f: nested deeper than 128 levels (max_json_depth)"]
+        );
+        // Exactly at the limit, and brackets inside strings (with escaped quotes) do not count.
+        let at_limit = format!("{}{}\n", "[".repeat(128), "]".repeat(128));
+        assert!(reasons(at_limit.as_bytes(), json).is_empty());
+        let quoted = format!("{{\"s\":\"\\\"{}\"}}\n", "[".repeat(500));
+        assert!(reasons(quoted.as_bytes(), json).is_empty(), "{quoted}");
+        // NUL and CRLF: a NUL byte is not JSON; a CR before the newline is dropped.
+        assert_eq!(reasons(b"{\"a\":1}\r\n", json).len(), 0);
+        assert_eq!(reasons(b"{\"a\":1}\x00\n", json).len(), 1);
+    }
+
+    #[test]
+    fn a_complete_line_over_the_limit_keeps_only_its_head() {
+        let mut rules = LineRules::new(LineFormat::Text);
+        rules.max_line_bytes = 10;
+        let p: Arc<str> = Arc::from("f");
+        let long = "z".repeat(TOO_LONG_HEAD * 2);
+        let chunk = Bytes::from(format!("short\n{long}\nok\n"));
+        let (batch, used) = split_lines(&chunk, 0, &p, "f", &rules, false);
+        assert_eq!(used, chunk.len());
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(batch.dead.len(), 1);
+        assert_eq!(batch.dead[0].record.value.len(), TOO_LONG_HEAD);
+        assert_eq!(
+            batch.dead[0].reason,
+            format!(
+                "line too long at byte 6 of f: {} bytes (max_line_bytes = 10)",
+                long.len()
+            )
+        );
     }
 }

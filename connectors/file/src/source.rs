@@ -11,13 +11,16 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sluice_core::{Batch, BuildContext, Checkpoint, ConnectorError, Source, SourceConnector};
+use sluice_core::{
+    Batch, BuildContext, Checkpoint, ConnectorError, DeadRecord, Position, Record, Source,
+    SourceConnector,
+};
 
 use crate::canonical::canonical_target;
 use crate::config::FileSourceConfig;
 use crate::fingerprint::{DiskId, Fingerprint, Identity};
 use crate::follow::{self, Change};
-use crate::lines::split_lines;
+use crate::lines::{LineRules, TOO_LONG_HEAD, split_lines};
 use crate::resume::{self, Observed, next_identity};
 
 /// Registers the file source.
@@ -34,7 +37,18 @@ impl SourceConnector for FileSourceConnector {
         ctx: &BuildContext,
     ) -> Result<Box<dyn Source>, ConnectorError> {
         if config.read_size.0 == 0 {
-            return Err(ConnectorError::config("read_size must be at least 1 byte"));
+            return Err(ConnectorError::config("read_size must be at least 1 byte").at("read_size"));
+        }
+        if config.max_line_bytes.0 == 0 {
+            return Err(
+                ConnectorError::config("max_line_bytes must be at least 1 byte")
+                    .at("max_line_bytes"),
+            );
+        }
+        if config.max_json_depth == 0 {
+            return Err(
+                ConnectorError::config("max_json_depth must be at least 1").at("max_json_depth")
+            );
         }
         let path = ctx.resolve(&config.path);
         // A bounded read of a file that is not there can never succeed: say so at the job
@@ -46,8 +60,15 @@ impl SourceConnector for FileSourceConnector {
             ))
             .at("path"));
         }
+        let rules = LineRules {
+            format: config.format,
+            max_line_bytes: usize::try_from(config.max_line_bytes.0).unwrap_or(usize::MAX),
+            max_json_depth: config.max_json_depth,
+        };
         Ok(Box::new(FileSource {
             origin: path.display().to_string(),
+            rules,
+            discarding: None,
             path,
             config,
             file: None,
@@ -69,6 +90,13 @@ struct OpenFile {
     disk: DiskId,
 }
 
+/// A line over `max_line_bytes` being skipped: where it started and its first bytes, for its
+/// dead letter.
+struct Discard {
+    start: u64,
+    head: Bytes,
+}
+
 /// A running file source. Its partition is the identity of the file it reads, not its path
 /// (see `fingerprint`); following, it moves on to the next file when the path is rotated.
 pub struct FileSource {
@@ -76,6 +104,9 @@ pub struct FileSource {
     /// The path as shown in the reason of a bad line.
     origin: String,
     config: FileSourceConfig,
+    rules: LineRules,
+    /// A line longer than `max_line_bytes` is being skipped to its end.
+    discarding: Option<Discard>,
     file: Option<OpenFile>,
     /// The partition of the open file, with its name; `None` until its first line is complete
     /// (then `offset` is 0).
@@ -119,24 +150,32 @@ impl FileSource {
             .ok_or_else(|| ConnectorError::internal("file source not open"))
     }
 
-    /// Read up to `read_size` bytes after what is pending. The read runs off the executor and
-    /// state changes only when it returns, so dropping this future loses nothing.
+    /// Read more bytes after what is pending: `read_size`, or as many as are pending when an
+    /// incomplete line is longer, so a long line is copied a bounded number of times (the
+    /// buffer grows geometrically), and nothing is copied when the file has no new bytes. The
+    /// read runs off the executor and state changes only when it returns, so dropping this
+    /// future loses nothing.
     async fn read_more(&mut self) -> Result<usize, ConnectorError> {
         let file = self.open_handle()?.file.clone();
         let leftover = self.pending.clone();
         let at = self.offset + leftover.len() as u64;
-        let size = self.config.read_size.as_usize();
+        let size = self.config.read_size.as_usize().max(leftover.len());
         let (chunk, n) = tokio::task::spawn_blocking(move || {
+            if file.metadata()?.len() <= at {
+                return Ok::<_, std::io::Error>((None, 0));
+            }
             let mut buf = vec![0u8; leftover.len() + size];
             buf[..leftover.len()].copy_from_slice(&leftover);
             let n = file.read_at(&mut buf[leftover.len()..], at)?;
             buf.truncate(leftover.len() + n);
-            Ok::<_, std::io::Error>((buf, n))
+            Ok((Some(buf), n))
         })
         .await
         .map_err(|e| crate::error::task("read", &e))?
         .map_err(|e| self.err("reading", &e))?;
-        self.pending = Bytes::from(chunk);
+        if let Some(chunk) = chunk {
+            self.pending = Bytes::from(chunk);
+        }
         self.at_end = n < size;
         Ok(n)
     }
@@ -144,7 +183,7 @@ impl FileSource {
     /// The complete lines pending, as a batch. The first lines of a file also give it its
     /// partition.
     fn take_batch(&mut self, final_chunk: bool) -> Result<Option<Batch>, ConnectorError> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && !(final_chunk && self.discarding.is_some()) {
             return Ok(None);
         }
         let partition = match &self.identity {
@@ -161,18 +200,68 @@ impl FileSource {
                 partition
             }
         };
+        let mut batch = Batch::default();
+        if let Some(dead) = self.finish_discarding(&partition, final_chunk) {
+            batch.dead.push(dead);
+        } else if self.discarding.is_some() {
+            return Ok(None);
+        }
         let chunk = self.pending.clone();
-        let (batch, used) = split_lines(
+        let (lines, used) = split_lines(
             &chunk,
             self.offset,
             &partition,
             &self.origin,
-            self.config.format,
+            &self.rules,
             final_chunk,
         );
+        batch.records.extend(lines.records);
+        batch.dead.extend(lines.dead);
         self.offset += used as u64;
         self.pending = chunk.slice(used..);
+        if !final_chunk && self.pending.len() > self.rules.max_line_bytes {
+            // An incomplete line already over the limit: keep its head, skip the rest.
+            let head = &self.pending[..TOO_LONG_HEAD.min(self.pending.len())];
+            self.discarding = Some(Discard {
+                start: self.offset,
+                head: Bytes::copy_from_slice(head),
+            });
+            self.offset += self.pending.len() as u64;
+            self.pending = Bytes::new();
+        }
         Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    /// While skipping a line over `max_line_bytes`: drop what is pending up to its end; at the
+    /// end (a newline, or the end of the input), its dead letter, positioned after the line.
+    fn finish_discarding(&mut self, partition: &Arc<str>, final_chunk: bool) -> Option<DeadRecord> {
+        let discard = self.discarding.as_ref()?;
+        let end = match memchr::memchr(b'\n', &self.pending) {
+            Some(newline) => newline + 1,
+            None if final_chunk => self.pending.len(),
+            None => {
+                self.offset += self.pending.len() as u64;
+                self.pending = Bytes::new();
+                return None;
+            }
+        };
+        self.offset += end as u64;
+        self.pending = self.pending.slice(end..);
+        let length = self.offset - discard.start;
+        let reason = format!(
+            "line too long at byte {} of {}: {length} bytes (max_line_bytes = {})",
+            discard.start, self.origin, self.rules.max_line_bytes
+        );
+        let record = Record::new(
+            discard.head.clone(),
+            Position::int(partition.clone(), self.offset as i64),
+        );
+        self.discarding = None;
+        Some(DeadRecord {
+            record,
+            stage: "source".into(),
+            reason,
+        })
     }
 
     /// Start again at byte 0 of `file`, under a new partition.
@@ -183,6 +272,7 @@ impl FileSource {
         self.file = Some(file);
         self.offset = 0;
         self.pending = Bytes::new();
+        self.discarding = None;
         self.rotated_at = None;
     }
 
@@ -357,7 +447,81 @@ mod tests {
             follow: false,
             poll_interval: crate::config::default_poll(),
             read_size: ByteSize(read_size),
+            max_line_bytes: ByteSize(crate::config::DEFAULT_MAX_LINE_BYTES),
+            max_json_depth: crate::config::DEFAULT_MAX_JSON_DEPTH,
         }
+    }
+
+    /// Every record and dead letter of `path`, read `read_size` bytes at a time with
+    /// `max_line_bytes`, after `cp`.
+    async fn read_with_limit(
+        dir: &std::path::Path,
+        read_size: u64,
+        max_line_bytes: u64,
+        cp: Option<Checkpoint>,
+    ) -> (Vec<Record>, Vec<sluice_core::DeadRecord>) {
+        let mut cfg = config("in.jsonl", read_size);
+        cfg.max_line_bytes = ByteSize(max_line_bytes);
+        let mut src = FileSourceConnector::build(cfg, &ctx(dir)).unwrap();
+        src.open(cp).await.unwrap();
+        let (mut records, mut dead) = (Vec::new(), Vec::new());
+        for batch in drain(&mut src).await {
+            records.extend(batch.records);
+            dead.extend(batch.dead);
+        }
+        (records, dead)
+    }
+
+    #[tokio::test]
+    async fn a_line_over_max_line_bytes_is_dead_lettered_without_being_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(20_000));
+        let text = format!("{{\"i\":0}}\n{long}\n{{\"i\":1}}\n{long}");
+        std::fs::write(dir.path().join("in.jsonl"), &text).unwrap();
+        let (records, dead) = read_with_limit(dir.path(), 256, 1000, None).await;
+        let values: Vec<&[u8]> = records.iter().map(|r| &r.value[..]).collect();
+        assert_eq!(values, [&b"{\"i\":0}"[..], &b"{\"i\":1}"[..]]);
+        assert_eq!(dead.len(), 2, "both long lines, the last without a newline");
+        let first_end = 8 + long.len() as i64 + 1;
+        assert_eq!(dead[0].record.position.offset, Offset::Int(first_end));
+        assert_eq!(
+            dead[1].record.position.offset,
+            Offset::Int(text.len() as i64)
+        );
+        // Its head: what was buffered when it went over the limit, at most 4 KiB.
+        let head = dead[0].record.value.len();
+        assert!(head > 1000 && head <= TOO_LONG_HEAD, "{head}");
+        assert!(long.as_bytes().starts_with(&dead[0].record.value));
+        assert_eq!(
+            dead[0].reason,
+            format!(
+                "line too long at byte 8 of {}: {} bytes (max_line_bytes = 1000)",
+                dir.path().join("in.jsonl").display(),
+                long.len() + 1
+            )
+        );
+        // Resuming after the first dead letter skips it and finds the rest.
+        let mut cp = Checkpoint::default();
+        cp.advance(&dead[0].record.position);
+        let (records, dead) = read_with_limit(dir.path(), 256, 1000, Some(cp)).await;
+        assert_eq!(records.len(), 1);
+        assert_eq!(&records[0].value[..], b"{\"i\":1}");
+        assert_eq!(dead.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_long_line_under_the_limit_is_read_whole_across_many_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{{\"pad\":\"{}\"}}", "y".repeat(300_000));
+        std::fs::write(
+            dir.path().join("in.jsonl"),
+            format!("{long}\n{{\"i\":1}}\n"),
+        )
+        .unwrap();
+        let (records, dead) = read_with_limit(dir.path(), 64, 1 << 20, None).await;
+        assert!(dead.is_empty(), "{:?}", dead.first().map(|d| &d.reason));
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].value.len(), long.len());
     }
 
     async fn drain(source: &mut Box<dyn Source>) -> Vec<Batch> {

@@ -11,9 +11,8 @@ use sluice_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::LineFormat;
 use crate::config::{StdinConfig, StdoutConfig};
-use crate::lines::split_lines;
+use crate::lines::{LineRules, split_lines};
 
 /// Registers the stdin source.
 pub struct StdinConnector;
@@ -26,7 +25,7 @@ impl SourceConnector for StdinConnector {
 
     fn build(config: StdinConfig, _ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
         Ok(Box::new(Stdin {
-            format: config.format,
+            rules: LineRules::new(config.format),
             rx: None,
             read: 0,
             partition: Arc::from("stdin"),
@@ -37,7 +36,7 @@ impl SourceConnector for StdinConnector {
 /// A running stdin source. A reader thread feeds chunks of whole lines through a channel, so
 /// `next_batch` is cancel-safe.
 pub struct Stdin {
-    format: LineFormat,
+    rules: LineRules,
     rx: Option<mpsc::Receiver<std::io::Result<Vec<u8>>>>,
     read: u64,
     partition: Arc<str>,
@@ -108,7 +107,7 @@ impl Source for Stdin {
                     self.read,
                     &self.partition,
                     "stdin",
-                    self.format,
+                    &self.rules,
                     true,
                 );
                 self.read += used as u64;

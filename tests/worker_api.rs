@@ -609,3 +609,114 @@ async fn sigterm_drains_and_commits_every_job() {
         );
     }
 }
+
+/// What an API caller may not do by default: read the worker's environment or files through
+/// `${...}`, see a secret echoed in an error, submit from another web site or as `text/plain`,
+/// reach the worker through a foreign host name, or pick a name the state directory cannot hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_are_refused_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("count"), "s3cr3t-value\n").unwrap();
+    let allow = format!("file:{}", secrets.display());
+    let w = Worker::start(
+        &dir.path().join("state"),
+        &["--allow-interpolation", &allow],
+    )
+    .await;
+    let job = |name: &str, count: &str| {
+        format!(
+            "api_version = 1\nname = \"{name}\"\n[source]\ntype = \"datagen\"\ncount = {count}\n[[sinks]]\ntype = \"stdout\"\n"
+        )
+    };
+
+    // The worker's environment and files outside the allowed directory stay unread.
+    for (reference, shown) in [
+        ("${env:PATH}", "${env:PATH}"),
+        ("${file:/etc/hostname}", "${file:/etc/hostname}"),
+    ] {
+        let (code, err) = w
+            .call(
+                Method::POST,
+                "/jobs",
+                Some(Body::Toml(job("peek", &format!("\"{reference}\"")))),
+            )
+            .await;
+        assert_eq!(code, 400, "{err}");
+        let message = err["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{shown}: this worker does not let")),
+            "{message}"
+        );
+        assert_eq!(err["errors"][0]["path"], "source.count");
+    }
+    // An allowed file is read, and the error about its value names the reference, not the value.
+    let reference = format!("${{file:{}}}", secrets.join("count").display());
+    let (code, err) = w
+        .call(
+            Method::POST,
+            "/jobs",
+            Some(Body::Toml(job("echo", &format!("\"{reference}\"")))),
+        )
+        .await;
+    assert_eq!(code, 400, "{err}");
+    let shown = err.to_string();
+    assert!(!shown.contains("s3cr3t"), "the secret is echoed: {shown}");
+    assert!(shown.contains(&reference.replace('\\', "\\\\")), "{shown}");
+
+    // Bodies that a cross-site form can send, and requests from another origin.
+    let client = reqwest::Client::new();
+    let r = client
+        .post(w.url("/jobs"))
+        .header("content-type", "text/plain")
+        .body(job("plain", "3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = client
+        .post(w.url("/jobs"))
+        .header("content-type", "application/toml")
+        .header("origin", "https://evil.example")
+        .body(job("cross", "3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(w.url("/jobs/x/restart"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // DNS rebinding: a loopback worker answers only to loopback names.
+    let r = client
+        .get(w.url("/jobs"))
+        .header("host", "evil.example:8083")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Names a state directory cannot hold.
+    for name in ["..", &"n".repeat(300)] {
+        let (code, err) = w
+            .call(Method::POST, "/jobs", Some(Body::Toml(job(name, "3"))))
+            .await;
+        assert_eq!(code, 400, "{name}: {err}");
+        assert_eq!(err["errors"][0]["path"], "name");
+    }
+    assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");
+
+    // Open to the network without a token: refused at start.
+    let open = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["worker", "--listen", "0.0.0.0:0", "--state-dir"])
+        .arg(dir.path().join("open-state"))
+        .output()
+        .unwrap();
+    assert!(!open.status.success());
+    let stderr = String::from_utf8_lossy(&open.stderr);
+    assert!(stderr.contains("without a token"), "{stderr}");
+}

@@ -9,9 +9,9 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::config::{self, Kind};
 use super::error::{ApiError, FieldError};
+use super::guard::guard;
 use super::jobs_api;
 use super::supervisor::Supervisor;
 
@@ -31,6 +32,8 @@ pub struct App {
     pub token: Option<Arc<str>>,
     /// True once stored jobs are started, false again at shutdown.
     pub ready: Arc<AtomicBool>,
+    /// The worker listens on a loopback address: it answers only to loopback host names.
+    pub loopback_only: bool,
 }
 
 /// Every route of the worker.
@@ -62,32 +65,8 @@ pub fn router(app: App) -> Router {
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
-}
-
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn auth(State(app): State<App>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if let Some(token) = &app.token
-        && path != "/healthz"
-        && path != "/readyz"
-    {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
-            return ApiError::unauthorized().into_response();
-        }
-    }
-    next.run(request).await
 }
 
 async fn root(State(app): State<App>, headers: HeaderMap) -> Response {

@@ -22,6 +22,7 @@ use super::model::{Desired, JobDef, State as JobState};
 use super::offsets::{self, PartitionOffset};
 use super::supervisor::{CreateError, JobHandle};
 use super::view;
+use sluice_core::job::check_job_name;
 
 /// Longest a request waits for a job to reach the state it asked for.
 const WAIT: Duration = Duration::from_secs(30);
@@ -52,11 +53,12 @@ async fn parse_def(
             message: format!("the config names job {name:?} but the URL says {expected:?}"),
         }]));
     }
-    if name.as_deref().is_some_and(|n| n.starts_with('.')) {
+    // Checked before the name is used for a scratch directory (a long or `..` name).
+    if let Some(Err(why)) = name.as_deref().map(check_job_name) {
         return Err(ApiError::invalid_config(vec![FieldError {
             path: "name".into(),
             line: None,
-            message: "a job name must not start with '.'".into(),
+            message: why,
         }]));
     }
     let ctx = &app.sup.ctx;

@@ -11,6 +11,7 @@
 mod api;
 mod config;
 mod error;
+mod guard;
 mod jobs_api;
 mod jobs_dir;
 mod latency;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
+use sluice_core::job::Interpolation;
 use tokio_util::sync::CancellationToken;
 
 use supervisor::{Ctx, Supervisor};
@@ -49,6 +51,20 @@ pub struct WorkerArgs {
     /// `Authorization: Bearer <token>`.
     #[arg(long, env = "SLUICE_WORKER_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// Serve on a non-loopback `--listen` without a token: anyone who reaches the port can run
+    /// jobs. Without this flag such a worker refuses to start.
+    #[arg(long, env = "SLUICE_WORKER_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// What `${env:...}` / `${file:...}` in jobs submitted through the API may read:
+    /// `env:PREFIX_*,env:NAME,file:/etc/sluice/secrets/`. Nothing by default (the worker's
+    /// environment and files are not the API caller's); job files in `--jobs-dir` may read
+    /// anything.
+    #[arg(long, env = "SLUICE_WORKER_ALLOW_INTERPOLATION", value_parser = parse_interpolation)]
+    pub allow_interpolation: Option<Interpolation>,
+}
+
+fn parse_interpolation(spec: &str) -> Result<Interpolation, String> {
+    Interpolation::parse(spec)
 }
 
 fn read_token(path: &std::path::Path) -> anyhow::Result<Arc<str>> {
@@ -137,22 +153,37 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let listen = listener.local_addr()?;
+    let loopback_only = listen.ip().is_loopback();
+    anyhow::ensure!(
+        loopback_only || token.is_some() || args.allow_unauthenticated,
+        "refusing to serve on {listen} without a token: anyone who reaches it could run jobs. \
+         Set --token-file, listen on 127.0.0.1, or pass --allow-unauthenticated"
+    );
+    if !loopback_only && token.is_none() {
+        tracing::warn!(%listen, "The worker API is open to anyone who reaches {listen}: no token (--allow-unauthenticated).");
+    }
     let _lock = lock_state_dir(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir).await?;
     let state_dir = std::fs::canonicalize(&args.state_dir)?;
     let shutdown = CancellationToken::new();
     let sup = Arc::new(Supervisor::new(Ctx {
         store: store.clone(),
+        api_toolkit: toolkit.with_interpolation(
+            args.allow_interpolation
+                .clone()
+                .unwrap_or_else(Interpolation::none),
+        ),
         toolkit,
         state_dir,
         shutdown: shutdown.clone(),
     }));
-    let listen = listener.local_addr()?;
     let ready = Arc::new(AtomicBool::new(false));
     let app = api::App {
         sup: sup.clone(),
         token,
         ready: ready.clone(),
+        loopback_only,
     };
     let server = tokio::spawn({
         let shutdown = shutdown.clone();

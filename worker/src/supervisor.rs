@@ -28,6 +28,9 @@ pub struct Ctx {
     pub store: Store,
     /// Connectors and plugin host: how definitions become jobs.
     pub toolkit: Toolkit,
+    /// The same, expanding only the references `--allow-interpolation` allows: for jobs
+    /// submitted through the API.
+    pub api_toolkit: Toolkit,
     /// `--state-dir`.
     pub state_dir: PathBuf,
     /// Fired on worker shutdown: every runner drains its pipeline and exits.
@@ -49,11 +52,19 @@ impl Ctx {
         }
     }
 
+    /// The operator's job files (from `--jobs-dir`) read any reference; API jobs what is allowed.
+    fn toolkit_for(&self, def: &JobDef) -> &Toolkit {
+        match def.source_file {
+            Some(_) => &self.toolkit,
+            None => &self.api_toolkit,
+        }
+    }
+
     /// Assemble a definition exactly as a run does: connectors built and checked, plugins
     /// compiled and initialised with their `with` tables (off the async threads: compiling
     /// takes a while).
     pub async fn assemble(&self, def: &JobDef) -> Result<Pipeline, JobError> {
-        let toolkit = self.toolkit.clone();
+        let toolkit = self.toolkit_for(def).clone();
         let (text, label) = (def.config.clone(), Self::label(def));
         let (base, state) = (self.base_dir(def), self.job_dir(&def.name));
         tokio::task::spawn_blocking(move || {
@@ -74,7 +85,7 @@ impl Ctx {
 
     /// Build and check a definition's connectors only (resetting positions needs no plugin).
     pub fn load(&self, def: &JobDef) -> Result<LoadedJob, JobError> {
-        self.toolkit.load_str(
+        self.toolkit_for(def).load_str(
             &def.config,
             &Self::label(def),
             &self.base_dir(def),

@@ -20,6 +20,8 @@ async fn an_embedded_worker_runs_jobs_and_stops_on_its_token() {
         state_dir: dir.path().join("state"),
         jobs_dir: None,
         token_file: None,
+        allow_unauthenticated: false,
+        allow_interpolation: None,
     };
     let stop = CancellationToken::new();
     let worker = tokio::spawn(serve(

@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::interpolate::Interpolation;
 use super::load::{
-    ConfigError, JobError, LoadedJob, build_sink, build_source, load_job_str, read_job_file,
+    ConfigError, JobError, LoadedJob, build_sink, build_source, load_job_with, read_job_file,
 };
 use super::path::{ConfigIssue, FieldPath};
 use crate::connector::BuildContext;
@@ -42,6 +43,7 @@ impl TransformFactory for NoTransforms {
 pub struct Toolkit {
     registry: Arc<Registry>,
     transforms: Arc<dyn TransformFactory>,
+    interpolation: Arc<Interpolation>,
 }
 
 impl std::fmt::Debug for Toolkit {
@@ -56,6 +58,16 @@ impl Toolkit {
         Self {
             registry: Arc::new(registry),
             transforms: Arc::new(transforms),
+            interpolation: Arc::new(Interpolation::All),
+        }
+    }
+
+    /// The same toolkit, expanding only the `${...}` references `policy` allows (jobs that
+    /// arrive through the worker's API; the operator's own job files may read anything).
+    pub fn with_interpolation(&self, policy: Interpolation) -> Self {
+        Self {
+            interpolation: Arc::new(policy),
+            ..self.clone()
         }
     }
 
@@ -68,7 +80,7 @@ impl Toolkit {
     /// must work for a job whose plugin no longer loads).
     pub fn load_file(&self, path: &Path, state_dir: Option<&Path>) -> Result<LoadedJob, JobError> {
         let (text, label, base) = read_job_file(path)?;
-        load_job_str(&text, &label, &base, state_dir, &self.registry)
+        self.load_str(&text, &label, &base, state_dir)
     }
 
     /// Check one connector config (a `[source]` table, or a `[[sinks]]` entry with its runtime
@@ -100,7 +112,14 @@ impl Toolkit {
         base_dir: &Path,
         state_dir: Option<&Path>,
     ) -> Result<LoadedJob, JobError> {
-        load_job_str(text, label, base_dir, state_dir, &self.registry)
+        load_job_with(
+            text,
+            label,
+            base_dir,
+            state_dir,
+            &self.registry,
+            &self.interpolation,
+        )
     }
 
     /// Assemble a job file: connectors built and checked, plugins compiled and initialised.
@@ -124,13 +143,18 @@ impl Toolkit {
         base_dir: &Path,
         state_dir: Option<&Path>,
     ) -> Result<Pipeline, JobError> {
-        let job = load_job_str(text, label, base_dir, state_dir, &self.registry)?;
+        let job = self.load_str(text, label, base_dir, state_dir)?;
         let mut transforms = Vec::with_capacity(job.transforms.len());
         let mut errors = Vec::new();
         for (i, spec) in job.transforms.iter().enumerate() {
             match self.transforms.build(spec) {
                 Ok(t) => transforms.push(t),
-                Err(e) => errors.push(transform_error(text, label, i, &e)),
+                Err(e) => {
+                    let mut error = transform_error(text, label, i, &e);
+                    // A plugin may quote its `with` values, which references filled in.
+                    error.message = job.expanded.redact(&error.message);
+                    errors.push(error);
+                }
             }
         }
         if !errors.is_empty() {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::interpolate::interpolate_table;
+use super::interpolate::{Expanded, Interpolation, Interpolator};
 use super::path::{ConfigIssue, FieldPath};
 use super::{
     DeliveryConfig, ErrorsConfig, Guarantee, PipelineConfig, RawJob, SinkCommon, Tolerance,
@@ -104,6 +104,9 @@ pub struct LoadedJob {
     pub pipeline: PipelineConfig,
     /// The interpolated job as TOML (for display; secrets included, do not log).
     pub raw: toml::Table,
+    /// The values `${...}` references expanded to: [`Expanded::redact`] keeps them out of
+    /// messages.
+    pub expanded: Expanded,
 }
 
 impl fmt::Debug for LoadedJob {
@@ -163,6 +166,26 @@ pub fn load_job_str(
     state_dir: Option<&Path>,
     registry: &Registry,
 ) -> Result<LoadedJob, JobError> {
+    load_job_with(
+        text,
+        label,
+        base_dir,
+        state_dir,
+        registry,
+        &Interpolation::All,
+    )
+}
+
+/// [`load_job_str`], expanding only the references `policy` allows. No error message quotes a
+/// value a reference expanded to.
+pub(crate) fn load_job_with(
+    text: &str,
+    label: &str,
+    base_dir: &Path,
+    state_dir: Option<&Path>,
+    registry: &Registry,
+    policy: &Interpolation,
+) -> Result<LoadedJob, JobError> {
     let doc = match toml_edit::Document::parse(text.to_string()) {
         Ok(doc) => doc,
         Err(e) => {
@@ -179,24 +202,38 @@ pub fn load_job_str(
             });
         }
     };
+    let mut interpolator = Interpolator {
+        base_dir,
+        policy,
+        expanded: Expanded::default(),
+    };
+    let mut table: toml::Table = match toml::from_str(text) {
+        Ok(table) => table,
+        Err(e) => {
+            let issue = ConfigIssue::new(FieldPath::root(), e.message().to_string());
+            return Err(JobError {
+                errors: vec![ConfigError {
+                    file: label.to_string(),
+                    line: issue.path.line_in(&doc),
+                    path: issue.path.to_string(),
+                    message: issue.message,
+                }],
+            });
+        }
+    };
+    let mut issues = Vec::new();
+    interpolator.table(&mut table, &FieldPath::root(), &mut issues);
+    let expanded = interpolator.expanded;
     let locate = |issue: ConfigIssue| ConfigError {
         file: label.to_string(),
         line: issue.path.line_in(&doc),
         path: issue.path.to_string(),
-        message: issue.message,
+        message: expanded.redact(&issue.message),
     };
     let fail = |issues: Vec<ConfigIssue>| JobError {
         errors: issues.into_iter().map(locate).collect(),
     };
 
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-        fail(vec![ConfigIssue::new(
-            FieldPath::root(),
-            e.message().to_string(),
-        )])
-    })?;
-    let mut issues = Vec::new();
-    interpolate_table(&mut table, &FieldPath::root(), base_dir, &mut issues);
     if !issues.is_empty() {
         return Err(fail(issues));
     }
@@ -213,16 +250,8 @@ pub fn load_job_str(
             ),
         ));
     }
-    if raw.name.trim().is_empty()
-        || !raw
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        issues.push(ConfigIssue::new(
-            FieldPath::root().key("name"),
-            "a job name is non-empty and uses only letters, digits, '-', '_' and '.'",
-        ));
+    if let Err(why) = check_job_name(&raw.name) {
+        issues.push(ConfigIssue::new(FieldPath::root().key("name"), why));
     }
     let state_dir = state_dir
         .map(Path::to_path_buf)
@@ -318,6 +347,7 @@ pub fn load_job_str(
         dead_letter,
         pipeline: raw.pipeline,
         raw: table,
+        expanded,
     })
 }
 
@@ -573,4 +603,25 @@ fn check_exactly_once(
             ));
         }
     }
+}
+
+/// The longest job name: names become directory and file names (`.sluice/<name>/`,
+/// `<name>.toml` in the worker), which most file systems cap at 255 bytes.
+pub const MAX_JOB_NAME: usize = 128;
+
+/// A job name is a file name on every platform: letters, digits, `-`, `_`, `.`, not starting
+/// with `.` (so never `.` or `..`), at most [`MAX_JOB_NAME`] characters.
+pub fn check_job_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.starts_with('.')
+        || name.len() > MAX_JOB_NAME
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "a job name is 1 to {MAX_JOB_NAME} letters, digits, '-', '_' and '.', not starting with '.'"
+        ));
+    }
+    Ok(())
 }

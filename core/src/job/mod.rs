@@ -13,7 +13,11 @@ use crate::transform::TransformSpec;
 use crate::units::{ByteSize, HumanDuration};
 
 pub use assemble::{NoTransforms, Toolkit, TransformFactory};
-pub use load::{ConfigError, JobError, LoadedJob, SinkPlan, load_job_file, load_job_str};
+pub use interpolate::{Expanded, Interpolation};
+pub use load::{
+    ConfigError, JobError, LoadedJob, MAX_JOB_NAME, SinkPlan, check_job_name, load_job_file,
+    load_job_str,
+};
 pub use schema::job_schema;
 
 /// The job-file format version this build understands.

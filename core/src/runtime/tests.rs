@@ -69,6 +69,7 @@ fn job(
         dead_letter: dlq.map(|d| plan("dlq", d, 1000)),
         pipeline: PipelineConfig::default(),
         raw: toml::Table::new(),
+        expanded: Default::default(),
     }
 }
 

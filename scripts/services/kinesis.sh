@@ -3,7 +3,8 @@
 # JavaScript), plain HTTP on one port, in memory. It is an emulator, not AWS: streams start
 # CREATING, puts are slow (~0.4 s per 500 records). It has no listen-address option and binds
 # every interface: kinesis-loopback.cjs, preloaded, keeps it on 127.0.0.1. Stream operations
-# (create, split, merge) complete after 100 ms instead of 500 ms. Tests read the endpoint from
+# (create, split, merge) complete after 100 ms instead of 500 ms, and the shard limit (50 by
+# default) is lifted: every test makes its own streams. Tests read the endpoint from
 # SLUICE_TEST_KINESIS_ENDPOINT (and the dummy credentials and region below), so they run against
 # real AWS or another emulator too.
 #   bash scripts/services/kinesis.sh start|stop   (see scripts/services-lib.sh)
@@ -22,7 +23,7 @@ launch() {
     KINESIS_MOCK_CERT_PATH="$pkg/server.json" LOG_LEVEL=WARN \
     CREATE_STREAM_DURATION=100ms SPLIT_SHARD_DURATION=100ms MERGE_SHARDS_DURATION=100ms \
     UPDATE_SHARD_COUNT_DURATION=100ms REGISTER_STREAM_CONSUMER_DURATION=100ms \
-    DELETE_STREAM_DURATION=100ms \
+    DELETE_STREAM_DURATION=100ms SHARD_LIMIT=100000 ON_DEMAND_STREAM_COUNT_LIMIT=100000 \
     nohup setsid node -r "$root/scripts/services/kinesis-loopback.cjs" "$pkg/main.js" >>"$log" 2>&1 </dev/null &
 }
 

@@ -144,7 +144,11 @@ async fn a_split_and_a_merge_during_a_run_lose_nothing_and_keep_per_key_order() 
     let stream = common::unique("reshard");
     common::create_stream(&client, &stream, 2).await;
 
-    let mut s = source(config(&stream));
+    // Few records per call: the reader stays behind the writer, so children have records
+    // while their parents still have unread ones — lineage decides the order.
+    let mut c = config(&stream);
+    c.insert("max_records".into(), 4.into());
+    let mut s = source(c);
     s.open(None).await.unwrap();
     let seen: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
     let want = (DEVICES * per_phase * 3) as usize;

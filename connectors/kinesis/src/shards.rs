@@ -57,8 +57,11 @@ pub struct Shard {
     pub iterator: Option<String>,
     /// Read to its end (the shard is closed and GetRecords returned no next iterator).
     pub finished: bool,
-    /// Earliest time of the next call (the 5 calls per second limit, idle polling, backoff).
+    /// Earliest time of the next GetRecords call (the 5 calls per second limit, idle polling,
+    /// backoff). Set before a call is sent: a call dropped halfway still counts at the server.
     pub next_call: Instant,
+    /// Earliest time of the next GetShardIterator call (also 5 a second per shard).
+    pub next_iterator_call: Instant,
     /// Current backoff after throttling; zero when the last call was not throttled.
     pub backoff: Duration,
     /// The last `MillisBehindLatest`.
@@ -109,6 +112,7 @@ impl ShardTable {
                     iterator: None,
                     finished: false,
                     next_call: now,
+                    next_iterator_call: now,
                     backoff: Duration::ZERO,
                     behind_ms: None,
                 },

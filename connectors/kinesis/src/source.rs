@@ -117,13 +117,39 @@ impl KinesisSource {
     /// ListShards, every page, and take the result in.
     async fn discover(&mut self) -> Result<(), ConnectorError> {
         let client = self.client()?;
+        // Marked before the calls: a `next_batch` dropped halfway must not make every later
+        // call list the shards again (a service may still be answering the dropped ones).
+        self.next_discovery = Instant::now() + self.config.discover_interval.0;
+        let listed = match self.list_shards(&client).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                self.next_discovery = Instant::now();
+                return Err(e);
+            }
+        };
+        let resume = &self.resume;
+        let new = self.table.add_listed(
+            listed,
+            &self.arn,
+            |id| resume.get(id).cloned(),
+            &self.initial,
+            Instant::now(),
+        );
+        if !new.is_empty() {
+            tracing::info!(stream = %self.stream, shards = ?new, "Kinesis shards found.");
+        }
+        Ok(())
+    }
+
+    /// Every shard of the stream (every page of ListShards).
+    async fn list_shards(&self, client: &Client) -> Result<Vec<ShardInfo>, ConnectorError> {
         let mut listed = Vec::new();
         let mut token: Option<String> = None;
         loop {
             // Later pages name only the token (the API refuses the stream with it).
             let call = match &token {
-                None => self.stream.list_shards(&client),
-                Some(t) => client.list_shards().next_token(t),
+                None => self.stream.list_shards(client),
+                Some(t) => client.list_shards().next_token(t.as_str()),
             };
             let out = call
                 .send()
@@ -136,22 +162,9 @@ impl KinesisSource {
             }));
             token = out.next_token().map(String::from);
             if token.is_none() {
-                break;
+                return Ok(listed);
             }
         }
-        let resume = &self.resume;
-        let new = self.table.add_listed(
-            listed,
-            &self.arn,
-            |id| resume.get(id).cloned(),
-            &self.initial,
-            Instant::now(),
-        );
-        if !new.is_empty() {
-            tracing::info!(stream = %self.stream, shards = ?new, "Kinesis shards found.");
-        }
-        self.next_discovery = Instant::now() + self.config.discover_interval.0;
-        Ok(())
     }
 
     /// An iterator for every readable shard that has none.
@@ -159,10 +172,13 @@ impl KinesisSource {
         let client = self.client()?;
         let now = Instant::now();
         for id in self.table.ready_ids() {
-            let shard = &self.table.shards[&id];
-            if shard.iterator.is_some() || shard.next_call > now {
+            let Some(shard) = self.table.shards.get_mut(&id) else {
+                continue;
+            };
+            if shard.iterator.is_some() || shard.next_call > now || shard.next_iterator_call > now {
                 continue;
             }
+            shard.next_iterator_call = now + MIN_CALL_INTERVAL;
             let call = self.stream.get_shard_iterator(&client).shard_id(&id);
             let call = match &shard.start {
                 Start::After(seq) => call
@@ -211,6 +227,13 @@ impl KinesisSource {
     async fn read_round(&mut self, due: Vec<(String, String)>) -> Result<Batch, ConnectorError> {
         let client = self.client()?;
         let limit = self.config.max_records;
+        // Counted from the moment they are sent, whether or not the answers are awaited.
+        let sent = Instant::now();
+        for (id, _) in &due {
+            if let Some(shard) = self.table.shards.get_mut(id) {
+                shard.next_call = sent + MIN_CALL_INTERVAL;
+            }
+        }
         let calls = due.iter().map(|(_, iterator)| {
             self.stream
                 .get_records(&client)

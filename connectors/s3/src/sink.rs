@@ -244,19 +244,30 @@ impl S3Sink {
     }
 }
 
-/// Upload every object, several at once.
+/// Most uploads in flight at once (a write with many partitions makes many objects).
+const PARALLEL_UPLOADS: usize = 16;
+
+/// Upload every object, up to [`PARALLEL_UPLOADS`] at once.
 async fn upload(bucket: &Bucket, objects: Vec<Object>) -> Result<(), ConnectorError> {
     let mut tasks = tokio::task::JoinSet::new();
+    let mut first_error = None;
+    let mut note = |done: Option<Result<Result<(), ConnectorError>, tokio::task::JoinError>>| {
+        if let Some(done) = done {
+            let result = done.map_err(|e| ConnectorError::internal(format!("an upload task: {e}")));
+            if let Err(e) = result.and_then(|r| r) {
+                first_error.get_or_insert(e);
+            }
+        }
+    };
     for o in objects {
+        if tasks.len() >= PARALLEL_UPLOADS {
+            note(tasks.join_next().await);
+        }
         let bucket = bucket.clone();
         tasks.spawn(async move { bucket.put(&o.key, o.body).await });
     }
-    let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
-        let result = done.map_err(|e| ConnectorError::internal(format!("an upload task: {e}")));
-        if let Err(e) = result.and_then(|r| r) {
-            first_error.get_or_insert(e);
-        }
+        note(Some(done));
     }
     first_error.map_or(Ok(()), Err)
 }

@@ -269,3 +269,30 @@ async fn a_checkpoint_object_of_another_prefix_is_refused() {
     assert!(err.message.contains("was written for"), "{}", err.message);
     assert!(!err.retryable);
 }
+
+#[tokio::test]
+async fn reset_checkpoint_changes_what_a_restart_resumes_from() {
+    let bucket = common::unique("s3-reset");
+    common::create_bucket(&bucket).await;
+    let table = || common::sink_table(&bucket, "prefix = 'reset/'");
+    let mut sink = common::open_sink(table(), "reset", Guarantee::ExactlyOnce).await;
+    sink.write(&records(0..10), Some(&cp(9))).await.unwrap();
+    sink.close().await.unwrap();
+    let ctx = SinkContext {
+        job: "reset".into(),
+        sink: "archive".into(),
+        guarantee: Guarantee::ExactlyOnce,
+    };
+    sink.reset_checkpoint(&ctx, Some(&cp(4))).await.unwrap();
+    let mut reopened = common::open_sink(table(), "reset", Guarantee::ExactlyOnce).await;
+    assert_eq!(reopened.committed_checkpoint().await.unwrap(), Some(cp(4)));
+    reopened.close().await.unwrap();
+    sink.reset_checkpoint(&ctx, None).await.unwrap();
+    let mut reopened = common::open_sink(table(), "reset", Guarantee::ExactlyOnce).await;
+    assert_eq!(reopened.committed_checkpoint().await.unwrap(), None);
+    // Data already written stays.
+    assert_eq!(
+        keys_of(&common::all_documents(&bucket).await),
+        expected(0..10)
+    );
+}

@@ -14,6 +14,10 @@ pub fn register_builtins(registry: &mut Registry) {
     sluice_connector_kinesis::register(registry);
     #[cfg(feature = "opensearch")]
     sluice_connector_opensearch::register(registry);
+    #[cfg(feature = "s3")]
+    sluice_connector_s3::register(registry);
+    #[cfg(feature = "firehose")]
+    sluice_connector_firehose::register(registry);
     #[cfg(feature = "sql")]
     sluice_connector_sql::register(registry);
 }

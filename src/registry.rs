@@ -8,10 +8,14 @@ use sluice_core::job::Toolkit;
 pub fn register_builtins(registry: &mut Registry) {
     #[cfg(feature = "file")]
     sluice_connector_file::register(registry);
+    #[cfg(feature = "http")]
+    sluice_connector_http::register(registry);
     #[cfg(feature = "kafka")]
     sluice_connector_kafka::register(registry);
     #[cfg(feature = "opensearch")]
     sluice_connector_opensearch::register(registry);
+    #[cfg(feature = "sns")]
+    sluice_connector_sns::register(registry);
     #[cfg(feature = "sql")]
     sluice_connector_sql::register(registry);
 }

@@ -8,6 +8,8 @@ use sluice_core::job::Toolkit;
 pub fn register_builtins(registry: &mut Registry) {
     #[cfg(feature = "file")]
     sluice_connector_file::register(registry);
+    #[cfg(feature = "http")]
+    sluice_connector_http::register(registry);
     #[cfg(feature = "kafka")]
     sluice_connector_kafka::register(registry);
     #[cfg(feature = "kinesis")]
@@ -18,6 +20,8 @@ pub fn register_builtins(registry: &mut Registry) {
     sluice_connector_s3::register(registry);
     #[cfg(feature = "firehose")]
     sluice_connector_firehose::register(registry);
+    #[cfg(feature = "sns")]
+    sluice_connector_sns::register(registry);
     #[cfg(feature = "sql")]
     sluice_connector_sql::register(registry);
 }

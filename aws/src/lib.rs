@@ -1,21 +1,26 @@
 //! The AWS connection every AWS connector shares (Kinesis, Firehose, S3, SNS, MSK IAM, OpenSearch
 //! SigV4): where to connect ([`AwsConnection`]), which credentials to sign with ([`AwsAuth`]), and
-//! how an SDK error maps to a [`ConnectorError`] ([`sdk_error`]).
+//! how an SDK error maps to a [`ConnectorError`] ([`sdk_error`]), and SigV4 signing outside an
+//! SDK client ([`sign`]: presigned URLs).
 //!
 //! Connector configs take `region` and `endpoint` as top-level keys and the credentials as an
 //! `auth` table, as Vector's AWS sinks do, and turn them into one [`AwsConnection`].
 
 mod auth;
 mod error;
+pub mod sign;
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
 use aws_smithy_http_client::{Builder, tls};
 use aws_smithy_types::timeout::TimeoutConfig;
 use sluice_core::ConnectorError;
 
 pub use auth::AwsAuth;
+/// The SDK configuration and credentials types, for connectors that sign outside an SDK client.
+pub use aws_config::SdkConfig;
+pub use aws_credential_types::Credentials;
 pub use error::{error_code, sdk_error};
 
 /// How long connecting to an AWS endpoint may take before the call fails (and is retried by the

@@ -44,7 +44,7 @@ pub(crate) async fn run<H: Harness>(h: &H, test: &Test, feed: Feed, sink_kind: &
     }
     let fx = Fixture::new(test);
     h.prepare(&fx).await;
-    let (n, want_kills) = kill_loop_size();
+    let (n, want_kills) = kill_loop_size(h.kill_loop_records());
     let claims = h.claims();
     let (guarantee, source, bounded) = match feed {
         Feed::Generated => {

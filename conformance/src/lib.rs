@@ -129,13 +129,24 @@ pub trait Harness: Send + Sync + 'static {
     fn kill_loop_batch(&self) -> usize {
         50
     }
+
+    /// The most records a kill -9 loop moves through this connector when
+    /// `SLUICE_CONFORMANCE_RECORDS` does not say (a slow emulator); the suite's default when
+    /// `None`.
+    fn kill_loop_records(&self) -> Option<u64> {
+        None
+    }
 }
 
-/// Records and kills of a kill -9 loop: `SLUICE_CONFORMANCE_RECORDS` (default 2000) and
-/// `SLUICE_CONFORMANCE_KILLS` (default 10, never fewer than 10).
-pub fn kill_loop_size() -> (u64, u32) {
+/// Records and kills of a kill -9 loop: `SLUICE_CONFORMANCE_RECORDS` (default 2000, or the
+/// harness's [`Harness::kill_loop_records`]) and `SLUICE_CONFORMANCE_KILLS` (default 10, never
+/// fewer than 10).
+pub fn kill_loop_size(harness_records: Option<u64>) -> (u64, u32) {
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let records = env("SLUICE_CONFORMANCE_RECORDS").unwrap_or(2000).max(100);
+    let records = env("SLUICE_CONFORMANCE_RECORDS")
+        .or(harness_records)
+        .unwrap_or(2000)
+        .max(100);
     let kills = env("SLUICE_CONFORMANCE_KILLS")
         .map_or(10, |k| u32::try_from(k).unwrap_or(u32::MAX))
         .max(10);

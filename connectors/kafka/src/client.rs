@@ -84,9 +84,14 @@ impl Connection<'_> {
             );
         }
         if let Some(sasl) = self.sasl {
+            sasl.validate()?;
+            // aws-msk-iam is OAUTHBEARER with the token from the client's context
+            // (`crate::msk::KafkaAuth`); the others take a user name and password.
             c.set("sasl.mechanism", sasl.mechanism.as_str());
-            c.set("sasl.username", &sasl.username);
-            c.set("sasl.password", &sasl.password);
+            if let (Some(user), Some(password)) = (&sasl.username, &sasl.password) {
+                c.set("sasl.username", user);
+                c.set("sasl.password", password);
+            }
         }
         for (k, v) in self.properties {
             c.set(k.trim(), v);
@@ -144,8 +149,10 @@ mod tests {
         };
         let sasl = SaslConfig {
             mechanism: SaslMechanism::ScramSha512,
-            username: "u".into(),
-            password: "p".into(),
+            username: Some("u".into()),
+            password: Some("p".into()),
+            region: None,
+            auth: Default::default(),
         };
         let c = Connection {
             tls: Some(&tls),
@@ -158,5 +165,48 @@ mod tests {
         assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
         let c = conn(&props).client_config(&[]).unwrap();
         assert_eq!(c.get("security.protocol"), Some("plaintext"));
+    }
+
+    #[test]
+    fn msk_iam_is_oauthbearer_without_a_password() {
+        let props = BTreeMap::new();
+        let sasl = SaslConfig {
+            mechanism: SaslMechanism::AwsMskIam,
+            username: None,
+            password: None,
+            region: Some("eu-west-1".into()),
+            auth: Default::default(),
+        };
+        let c = Connection {
+            sasl: Some(&sasl),
+            ..conn(&props)
+        }
+        .client_config(&[])
+        .unwrap();
+        assert_eq!(c.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(c.get("sasl.password"), None);
+        let wrong = SaslConfig {
+            username: Some("u".into()),
+            ..sasl.clone()
+        };
+        let e = Connection {
+            sasl: Some(&wrong),
+            ..conn(&props)
+        }
+        .client_config(&[])
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sasl.username"));
+        let scram = SaslConfig {
+            mechanism: SaslMechanism::ScramSha256,
+            username: Some("u".into()),
+            ..sasl
+        };
+        let e = Connection {
+            sasl: Some(&scram),
+            ..conn(&props)
+        }
+        .client_config(&[])
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("sasl.mechanism"));
     }
 }

@@ -50,6 +50,10 @@ pub enum SaslMechanism {
     /// SCRAM with SHA-512.
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// Amazon MSK IAM: SASL/OAUTHBEARER with a SigV4-signed token, refreshed before it expires
+    /// (with `region` and `auth`; MSK's IAM listener, port 9098, also wants `tls`).
+    #[serde(rename = "aws-msk-iam")]
+    AwsMskIam,
 }
 
 impl SaslMechanism {
@@ -58,20 +62,85 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::AwsMskIam => "OAUTHBEARER",
         }
     }
 }
 
 /// `sasl = { ... }`: authenticate with SASL (`security.protocol` SASL_PLAINTEXT or SASL_SSL).
+/// `PLAIN` and `SCRAM-*` take `username` and `password`; `aws-msk-iam` takes `region` and
+/// `auth`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaslConfig {
-    /// `"PLAIN"`, `"SCRAM-SHA-256"` or `"SCRAM-SHA-512"`.
+    /// `"PLAIN"`, `"SCRAM-SHA-256"`, `"SCRAM-SHA-512"` or `"aws-msk-iam"`.
     pub mechanism: SaslMechanism,
-    /// User name; use `"${env:VAR}"` rather than writing it inline.
-    pub username: String,
-    /// Password; use `"${env:VAR}"` or `"${file:PATH}"`, never inline.
-    pub password: String,
+    /// User name (`PLAIN`, `SCRAM-*`); use `"${env:VAR}"` rather than writing it inline.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password (`PLAIN`, `SCRAM-*`); use `"${env:VAR}"` or `"${file:PATH}"`, never inline.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// `aws-msk-iam`: the cluster's AWS region; the standard chain (`AWS_REGION`, profile) when
+    /// absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `aws-msk-iam`: the credentials that sign the token, as for every AWS connector (static
+    /// keys, `profile`, `assume_role`); the standard AWS chain when absent.
+    #[serde(default, skip_serializing)]
+    pub auth: sluice_aws::AwsAuth,
+}
+
+impl SaslConfig {
+    /// Checks that need no I/O; errors name `sasl.<field>`.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        match self.mechanism {
+            SaslMechanism::AwsMskIam => {
+                if self.username.is_some() || self.password.is_some() {
+                    return Err(ConnectorError::config(
+                        "aws-msk-iam signs with AWS credentials: put them in `sasl.auth`, not `username`/`password`",
+                    )
+                    .at("sasl.username"));
+                }
+                self.connection().validate().map_err(|e| ConnectorError {
+                    field: e.field.as_ref().map(|f| format!("sasl.{f}")),
+                    ..e
+                })
+            }
+            _ => {
+                if self.region.is_some() || self.auth != sluice_aws::AwsAuth::default() {
+                    return Err(ConnectorError::config(
+                        "`region` and `auth` are for mechanism = \"aws-msk-iam\"",
+                    )
+                    .at("sasl.mechanism"));
+                }
+                if self.username.is_none() {
+                    return Err(ConnectorError::config(format!(
+                        "{} needs `username`",
+                        self.mechanism.as_str()
+                    ))
+                    .at("sasl.username"));
+                }
+                if self.password.is_none() {
+                    return Err(ConnectorError::config(format!(
+                        "{} needs `password`",
+                        self.mechanism.as_str()
+                    ))
+                    .at("sasl.password"));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The AWS connection of `aws-msk-iam`.
+    pub fn connection(&self) -> sluice_aws::AwsConnection {
+        sluice_aws::AwsConnection {
+            region: self.region.clone(),
+            endpoint: None,
+            auth: self.auth.clone(),
+        }
+    }
 }
 
 /// Where a group with no committed offset starts reading a partition.

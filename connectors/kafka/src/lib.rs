@@ -12,6 +12,7 @@ mod client;
 pub mod config;
 mod error;
 mod groups;
+pub mod msk;
 mod rebalance;
 pub mod sink;
 pub mod source;

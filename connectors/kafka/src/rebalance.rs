@@ -58,12 +58,23 @@ impl LagHandle {
 
 /// The librdkafka context of the source consumer: rebalances and statistics.
 pub(crate) struct SourceContext {
+    /// The MSK IAM token signer, with `sasl.mechanism = "aws-msk-iam"`.
+    pub(crate) auth: crate::msk::KafkaAuth,
     pub(crate) state: Arc<Mutex<State>>,
     pub(crate) start_from: StartFrom,
     pub(crate) start_timestamp_ms: Option<i64>,
 }
 
 impl ClientContext for SourceContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.auth.oauth_token()
+    }
+
     fn stats(&self, stats: Statistics) {
         let mut lag = BTreeMap::new();
         for (topic, t) in &stats.topics {

@@ -7,6 +7,8 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+
+use crate::msk::KafkaAuth;
 use sluice_core::{
     BuildContext, Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConnector, SinkContext,
     ValuePath, WriteReport, async_trait,
@@ -36,7 +38,7 @@ impl SinkConnector for KafkaSinkConnector {
 /// The Kafka sink.
 pub struct KafkaSink {
     config: KafkaSinkConfig,
-    producer: Option<FutureProducer>,
+    producer: Option<FutureProducer<KafkaAuth>>,
     txn: Option<Txn>,
     /// The consumer groups of this sink's job (whose offsets `source_group` commits).
     groups: Arc<Groups>,
@@ -127,7 +129,7 @@ impl KafkaSink {
     /// fail before reaching the broker.
     async fn enqueue(
         &self,
-        producer: &FutureProducer,
+        producer: &FutureProducer<KafkaAuth>,
         records: &[Record],
         report: &mut WriteReport,
     ) -> Vec<(usize, DeliveryFuture)> {
@@ -180,7 +182,7 @@ impl KafkaSink {
 
 /// The producer's fatal error (fenced by a newer producer with the same `transactional.id`, ...):
 /// nothing more can be written with it, the job must stop.
-fn fatal(producer: &FutureProducer) -> Option<ConnectorError> {
+fn fatal(producer: &FutureProducer<KafkaAuth>) -> Option<ConnectorError> {
     use rdkafka::producer::Producer;
     producer.client().fatal_error().map(|(code, reason)| {
         ConnectorError::external(format!(
@@ -216,8 +218,10 @@ impl Sink for KafkaSink {
                     millis(self.config.message_timeout.0.min(txn_timeout)),
                 );
         }
-        let producer: FutureProducer =
-            c.create().map_err(|e| to_connector("kafka producer", &e))?;
+        let auth = KafkaAuth::for_sasl(self.config.sasl.as_ref()).await?;
+        let producer: FutureProducer<KafkaAuth> = c
+            .create_with_context(auth.clone())
+            .map_err(|e| to_connector("kafka producer", &e))?;
         if exactly_once {
             let base = self.config.base_client_config()?;
             let settings = TxnSettings {
@@ -228,6 +232,7 @@ impl Sink for KafkaSink {
                 timeout: self.config.transaction_timeout.0,
                 destination: self.config.destination(),
                 groups: self.groups.clone(),
+                auth,
             };
             self.txn = Some(Txn::open(settings, &base, &producer).await?);
         }

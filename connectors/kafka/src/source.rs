@@ -34,6 +34,7 @@ use crate::client::millis;
 use crate::config::{KafkaSourceConfig, StartFrom, ValueFormat};
 use crate::error::to_connector;
 use crate::groups::Groups;
+use crate::msk::KafkaAuth;
 use crate::rebalance::{LagHandle, SourceContext, State, parse_partition};
 
 /// The `kafka` source type.
@@ -256,6 +257,7 @@ impl Source for KafkaSource {
             }
         }
         let ctx = SourceContext {
+            auth: KafkaAuth::for_sasl(cfg.sasl.as_ref()).await?,
             state: self.state.clone(),
             start_from: cfg.start_from,
             start_timestamp_ms: cfg.start_timestamp_ms,

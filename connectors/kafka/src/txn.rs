@@ -28,11 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::msk::KafkaAuth;
 use rdkafka::{ClientConfig, Offset as KOffset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use sluice_core::{Checkpoint, ConnectorError, Offset};
@@ -61,6 +62,8 @@ pub(crate) struct TxnSettings {
     pub destination: String,
     /// The consumer groups of the sink's job.
     pub groups: Arc<Groups>,
+    /// The clients' context (the MSK IAM token signer).
+    pub auth: KafkaAuth,
 }
 
 /// The transactional state of an open sink.
@@ -70,7 +73,7 @@ pub(crate) struct Txn {
     /// Fallback metadata for `source_group` when the job has no live source consumer of it.
     source_meta: Option<Arc<ConsumerGroupMetadata>>,
     /// Kept open for the sink's lifetime (its group metadata is used in every commit).
-    _helper: Arc<BaseConsumer>,
+    _helper: Arc<BaseConsumer<KafkaAuth>>,
     /// Number of the last committed transaction (0: none).
     seq: i64,
     committed: Option<Checkpoint>,
@@ -91,10 +94,10 @@ impl Txn {
     pub async fn open(
         s: TxnSettings,
         base: &ClientConfig,
-        producer: &FutureProducer,
+        producer: &FutureProducer<KafkaAuth>,
     ) -> Result<Txn, ConnectorError> {
         let s = Arc::new(s);
-        ensure_progress_topic(base, &s.progress_topic).await?;
+        ensure_progress_topic(base, &s.auth, &s.progress_topic).await?;
         let p = producer.clone();
         let timeout = s.timeout;
         blocking("init_transactions", move || {
@@ -109,8 +112,8 @@ impl Txn {
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest");
-        let helper: BaseConsumer = hc
-            .create()
+        let helper: BaseConsumer<KafkaAuth> = hc
+            .create_with_context(s.auth.clone())
             .map_err(|e| to_connector("kafka progress consumer", &e))?;
         let progress_meta = helper
             .group_metadata()
@@ -121,8 +124,8 @@ impl Txn {
                 s.groups.claim_offsets(&s.brokers, g);
                 let mut sc = base.clone();
                 sc.set("group.id", g).set("enable.auto.commit", "false");
-                let c: BaseConsumer = sc
-                    .create()
+                let c: BaseConsumer<KafkaAuth> = sc
+                    .create_with_context(s.auth.clone())
                     .map_err(|e| to_connector("kafka source-group consumer", &e))?;
                 c.group_metadata().map(Arc::new)
             }
@@ -151,7 +154,7 @@ impl Txn {
     }
 
     /// Start a transaction.
-    pub fn begin(&self, producer: &FutureProducer) -> Result<(), ConnectorError> {
+    pub fn begin(&self, producer: &FutureProducer<KafkaAuth>) -> Result<(), ConnectorError> {
         producer
             .begin_transaction()
             .map_err(|e| to_connector("kafka begin_transaction", &e))
@@ -159,7 +162,7 @@ impl Txn {
 
     /// Abort the open transaction (best effort: a failed abort leaves a fatal state that the
     /// next `init_transactions` clears).
-    pub async fn abort(&self, producer: &FutureProducer) {
+    pub async fn abort(&self, producer: &FutureProducer<KafkaAuth>) {
         let p = producer.clone();
         let timeout = self.s.timeout;
         let r = blocking("abort_transaction", move || {
@@ -175,7 +178,7 @@ impl Txn {
     /// Add the progress record and offsets to the open transaction and commit it.
     pub async fn commit(
         &mut self,
-        producer: &FutureProducer,
+        producer: &FutureProducer<KafkaAuth>,
         checkpoint: Option<&Checkpoint>,
     ) -> Result<(), ConnectorError> {
         let next = self.seq + 1;
@@ -258,9 +261,13 @@ impl Txn {
     }
 }
 
-async fn ensure_progress_topic(base: &ClientConfig, topic: &str) -> Result<(), ConnectorError> {
-    let admin: AdminClient<DefaultClientContext> = base
-        .create()
+async fn ensure_progress_topic(
+    base: &ClientConfig,
+    auth: &KafkaAuth,
+    topic: &str,
+) -> Result<(), ConnectorError> {
+    let admin: AdminClient<KafkaAuth> = base
+        .create_with_context(auth.clone())
         .map_err(|e| to_connector("kafka admin client", &e))?;
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
     // The request timeout bounds the wait on brokers that do not answer (librdkafka's default is
@@ -287,7 +294,7 @@ async fn ensure_progress_topic(base: &ClientConfig, topic: &str) -> Result<(), C
 
 /// The last committed transaction number and its checkpoint.
 fn read_progress(
-    helper: &BaseConsumer,
+    helper: &BaseConsumer<KafkaAuth>,
     s: &TxnSettings,
 ) -> Result<(i64, Option<Checkpoint>), ConnectorError> {
     let timeout = Duration::from_secs(10);

@@ -17,11 +17,13 @@ case "$cmd" in
     if [ ${#names[@]} -eq 0 ]; then
       for f in "$root"/scripts/services/*.sh; do names+=("$(basename "$f" .sh)"); done
     fi
-    : > "$env_file.tmp"
+    # One env file per service; services.env is all of them, so `up NAME` keeps the others'.
     for n in "${names[@]}"; do
       echo "services: starting $n" >&2
-      bash "$root/scripts/services/$n.sh" start >> "$env_file.tmp"
+      bash "$root/scripts/services/$n.sh" start > "$root/target/services/$n.env.tmp"
+      mv "$root/target/services/$n.env.tmp" "$root/target/services/$n.env"
     done
+    cat "$root"/target/services/*.env > "$env_file.tmp"
     mv "$env_file.tmp" "$env_file"
     echo "services: endpoints in $env_file" >&2
     ;;

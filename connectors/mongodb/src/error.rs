@@ -43,7 +43,7 @@ pub const DUPLICATE_KEY: i32 = 11000;
 /// A whole operation failed: network and server-selection trouble, stepdowns and errors labelled
 /// transient by the server are retryable; authentication is a config error at `url`.
 pub fn mongo_error(what: &str, err: &Error) -> ConnectorError {
-    let message = format!("{what}: {}", with_causes(err));
+    let message = format!("{what}: {}", describe(err));
     let transient_label = err.contains_label(TRANSIENT_TRANSACTION_ERROR)
         || err.contains_label(RETRYABLE_WRITE_ERROR)
         || err.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT);
@@ -71,6 +71,31 @@ pub fn mongo_error(what: &str, err: &Error) -> ConnectorError {
         _ => ConnectorError::external(message),
     };
     error.caused_by(err)
+}
+
+/// The driver's error in a line: the server's code name, code and message for a command error
+/// (its `Display` adds the raw reply), the kind's text otherwise, with the error labels.
+pub fn describe(err: &Error) -> String {
+    let mut text = match err.kind.as_ref() {
+        Kind::Command(c) => format!("{} ({}): {}", c.code_name, c.code, c.message),
+        Kind::BulkWrite(b) => {
+            let first = b.write_errors.values().next().map(|w| w.message.clone());
+            match (first, b.write_concern_errors.first()) {
+                (_, Some(wc)) => format!("write concern error: {}", wc.message),
+                (Some(m), None) => format!("{} item errors, one: {m}", b.write_errors.len()),
+                (None, None) => "bulk write failed".into(),
+            }
+        }
+        Kind::Io(e) => format!("I/O error: {}", with_causes(e.as_ref())),
+        other => other.to_string(),
+    };
+    if !err.labels().is_empty() {
+        let mut labels: Vec<&String> = err.labels().iter().collect();
+        labels.sort();
+        let labels: Vec<&str> = labels.into_iter().map(String::as_str).collect();
+        text.push_str(&format!(" [{}]", labels.join(", ")));
+    }
+    text
 }
 
 /// What became of one item of a bulk write.

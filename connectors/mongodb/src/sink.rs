@@ -341,6 +341,10 @@ impl Sink for MongoSink {
             self.session = Some(
                 client
                     .start_session()
+                    // Causal consistency would make the transaction's first command (the bulk
+                    // write) carry `readConcern.afterClusterTime`, which SecantusDB refuses on
+                    // bulkWrite; writes in a transaction on the primary need none.
+                    .causal_consistency(false)
                     .await
                     .map_err(|e| mongo_error("starting a session", &e))?,
             );

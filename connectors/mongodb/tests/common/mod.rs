@@ -114,3 +114,63 @@ pub async fn create_validated(name: &str) {
         .await
         .unwrap_or_else(|e| panic!("creating {name}: {e}"));
 }
+
+/// The registry with this crate's connectors and the `mem` test source.
+pub fn registry() -> sluice_core::Registry {
+    let mut registry = sluice_core::Registry::new();
+    sluice_connector_mongodb::register(&mut registry);
+    registry.register_source::<sluice_core::testing::MemSourceConnector>();
+    sluice_connector_file::register(&mut registry);
+    registry
+}
+
+/// Build and open a sink from TOML (job `job`, the given guarantee).
+pub async fn open_sink(
+    job: &str,
+    src: &str,
+    guarantee: sluice_core::Guarantee,
+) -> Box<dyn sluice_core::Sink> {
+    let table: toml::Table = toml::from_str(src).unwrap();
+    let ctx = sluice_core::BuildContext::new(job, ".", ".", guarantee);
+    let mut sink = match registry().sink("mongodb").unwrap().build(table, &ctx) {
+        Ok(sink) => sink,
+        Err(e) => panic!("{}: {}", e.path, e.message),
+    };
+    let sctx = sluice_core::SinkContext {
+        job: job.into(),
+        sink: "mongodb".into(),
+        guarantee,
+    };
+    sink.open(&sctx)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    sink
+}
+
+/// A record with this JSON value at `test`/`n`.
+pub fn record(n: i64, value: &str) -> sluice_core::Record {
+    sluice_core::Record::new(
+        value.to_string(),
+        sluice_core::Position::int(std::sync::Arc::from("test"), n),
+    )
+}
+
+/// Run a job file's text to its end (or until `stop` is cancelled).
+pub async fn run_job(
+    dir: &std::path::Path,
+    text: &str,
+    stop: tokio_util::sync::CancellationToken,
+) -> sluice_core::RunReport {
+    let loaded = sluice_core::job::load_job_str(
+        text,
+        "job.toml",
+        dir,
+        Some(&dir.join("state")),
+        &registry(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    sluice_core::Pipeline::new(loaded, Vec::new())
+        .run(stop)
+        .await
+        .unwrap_or_else(|e| panic!("the job failed: {e}"))
+}

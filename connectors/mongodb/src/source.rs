@@ -24,6 +24,7 @@ use sluice_core::{
     SourceConnector, async_trait,
 };
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::bson_map;
 use crate::client;
@@ -60,6 +61,8 @@ pub struct MongoSource {
     client: Option<Client>,
     snapshot: Option<SnapshotRead>,
     stream: Option<ChangeStream<Document>>,
+    /// The stream being opened.
+    opening: Option<JoinHandle<Result<ChangeStream<Document>, ConnectorError>>>,
     sequencer: Sequencer,
     /// Where the stream starts when it is opened (after the snapshot).
     start_at: Option<Timestamp>,
@@ -81,6 +84,7 @@ impl MongoSource {
             client: None,
             snapshot: None,
             stream: None,
+            opening: None,
             sequencer: Sequencer::default(),
             start_at: None,
             pending: Vec::new(),
@@ -91,45 +95,71 @@ impl MongoSource {
         client::hosts(&self.config.url.0)
     }
 
-    async fn open_stream(&mut self) -> Result<(), ConnectorError> {
-        let client = self.client.as_ref().ok_or_else(not_open)?;
+    /// Open the change stream on a task of its own, so that a `next_batch` dropped while the
+    /// server answers (opening at an old cluster time can take a while) does not start over.
+    fn start_stream(&mut self) -> Result<(), ConnectorError> {
+        let client = self.client.clone().ok_or_else(not_open)?;
         let pipeline = match &self.config.pipeline {
             Some(p) => {
                 bson_map::pipeline(p).map_err(|e| ConnectorError::config(e).at("pipeline"))?
             }
             None => Vec::new(),
         };
-        let full = match self.config.full_document {
+        let mut options = ChangeStreamOptions::default();
+        options.full_document = match self.config.full_document {
             FullDocument::Default => None,
             FullDocument::UpdateLookup => Some(FullDocumentType::UpdateLookup),
             FullDocument::WhenAvailable => Some(FullDocumentType::WhenAvailable),
         };
-        let batch = u32::try_from(self.config.batch).unwrap_or(u32::MAX);
+        options.start_at_operation_time = self.start_at;
+        options.batch_size = Some(u32::try_from(self.config.batch).unwrap_or(u32::MAX));
         let what = format!(
             "opening a change stream on {} at {}",
             self.partition,
             self.shown()
         );
-        let mut options = ChangeStreamOptions::default();
-        options.full_document = full;
-        options.start_at_operation_time = self.start_at;
-        options.batch_size = Some(batch);
-        macro_rules! watch {
-            ($target:expr) => {
-                $target
-                    .watch()
-                    .pipeline(pipeline)
-                    .with_options(options)
-                    .await
-                    .map(|s| s.with_type::<Document>())
+        let target = (self.config.database.clone(), self.config.collection.clone());
+        self.opening = Some(tokio::spawn(async move {
+            let opened = match &target {
+                (Some(d), Some(c)) => {
+                    let coll = client.database(d).collection::<Document>(c);
+                    coll.watch().pipeline(pipeline).with_options(options).await
+                }
+                (Some(d), None) => {
+                    client
+                        .database(d)
+                        .watch()
+                        .pipeline(pipeline)
+                        .with_options(options)
+                        .await
+                }
+                _ => {
+                    client
+                        .watch()
+                        .pipeline(pipeline)
+                        .with_options(options)
+                        .await
+                }
             };
+            opened
+                .map(|s| s.with_type::<Document>())
+                .map_err(|e| mongo_error(&what, &e))
+        }));
+        Ok(())
+    }
+
+    /// Wait for the stream [`Self::start_stream`] is opening (cancel-safe: the task goes on).
+    async fn finish_opening(&mut self) -> Result<(), ConnectorError> {
+        if self.opening.is_none() {
+            self.start_stream()?;
         }
-        let stream = match (&self.config.database, &self.config.collection) {
-            (Some(d), Some(c)) => watch!(client.database(d).collection::<Document>(c)),
-            (Some(d), None) => watch!(client.database(d)),
-            _ => watch!(client),
-        }
-        .map_err(|e| mongo_error(&what, &e))?;
+        let Some(task) = self.opening.as_mut() else {
+            return Err(not_open());
+        };
+        let opened = task.await;
+        self.opening = None;
+        let stream = opened
+            .map_err(|e| ConnectorError::internal(format!("opening the change stream: {e}")))??;
         tracing::info!(stream = %self.partition, start_at = ?self.start_at, "MongoDB change stream open.");
         self.stream = Some(stream);
         Ok(())
@@ -363,7 +393,7 @@ impl Source for MongoSource {
                 };
             }
         }
-        self.open_stream().await
+        self.start_stream()
     }
 
     async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
@@ -371,7 +401,7 @@ impl Source for MongoSource {
             return Ok(Some(Batch::new(std::mem::take(&mut self.pending))));
         }
         if self.stream.is_none() {
-            self.open_stream().await?;
+            self.finish_opening().await?;
         }
         let batch = self.config.batch;
         while self.pending.len() < batch {
@@ -424,6 +454,9 @@ impl Source for MongoSource {
 
     async fn close(&mut self) -> Result<(), ConnectorError> {
         self.stream = None;
+        if let Some(task) = self.opening.take() {
+            task.abort();
+        }
         self.snapshot = None;
         self.client = None;
         Ok(())

@@ -44,6 +44,9 @@ impl SinkConnector for MongoSinkConnector {
     }
 }
 
+/// A record's write model, with the record's index in the write.
+type Planned = (usize, WriteModel);
+
 /// What a transaction attempt came to.
 enum Attempt {
     Committed,
@@ -106,7 +109,7 @@ impl MongoSink {
     }
 
     /// Map every record: the models to send with the index of their record, and the rejects.
-    fn plan(&self, records: &[Record]) -> (Vec<(usize, WriteModel)>, Vec<(usize, String)>) {
+    fn plan(&self, records: &[Record]) -> (Vec<Planned>, Vec<(usize, String)>) {
         let mut models = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         for (i, r) in records.iter().enumerate() {
@@ -121,7 +124,7 @@ impl MongoSink {
     /// At-least-once: one unordered bulk write, item errors classified.
     async fn write_plain(
         &mut self,
-        models: Vec<(usize, WriteModel)>,
+        models: Vec<Planned>,
         mut report: WriteReport,
     ) -> Result<WriteReport, ConnectorError> {
         if models.is_empty() {
@@ -173,7 +176,7 @@ impl MongoSink {
     /// One transaction: the models, then the checkpoint; committed, or refused items.
     async fn attempt(
         &mut self,
-        models: &[(usize, WriteModel)],
+        models: &[Planned],
         cp: &Checkpoint,
     ) -> Result<Attempt, ConnectorError> {
         let what = self.what();
@@ -226,7 +229,7 @@ impl MongoSink {
     /// Exactly-once: a transaction with the checkpoint; refused items roll it back.
     async fn write_transaction(
         &mut self,
-        mut models: Vec<(usize, WriteModel)>,
+        mut models: Vec<Planned>,
         rejected: Vec<(usize, String)>,
         cp: &Checkpoint,
     ) -> Result<WriteReport, ConnectorError> {

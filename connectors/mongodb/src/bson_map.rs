@@ -114,6 +114,10 @@ fn to_date(doc: &mut Document, path: &ValuePath) -> Result<(), String> {
     let Some(slot) = here.get_mut(last) else {
         return Ok(());
     };
+    if let Bson::DateTime(_) = slot {
+        // Already a date (an Extended JSON `{"$date": ...}`).
+        return Ok(());
+    }
     let Bson::String(text) = slot else {
         return Err(format!(
             "`dates`: field {path} is not a timestamp string but {slot}"

@@ -39,7 +39,11 @@ async fn main() {
     let done = match mode {
         "loop" => plain_loop(&registry, url, db, coll, records).await,
         "alo" | "eos" => {
-            let guarantee = if mode == "eos" { "exactly-once" } else { "at-least-once" };
+            let guarantee = if mode == "eos" {
+                "exactly-once"
+            } else {
+                "at-least-once"
+            };
             let job = format!(
                 r#"
 api_version = 1
@@ -71,7 +75,10 @@ batch = {{ max_records = {BATCH}, max_bytes = "64MiB", max_wait = "1s" }}
         other => panic!("unknown mode {other}"),
     };
     let secs = started.elapsed().as_secs_f64();
-    println!("seconds={secs:.3} records={done} rate={:.0}", done as f64 / secs);
+    println!(
+        "seconds={secs:.3} records={done} rate={:.0}",
+        done as f64 / secs
+    );
 }
 
 async fn plain_loop(registry: &Registry, url: &str, db: &str, coll: &str, records: u64) -> u64 {

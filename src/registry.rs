@@ -14,6 +14,8 @@ pub fn register_builtins(registry: &mut Registry) {
     sluice_connector_kafka::register(registry);
     #[cfg(feature = "kinesis")]
     sluice_connector_kinesis::register(registry);
+    #[cfg(feature = "mongodb")]
+    sluice_connector_mongodb::register(registry);
     #[cfg(feature = "opensearch")]
     sluice_connector_opensearch::register(registry);
     #[cfg(feature = "s3")]

@@ -161,7 +161,9 @@ impl FileSource {
         let at = self.offset + leftover.len() as u64;
         let size = self.config.read_size.as_usize().max(leftover.len());
         let (chunk, n) = tokio::task::spawn_blocking(move || {
-            if file.metadata()?.len() <= at {
+            // Only a regular file's length says whether there is more (a FIFO's is 0).
+            let meta = file.metadata()?;
+            if meta.is_file() && meta.len() <= at {
                 return Ok::<_, std::io::Error>((None, 0));
             }
             let mut buf = vec![0u8; leftover.len() + size];

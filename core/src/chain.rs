@@ -7,7 +7,9 @@
 //! input — a per-record failure, a failed batch call, or a malformed answer — the whole input
 //! fails: none of its outputs go on, and the input goes to the dead-letter sink as it entered the
 //! chain, with the stage's name and the reason. So an input is written, dropped or
-//! dead-lettered, never part of each, and a replay after a crash decides the same way.
+//! dead-lettered, never part of each, and a replay after a crash decides the same way. A stage
+//! call that fails as a whole is narrowed down to the records that fail it ([`narrowed`]): one
+//! poison record does not dead-letter its batch.
 
 use crate::record::Record;
 use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
@@ -94,41 +96,15 @@ impl Chain {
         // The first stage reads the caller's slice directly; positions come from it.
         let mut states = Vec::with_capacity(records.len());
         let mut current: Vec<Record> = Vec::with_capacity(records.len());
-        match call(first.as_mut(), records) {
-            Ok(outcomes) => {
-                for (input, outcome) in records.iter().zip(outcomes) {
-                    states.push(settle(outcome, input, &mut current, first.name()));
-                }
-            }
-            Err(e) => {
-                return Processed {
-                    records: Vec::new(),
-                    fates: fail_all(records.len(), first.name(), &e),
-                };
-            }
+        let outcomes = narrowed(first.as_mut(), records);
+        for (input, outcome) in records.iter().zip(outcomes) {
+            states.push(settle(outcome, input, &mut current, first.name()));
         }
         for stage in rest {
             if current.is_empty() {
                 break;
             }
-            let outcomes = match call(stage.as_mut(), &current) {
-                Ok(outcomes) => outcomes,
-                Err(e) => {
-                    tracing::warn!(error = %e, records = current.len(), "Transform failed a whole batch.");
-                    // Every input still flowing fails; none of its outputs is written.
-                    current.clear();
-                    let reason = e.to_string();
-                    for state in states.iter_mut() {
-                        if matches!(state, State::Flowing { .. }) {
-                            *state = State::Failed {
-                                stage: stage.name().to_string(),
-                                reason: reason.clone(),
-                            };
-                        }
-                    }
-                    break;
-                }
-            };
+            let outcomes = narrowed(stage.as_mut(), &current);
             let mut next = Vec::with_capacity(current.len());
             let mut outcomes = current.iter().zip(outcomes);
             for state in states.iter_mut() {
@@ -195,15 +171,42 @@ fn call(stage: &mut dyn Transform, records: &[Record]) -> Result<Vec<Outcome>, T
     Ok(outcomes)
 }
 
-fn fail_all(len: usize, stage: &str, e: &TransformError) -> Vec<Fate> {
-    tracing::warn!(error = %e, records = len, "Transform failed a whole batch.");
+/// One stage call that fails only the records that make it fail: a call that fails as a whole
+/// (a trap, a deadline, a malformed answer) is split in halves and each half called again, down
+/// to the single records that fail alone, which get [`Outcome::Failed`] with the error. One
+/// poison record among `n` costs about `log2(n)` extra failing calls, not `n` dead letters.
+/// The splits are deterministic, so a replay after a crash decides the same way. The failing
+/// calls are bounded (`2·log2(n) + 4` per batch: a plugin that fails everything is not called
+/// `2n` times); past that budget, each part still untried fails as a whole.
+fn narrowed(stage: &mut dyn Transform, records: &[Record]) -> Vec<Outcome> {
+    let bits = (usize::BITS - records.len().leading_zeros()) as usize;
+    let mut budget = 2 * bits + 4;
+    let mut outcomes = Vec::with_capacity(records.len());
+    narrow(stage, records, &mut budget, &mut outcomes);
+    outcomes
+}
+
+fn narrow(
+    stage: &mut dyn Transform,
+    records: &[Record],
+    budget: &mut usize,
+    out: &mut Vec<Outcome>,
+) {
+    let e = match call(stage, records) {
+        Ok(outcomes) => return out.extend(outcomes),
+        Err(e) => e,
+    };
+    if records.len() > 1 && *budget > 0 {
+        *budget -= 1;
+        tracing::debug!(error = %e, records = records.len(), "Transform failed a batch; calling each half alone.");
+        let (left, right) = records.split_at(records.len() / 2);
+        narrow(stage, left, budget, out);
+        narrow(stage, right, budget, out);
+        return;
+    }
+    tracing::warn!(error = %e, records = records.len(), "Transform failed these records; they go to the dead letter.");
     let reason = e.to_string();
-    (0..len)
-        .map(|_| Fate::Failed {
-            stage: stage.to_string(),
-            reason: reason.clone(),
-        })
-        .collect()
+    out.extend(records.iter().map(|_| Outcome::Failed(reason.clone())));
 }
 
 /// Outputs carry their input's position, whatever the plugin set.
@@ -316,5 +319,127 @@ mod tests {
                 .iter()
                 .all(|f| matches!(f, Fate::Failed { stage, .. } if stage == "picky"))
         );
+    }
+
+    /// Traps on the whole call when any record's value is `poison` (a plugin that panics or
+    /// loops on one input); counts its calls.
+    struct Trapping {
+        calls: usize,
+        failed_calls: usize,
+    }
+    impl Transform for Trapping {
+        fn name(&self) -> &str {
+            "trapping"
+        }
+        fn process(&mut self, records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+            self.calls += 1;
+            if records.iter().any(|r| &r.value[..] == b"poison") {
+                self.failed_calls += 1;
+                return Err(TransformError::new(
+                    "trapping",
+                    TransformErrorKind::Trap,
+                    "unreachable executed",
+                ));
+            }
+            Ok(records
+                .iter()
+                .map(|r| Outcome::Ok(vec![r.clone()]))
+                .collect())
+        }
+    }
+
+    fn values(n: usize, poison: &[usize]) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                if poison.contains(&i) {
+                    "poison".to_string()
+                } else {
+                    format!("v{i}")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_poison_record_fails_alone_in_log_n_calls() {
+        for (stages, at) in [(1, 0), (1, 617), (2, 999)] {
+            let values = values(1000, &[at]);
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let input = input(&refs);
+            let mut trapping = Trapping {
+                calls: 0,
+                failed_calls: 0,
+            };
+            let out = if stages == 1 {
+                Chain::new(vec![Box::new(Trapping {
+                    calls: 0,
+                    failed_calls: 0,
+                })])
+                .process(&input)
+            } else {
+                // The poison meets the trap in a later stage, after a fan-out.
+                Chain::new(vec![
+                    Box::new(Twice),
+                    Box::new(Trapping {
+                        calls: 0,
+                        failed_calls: 0,
+                    }),
+                ])
+                .process(&input)
+            };
+            let failed: Vec<usize> = out
+                .fates
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| matches!(f, Fate::Failed { reason, .. } if reason.contains("unreachable")))
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(failed, vec![at], "only the poison record fails");
+            assert_eq!(out.records.len(), 999 * stages);
+            // The same again, counting the calls.
+            let mut outcomes = narrowed(&mut trapping, &input);
+            assert!(matches!(outcomes.remove(at), Outcome::Failed(_)));
+            assert!(
+                trapping.failed_calls <= 11,
+                "{} failing calls",
+                trapping.failed_calls
+            );
+            assert!(trapping.calls <= 22, "{} calls", trapping.calls);
+        }
+    }
+
+    #[test]
+    fn a_stage_that_fails_everything_is_called_a_bounded_number_of_times() {
+        let values = values(1000, &(0..1000).collect::<Vec<_>>());
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let mut trapping = Trapping {
+            calls: 0,
+            failed_calls: 0,
+        };
+        let outcomes = narrowed(&mut trapping, &input(&refs));
+        assert_eq!(outcomes.len(), 1000);
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Failed(_))));
+        // A budget of 2·10 + 4 splits, each making two calls, after the first.
+        assert!(trapping.calls <= 1 + 2 * 24, "{} calls", trapping.calls);
+    }
+
+    #[test]
+    fn several_poison_records_fail_and_nothing_else_does() {
+        let values = values(300, &[3, 150, 151, 299]);
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let mut chain = Chain::new(vec![Box::new(Trapping {
+            calls: 0,
+            failed_calls: 0,
+        })]);
+        let out = chain.process(&input(&refs));
+        let failed: Vec<usize> = out
+            .fates
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(f, Fate::Failed { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(failed, vec![3, 150, 151, 299]);
+        assert_eq!(out.records.len(), 296);
     }
 }

@@ -30,9 +30,16 @@ const WAIT: Duration = Duration::from_secs(30);
 const STARTED: [JobState; 3] = [JobState::Running, JobState::Failed, JobState::Finished];
 
 fn find(app: &App, name: &str) -> Result<Arc<JobHandle>, ApiError> {
-    app.sup
-        .get(name)
-        .ok_or_else(|| ApiError::not_found(format!("no job named {name:?}")))
+    app.sup.get(name).ok_or_else(|| gone(name))
+}
+
+fn gone(name: &str) -> ApiError {
+    ApiError::not_found(format!("no job named {name:?}"))
+}
+
+/// The job's operation lock; 404 when the job was deleted while this request waited for it.
+async fn lock<'j>(job: &'j JobHandle) -> Result<tokio::sync::MutexGuard<'j, ()>, ApiError> {
+    job.lock_live().await.ok_or_else(|| gone(&job.name))
 }
 
 /// Parse and validate a submitted definition; `expected` is the name the URL gives.
@@ -175,21 +182,26 @@ pub async fn put_config(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let def = parse_def(&app, &headers, &body, Some(&name)).await?;
-    let Some(job) = app.sup.get(&name) else {
-        return create(
-            State(app),
+    let create_it = || {
+        create(
+            State(app.clone()),
             Ok(Query(CreateQuery {
                 initial_state: None,
             })),
-            headers,
-            body,
+            headers.clone(),
+            body.clone(),
         )
-        .await;
+    };
+    let Some(job) = app.sup.get(&name) else {
+        return create_it().await;
     };
     if let Some(e) = file_managed(&job) {
         return Err(e);
     }
-    let _op = job.op.lock().await;
+    let Some(_op) = job.lock_live().await else {
+        // A DELETE got there first: this PUT creates the job afresh.
+        return create_it().await;
+    };
     if job.control().def.config == def.config {
         return Ok(Json(view::detail(&job)).into_response());
     }
@@ -209,7 +221,7 @@ pub async fn delete(
     if let Some(e) = file_managed(&job) {
         return Err(e);
     }
-    let _op = job.op.lock().await;
+    let _op = lock(&job).await?;
     app.sup.delete(&job).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -225,7 +237,7 @@ pub async fn status(
 
 async fn change_state(app: App, name: &str, desired: Desired) -> Result<Response, ApiError> {
     let job = find(&app, name)?;
-    let _op = job.op.lock().await;
+    let _op = lock(&job).await?;
     let seq = if job.control().desired == desired {
         job.control().seq
     } else {
@@ -264,7 +276,7 @@ pub async fn restart(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = find(&app, &name)?;
-    let _op = job.op.lock().await;
+    let _op = lock(&job).await?;
     let desired = job.control().desired;
     if desired != Desired::Running {
         return Err(ApiError::conflict(format!(
@@ -340,7 +352,7 @@ pub async fn patch_offsets(
     })?;
     let patch = offsets::from_rows(&body.offsets).map_err(ApiError::bad_request)?;
     let job = stopped(&app, &name)?;
-    let _op = job.op.lock().await;
+    let _op = lock(&job).await?;
     let def = job.control().def.clone();
     let cp = offsets::reset_job(&app.sup.ctx, &def, Some(&patch))
         .await?
@@ -358,7 +370,7 @@ pub async fn delete_offsets(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let job = stopped(&app, &name)?;
-    let _op = job.op.lock().await;
+    let _op = lock(&job).await?;
     let def = job.control().def.clone();
     offsets::reset_job(&app.sup.ctx, &def, None).await?;
     job.stats.lock().committed = None;

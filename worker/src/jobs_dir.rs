@@ -64,7 +64,9 @@ impl JobsDir {
                 && file.starts_with(&self.dir)
                 && !present.contains(file)
             {
-                let _op = job.op.lock().await;
+                let Some(_op) = job.lock_live().await else {
+                    continue;
+                };
                 tracing::info!(job = %job.name, file = %file.display(), "Job file removed; deleting the job.");
                 if let Err(e) = self.sup.delete(&job).await {
                     tracing::error!(job = %job.name, error = %e, "Could not delete the job.");
@@ -118,7 +120,9 @@ impl JobsDir {
         // The file now names another job: the old one goes.
         for job in self.sup.list() {
             if job.name != name && job.control().def.source_file.as_ref() == Some(&path) {
-                let _op = job.op.lock().await;
+                let Some(_op) = job.lock_live().await else {
+                    continue;
+                };
                 if let Err(e) = self.sup.delete(&job).await {
                     tracing::error!(job = %job.name, error = %e, "Could not delete the job.");
                 }
@@ -133,8 +137,9 @@ impl JobsDir {
                 }
             },
             Some(job) if job.control().def.source_file.as_ref() == Some(&path) => {
-                if *job.control().def != def {
-                    let _op = job.op.lock().await;
+                if *job.control().def != def
+                    && let Some(_op) = job.lock_live().await
+                {
                     match self.sup.update_config(&job, def).await {
                         Ok(_) => tracing::info!(job = %name, "Job file changed; job updated."),
                         Err(e) => {

@@ -22,8 +22,10 @@ mod prometheus;
 mod runner;
 mod store;
 mod supervisor;
+mod tls;
 mod view;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +63,12 @@ pub struct WorkerArgs {
     /// anything.
     #[arg(long, env = "SLUICE_WORKER_ALLOW_INTERPOLATION", value_parser = parse_interpolation)]
     pub allow_interpolation: Option<Interpolation>,
+    /// PEM certificate chain: serve HTTPS (with `--tls-key`) instead of plain HTTP.
+    #[arg(long, env = "SLUICE_WORKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SLUICE_WORKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn parse_interpolation(spec: &str) -> Result<Interpolation, String> {
@@ -153,6 +161,11 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let token = args.token_file.as_deref().map(read_token).transpose()?;
+    // Read before anything starts: a bad certificate stops the worker with the file's name.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let listen = listener.local_addr()?;
     let loopback_only = listen.ip().is_loopback();
     anyhow::ensure!(
@@ -185,15 +198,20 @@ pub async fn serve(
         ready: ready.clone(),
         loopback_only,
     };
-    let server = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            axum::serve(listener, api::router(app))
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
+    let router = api::router(app);
+    let stopped = shutdown.clone().cancelled_owned();
+    let (server, scheme) = match &tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config.clone())?;
+            let served = axum::serve(listener, router).with_graceful_shutdown(stopped);
+            (tokio::spawn(served.into_future()), "https")
         }
-    });
-    tracing::info!(%listen, state_dir = %args.state_dir.display(), "Worker listening.");
+        None => {
+            let served = axum::serve(listener, router).with_graceful_shutdown(stopped);
+            (tokio::spawn(served.into_future()), "http")
+        }
+    };
+    tracing::info!(%listen, %scheme, state_dir = %args.state_dir.display(), "Worker listening.");
 
     let resumed = sup.start_stored().await?;
     let watcher = match &args.jobs_dir {

@@ -190,6 +190,14 @@ impl JobHandle {
         self.control.borrow().clone()
     }
 
+    /// Take this job's operation lock, unless the job was deleted (while waiting for it, say):
+    /// every control operation goes through here, so a request that raced a `DELETE` finds no
+    /// job instead of bringing it back into the store or removing a new job of the same name.
+    pub async fn lock_live(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let guard = self.op.lock().await;
+        (!self.control.borrow().deleted).then_some(guard)
+    }
+
     /// The current observation.
     pub fn observed(&self) -> Observed {
         self.observed.borrow().clone()
@@ -347,7 +355,8 @@ impl Supervisor {
         job.update(|_| {})
     }
 
-    /// Stop a job gracefully, forget it and its positions.
+    /// Stop a job gracefully, forget it and its positions. The caller holds the job's
+    /// [`JobHandle::lock_live`] guard.
     pub async fn delete(&self, job: &Arc<JobHandle>) -> anyhow::Result<()> {
         job.update(|c| c.deleted = true);
         let task = job.runner.lock().take();
@@ -361,6 +370,12 @@ impl Supervisor {
         let def = job.control().def.clone();
         let reset = super::offsets::reset_job(&self.ctx, &def, None).await;
         let _m = self.membership.lock().await;
+        // No job of this name can have been created meanwhile (this one was still listed), but
+        // the row and the entry are only this handle's to remove.
+        let listed = self.get(&job.name).is_some_and(|j| Arc::ptr_eq(&j, job));
+        if !listed {
+            anyhow::bail!("job {} was already deleted", job.name);
+        }
         self.ctx.store.delete(&job.name).await?;
         self.jobs.lock().remove(&job.name);
         // Forget the positions (a job created again under this name starts afresh), but keep

@@ -22,6 +22,8 @@ async fn an_embedded_worker_runs_jobs_and_stops_on_its_token() {
         token_file: None,
         allow_unauthenticated: false,
         allow_interpolation: None,
+        tls_cert: None,
+        tls_key: None,
     };
     let stop = CancellationToken::new();
     let worker = tokio::spawn(serve(

@@ -31,7 +31,7 @@ use std::path::Path;
 
 use sluice_core::transform::{Transform, TransformError, TransformSpec};
 
-pub use cache::default_cache_dir;
+pub use cache::{default_cache_dir, set_max_size as set_cache_max_size};
 pub use instance::WasmTransform;
 pub use loader::{ArtifactSource, Loader, Plugin};
 

@@ -17,6 +17,9 @@ pub const EXTERNAL: u8 = 4;
 /// A service failed in a way that may pass (unreachable, timed out) and retries ran out:
 /// running again later may succeed.
 pub const TRANSIENT: u8 = 5;
+/// Stopped without draining: a second SIGINT/SIGTERM, or `--shutdown-timeout` passed. Positions
+/// stay at the last commit; a restart resumes there (128 + SIGINT, as shells report it).
+pub const NOT_DRAINED: u8 = 130;
 
 /// The exit code for an error.
 pub fn code(err: &dyn Fault) -> ExitCode {

@@ -28,6 +28,16 @@ struct Cli {
         env = "SLUICE_LOG_FORMAT"
     )]
     log_format: LogFormat,
+    /// Largest size of the compiled-plugin cache (`~/.cache/sluice/wasm`, or
+    /// `$SLUICE_CACHE_DIR`); the least recently used artifacts are removed beyond it.
+    #[arg(
+        long,
+        global = true,
+        default_value = "512MiB",
+        env = "SLUICE_CACHE_MAX_SIZE",
+        value_parser = parse_size
+    )]
+    cache_max_size: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +61,11 @@ enum Command {
         /// No live progress line, even on a terminal.
         #[arg(long)]
         no_progress: bool,
+        /// After SIGINT/SIGTERM, how long draining may take (a sink that keeps failing is
+        /// retried until then) before the process exits without draining further; positions
+        /// stay at the last commit, so nothing is lost. Like Kubernetes' grace period.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        shutdown_timeout: std::time::Duration,
     },
     /// Start a job over: forget its positions everywhere a run resumes from (the offset store,
     /// and with exactly-once each sink's stored checkpoint). Data already in the sinks stays
@@ -112,6 +127,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    sluice_transforms::set_cache_max_size(cli.cache_max_size);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,9 +144,14 @@ fn main() -> ExitCode {
                 job,
                 state_dir,
                 no_progress,
+                shutdown_timeout,
             } => {
-                let human = matches!(cli.log_format, LogFormat::Text);
-                run::run(&job, state_dir.as_deref(), !no_progress, human).await
+                let options = run::RunOptions {
+                    show_progress: !no_progress,
+                    human_summary: matches!(cli.log_format, LogFormat::Text),
+                    shutdown_timeout,
+                };
+                run::run(&job, state_dir.as_deref(), options).await
             }
             Command::Reset {
                 job,
@@ -160,4 +181,14 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `30s`, `2m`, `500ms`: a duration as job files write them.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like \"30s\": {e}"))
+}
+
+/// `512MiB`, `1GB`: a size as job files write them.
+fn parse_size(s: &str) -> Result<u64, String> {
+    sluice_core::ByteSize::parse(s).map(|b| b.0)
 }

@@ -2,9 +2,11 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use sluice_core::error::with_causes;
+use sluice_core::metrics::JobMetrics;
 use sluice_core::{Fault, Pipeline};
 use tokio_util::sync::CancellationToken;
 
@@ -78,20 +80,32 @@ async fn assemble(path: &Path, state_dir: Option<&Path>) -> Result<Pipeline, Exi
     }
 }
 
-/// Run a job to completion or until a signal. `human_summary`: print the end-of-run summary
-/// as a block for people on stderr too (not with JSON logs, whose readers expect JSON lines).
-pub async fn run(
-    path: &Path,
-    state_dir: Option<&Path>,
-    show_progress: bool,
-    human_summary: bool,
-) -> ExitCode {
+/// How `sluice run` behaves around the job.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// A live progress line on a terminal.
+    pub show_progress: bool,
+    /// Print the end-of-run summary as a block for people on stderr too (not with JSON logs,
+    /// whose readers expect JSON lines).
+    pub human_summary: bool,
+    /// Longest drain after the first signal.
+    pub shutdown_timeout: Duration,
+}
+
+/// Run a job to completion or until a signal.
+pub async fn run(path: &Path, state_dir: Option<&Path>, options: RunOptions) -> ExitCode {
+    let RunOptions {
+        show_progress,
+        human_summary,
+        shutdown_timeout,
+    } = options;
     // Signal handlers first: loading a job (compiling its plugins) takes a while, and a SIGTERM
     // in that time must stop the job cleanly, not kill the process.
     let shutdown = CancellationToken::new();
+    let draining: Arc<OnceLock<Arc<JobMetrics>>> = Arc::default();
     match Signals::install() {
         Ok(signals) => {
-            tokio::spawn(signals.watch(shutdown.clone()));
+            tokio::spawn(signals.watch(shutdown.clone(), shutdown_timeout, draining.clone()));
         }
         Err(e) => tracing::warn!(error = %e, "Cannot install signal handlers."),
     }
@@ -99,6 +113,7 @@ pub async fn run(
         Ok(p) => p,
         Err(code) => return code,
     };
+    let _ = draining.set(pipeline.metrics());
     let name = pipeline.job().name.clone();
     let guarantee = pipeline.job().delivery.guarantee;
     if shutdown.is_cancelled() {
@@ -197,6 +212,37 @@ pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode
     }
 }
 
+/// How often a long drain says what it waits on.
+const DRAIN_REPORT: Duration = Duration::from_secs(5);
+
+/// What a drain is waiting on: the sinks with a write call in progress (a sink retrying a
+/// service that is down), with how long and the job's last error; else the pipeline as a whole.
+fn waiting_on(metrics: Option<&Arc<JobMetrics>>) -> String {
+    let Some(metrics) = metrics else {
+        return "the job to load (plugins compiling)".into();
+    };
+    let writing: Vec<String> = metrics
+        .sinks
+        .iter()
+        .filter_map(|s| {
+            let busy = s.writing_for()?;
+            Some(format!(
+                "sink `{}` (a write in progress for {}, {} failed attempts so far)",
+                s.name,
+                humantime::format_duration(Duration::from_secs(busy.as_secs())),
+                JobMetrics::get(&s.errors)
+            ))
+        })
+        .collect();
+    if writing.is_empty() {
+        return "in-flight records to be written and committed".into();
+    }
+    match metrics.last_error.lock().clone() {
+        Some(last) => format!("{}; last error: {last}", writing.join(", ")),
+        None => writing.join(", "),
+    }
+}
+
 /// SIGINT and SIGTERM, registered with the OS as soon as this is built.
 struct Signals {
     int: tokio::signal::unix::Signal,
@@ -212,23 +258,45 @@ impl Signals {
         })
     }
 
-    /// First SIGINT/SIGTERM: graceful drain. Second: exit at once (positions stay at the last
-    /// commit).
-    async fn watch(mut self, shutdown: CancellationToken) {
-        for round in 0..2 {
+    /// First SIGINT/SIGTERM: graceful drain, for at most `timeout`, saying every few seconds
+    /// what it waits on. Second signal, or the timeout: exit at once (positions stay at the last
+    /// commit; a restart resumes there).
+    async fn watch(
+        mut self,
+        shutdown: CancellationToken,
+        timeout: Duration,
+        metrics: Arc<OnceLock<Arc<JobMetrics>>>,
+    ) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        tracing::info!(
+            timeout = %humantime::format_duration(timeout),
+            "Shutting down: draining in-flight records, flushing sinks, committing. Signal again to exit at once."
+        );
+        shutdown.cancel();
+        let started = Instant::now();
+        let mut tick = tokio::time::interval(DRAIN_REPORT);
+        tick.tick().await;
+        loop {
             tokio::select! {
-                _ = self.int.recv() => {}
-                _ = self.term.recv() => {}
-            }
-            if round == 0 {
-                tracing::info!(
-                    "Shutting down: draining in-flight records, flushing sinks, committing. Signal again to exit at once."
-                );
-                shutdown.cancel();
-            } else {
-                tracing::warn!("Second signal: exiting without draining.");
-                std::process::exit(130);
+                _ = self.int.recv() => break tracing::warn!("Second signal: exiting without draining."),
+                _ = self.term.recv() => break tracing::warn!("Second signal: exiting without draining."),
+                _ = tokio::time::sleep_until((started + timeout).into()) => {
+                    break tracing::error!(
+                        timeout = %humantime::format_duration(timeout),
+                        waiting_on = %waiting_on(metrics.get()),
+                        "Shutdown timeout passed while draining: exiting without draining further. Positions stay at the last commit; a restart resumes there (raise --shutdown-timeout to wait longer)."
+                    );
+                }
+                _ = tick.tick() => tracing::info!(
+                    elapsed = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())),
+                    waiting_on = %waiting_on(metrics.get()),
+                    "Still draining."
+                ),
             }
         }
+        std::process::exit(i32::from(exit::NOT_DRAINED));
     }
 }

@@ -40,12 +40,7 @@ tolerance = "all"
 dead_letter = { type = "file", path = "dlq.jsonl" }
 "#,
     );
-    let mut child = spawn_run(&job);
-    assert!(
-        wait_with_deadline(&mut child, Duration::from_secs(60)).success(),
-        "{}",
-        stderr_of(&mut child)
-    );
+    run_job_ok(&job, Duration::from_secs(60));
     let (counts, _) = seq_counts(&dir.path().join("out.jsonl"));
     assert_eq!(counts.len(), 990);
     let dlq = std::fs::read_to_string(dir.path().join("dlq.jsonl")).unwrap();
@@ -143,4 +138,61 @@ fn a_sink_that_cannot_open_fails_the_job_and_loses_nothing() {
     assert!(wait_with_deadline(&mut child, Duration::from_secs(60)).success());
     let (counts, _) = seq_counts(&dir.path().join("fixed/out.jsonl"));
     assert_eq!(counts.len(), 990);
+}
+
+/// A plugin that loops forever on one record of a 1,000-line file (read in one batch): the
+/// batch is narrowed down, so only that record is dead-lettered (with the deadline error) and
+/// the other 999 are written.
+#[test]
+fn a_poison_record_is_dead_lettered_alone_not_with_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..1000)
+        .map(|i| {
+            if i == 613 {
+                format!("{{\"seq\":{i},\"note\":\"loop\"}}\n")
+            } else {
+                format!("{{\"seq\":{i}}}\n")
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), text).unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        &format!(
+            r#"
+api_version = 1
+name = "poison"
+[source]
+type = "file"
+path = "in.jsonl"
+[[transforms]]
+plugin = "{root}/plugins/dist/infinite-loop.wasm"
+limits = {{ deadline = "200ms" }}
+[[sinks]]
+type = "file"
+path = "out.jsonl"
+[errors]
+tolerance = "all"
+dead_letter = {{ type = "file", path = "dlq.jsonl" }}
+"#,
+            root = env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    run_job_ok(&job, Duration::from_secs(120));
+    let (counts, _) = seq_counts(&dir.path().join("out.jsonl"));
+    assert_eq!(counts.len(), 999, "every other record is written");
+    assert!(!counts.contains_key(&613));
+    let dlq = std::fs::read_to_string(dir.path().join("dlq.jsonl")).unwrap();
+    let entries: Vec<serde_json::Value> = dlq
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "{dlq}");
+    assert_eq!(entries[0]["stage"], "transform:infinite-loop");
+    assert!(
+        entries[0]["reason"].as_str().unwrap().contains("deadline"),
+        "{}",
+        entries[0]
+    );
 }

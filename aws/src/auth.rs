@@ -1,19 +1,17 @@
 //! Credentials: the standard AWS chain unless the job names static keys, a profile or a role.
 
-use std::fmt;
-
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use sluice_core::ConnectorError;
+use sluice_core::{ConnectorError, Secret};
 
 /// `auth = { ... }`: how to sign requests. Empty (the default) uses the standard AWS chain:
 /// environment (`AWS_ACCESS_KEY_ID`...), shared config and credentials files, SSO, web identity
 /// (EKS), container and instance metadata (ECS, EC2). Write keys as `"${env:VAR}"`, never inline.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsAuth {
     /// Static access key id (with `secret_access_key`).
@@ -21,10 +19,10 @@ pub struct AwsAuth {
     pub access_key_id: Option<String>,
     /// Static secret access key (with `access_key_id`).
     #[serde(default)]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Session token of temporary static credentials.
     #[serde(default)]
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
     /// A named profile of `~/.aws/config` instead of the default one.
     #[serde(default)]
     pub profile: Option<String>,
@@ -33,24 +31,7 @@ pub struct AwsAuth {
     pub assume_role: Option<String>,
     /// External id required by the role's trust policy (with `assume_role`).
     #[serde(default)]
-    pub external_id: Option<String>,
-}
-
-/// Never prints the secrets.
-impl fmt::Debug for AwsAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsAuth")
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "***"),
-            )
-            .field("session_token", &self.session_token.as_ref().map(|_| "***"))
-            .field("profile", &self.profile)
-            .field("assume_role", &self.assume_role)
-            .field("external_id", &self.external_id.as_ref().map(|_| "***"))
-            .finish()
-    }
+    pub external_id: Option<Secret>,
 }
 
 impl AwsAuth {
@@ -89,8 +70,8 @@ impl AwsAuth {
         );
         Some(Credentials::new(
             id,
-            secret,
-            self.session_token.clone(),
+            secret.expose(),
+            self.session_token.as_ref().map(|t| t.expose().to_string()),
             None,
             "sluice-job",
         ))

@@ -1,13 +1,15 @@
 //! The AWS connection every AWS connector shares (Kinesis, Firehose, S3, SNS, MSK IAM, OpenSearch
 //! SigV4): where to connect ([`AwsConnection`]), which credentials to sign with ([`AwsAuth`]), and
 //! how an SDK error maps to a [`ConnectorError`] ([`sdk_error`]), and SigV4 signing outside an
-//! SDK client ([`sign`]: presigned URLs).
+//! SDK client ([`sign`]: presigned URLs; [`LazyCredentials`]: a provider for clients built before
+//! the job runs).
 //!
 //! Connector configs take `region` and `endpoint` as top-level keys and the credentials as an
 //! `auth` table, as Vector's AWS sinks do, and turn them into one [`AwsConnection`].
 
 mod auth;
 mod error;
+mod lazy;
 pub mod sign;
 
 use std::time::Duration;
@@ -22,6 +24,7 @@ pub use auth::AwsAuth;
 pub use aws_config::SdkConfig;
 pub use aws_credential_types::Credentials;
 pub use error::{error_code, sdk_error};
+pub use lazy::LazyCredentials;
 
 /// How long connecting to an AWS endpoint may take before the call fails (and is retried by the
 /// runtime): an unreachable endpoint fails within seconds, not after the OS's TCP timeout.
@@ -91,7 +94,14 @@ impl AwsConnection {
         }
         let config = loader.load().await;
         let config = match &self.auth.assume_role {
-            Some(role) => auth::assume_role(config, role, self.auth.external_id.as_deref()).await,
+            Some(role) => {
+                auth::assume_role(
+                    config,
+                    role,
+                    self.auth.external_id.as_ref().map(|i| i.expose()),
+                )
+                .await
+            }
             None => config,
         };
         if config.region().is_none() {

@@ -15,6 +15,7 @@ pub mod offset_store;
 pub mod record;
 pub mod registry;
 pub mod runtime;
+pub mod secret;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transform;
@@ -28,6 +29,7 @@ pub use job::{Guarantee, LoadedJob};
 pub use record::{Batch, Checkpoint, DeadRecord, Header, Offset, Partition, Position, Record};
 pub use registry::{Registry, SinkConnector, SourceConnector};
 pub use runtime::{Pipeline, RunReport, RuntimeError};
+pub use secret::Secret;
 pub use transform::{
     Outcome, Transform, TransformError, TransformErrorKind, TransformLimits, TransformSpec,
 };

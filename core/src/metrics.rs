@@ -79,6 +79,39 @@ pub struct SinkMetrics {
     /// True when the sink has a route (`when`): it gets only the records the route selects, so
     /// its count says nothing about how far the job is.
     pub routed: bool,
+    /// When the write call in progress started, in ms since the Unix epoch; 0 when none is
+    /// (a drain that waits says which sink it waits on).
+    pub writing_since_ms: AtomicU64,
+}
+
+impl SinkMetrics {
+    /// Mark a write call in progress until the guard is dropped (also when the call is
+    /// cancelled).
+    pub fn writing(&self) -> Writing<'_> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis().max(1) as u64);
+        self.writing_since_ms.store(now, Ordering::Relaxed);
+        Writing(&self.writing_since_ms)
+    }
+
+    /// How long the write call in progress has taken, if one is.
+    pub fn writing_for(&self) -> Option<std::time::Duration> {
+        let since = self.writing_since_ms.load(Ordering::Relaxed);
+        (since > 0).then(|| {
+            let since = std::time::UNIX_EPOCH + std::time::Duration::from_millis(since);
+            since.elapsed().unwrap_or_default()
+        })
+    }
+}
+
+/// A write call in progress ([`SinkMetrics::writing`]).
+pub struct Writing<'a>(&'a AtomicU64);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Counters of one job. Cheap to update from every stage.

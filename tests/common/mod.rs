@@ -38,6 +38,13 @@ pub fn spawn_run(job: &Path) -> Child {
         .expect("start sluice")
 }
 
+/// Run `job` to its end within `deadline`; panic with its log when it fails.
+pub fn run_job_ok(job: &Path, deadline: Duration) {
+    let mut child = spawn_run(job);
+    let status = wait_with_deadline(&mut child, deadline);
+    assert!(status.success(), "{status}: {}", stderr_of(&mut child));
+}
+
 /// Wait for a child with a deadline; kill it and panic when it is exceeded.
 pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> ExitStatus {
     let start = Instant::now();
@@ -174,4 +181,28 @@ pub fn run_with_kills_editing(job: &Path, kills: u32, mut before_run: impl FnMut
         break;
     }
     landed
+}
+
+/// A webhook on 127.0.0.1 that answers every request with 503 (a sink that is down after it
+/// opened): its URL.
+pub fn webhook_always_503() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                // One answer per read: the requests are small.
+                while let Ok(n) = stream.read(&mut buf) {
+                    let reply =
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown";
+                    if n == 0 || stream.write_all(reply).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
 }

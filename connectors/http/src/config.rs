@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sluice_core::{ConnectorError, HumanDuration};
+use sluice_core::{ConnectorError, HumanDuration, Secret};
 
 /// How records become request bodies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -26,29 +26,18 @@ pub enum Encoding {
 
 /// Credentials: `bearer` (a token), or `user` and `password` (HTTP basic). Write them as
 /// `"${env:VAR}"` rather than inline; they are never logged.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpAuth {
     /// Bearer token (`Authorization: Bearer ...`); instead of `user` / `password`.
     #[serde(default)]
-    pub bearer: Option<String>,
+    pub bearer: Option<Secret>,
     /// User name for HTTP basic authentication (with `password`).
     #[serde(default)]
     pub user: Option<String>,
     /// Password for HTTP basic authentication (with `user`).
     #[serde(default)]
-    pub password: Option<String>,
-}
-
-/// Never prints the secrets.
-impl fmt::Debug for HttpAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpAuth")
-            .field("bearer", &self.bearer.as_ref().map(|_| "***"))
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
+    pub password: Option<Secret>,
 }
 
 /// TLS settings of an `https://` URL.

@@ -103,10 +103,10 @@ impl HttpSink {
         }
         if let Some(auth) = &config.auth {
             let value = match (&auth.bearer, &auth.user, &auth.password) {
-                (Some(token), None, None) => format!("Bearer {token}"),
+                (Some(token), None, None) => format!("Bearer {}", token.expose()),
                 (None, Some(user), Some(password)) => {
                     use base64::Engine as _;
-                    let raw = format!("{user}:{password}");
+                    let raw = format!("{user}:{}", password.expose());
                     format!(
                         "Basic {}",
                         base64::engine::general_purpose::STANDARD.encode(raw)

@@ -76,7 +76,7 @@ impl Connection<'_> {
                 c.set("ssl.key.location", p.display().to_string());
             }
             if let Some(p) = &tls.key_password {
-                c.set("ssl.key.password", p);
+                c.set("ssl.key.password", p.expose());
             }
             c.set(
                 "ssl.endpoint.identification.algorithm",
@@ -90,7 +90,7 @@ impl Connection<'_> {
             c.set("sasl.mechanism", sasl.mechanism.as_str());
             if let (Some(user), Some(password)) = (&sasl.username, &sasl.password) {
                 c.set("sasl.username", user);
-                c.set("sasl.password", password);
+                c.set("sasl.password", password.expose());
             }
         }
         for (k, v) in self.properties {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sluice_core::{ConnectorError, HumanDuration, ValuePath};
+use sluice_core::{ConnectorError, HumanDuration, Secret, ValuePath};
 
 use crate::client::{Connection, millis};
 
@@ -32,7 +32,7 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// Password of `key_file`, if it is encrypted.
     #[serde(default)]
-    pub key_password: Option<String>,
+    pub key_password: Option<Secret>,
     /// Check that the broker's certificate names the host we connect to (default true).
     #[serde(default = "yes")]
     pub verify_hostname: bool,
@@ -80,7 +80,7 @@ pub struct SaslConfig {
     pub username: Option<String>,
     /// Password (`PLAIN`, `SCRAM-*`); use `"${env:VAR}"` or `"${file:PATH}"`, never inline.
     #[serde(default, skip_serializing)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `aws-msk-iam`: the cluster's AWS region; the standard chain (`AWS_REGION`, profile) when
     /// absent.
     #[serde(default)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use bytes::Bytes;
 use opensearch::OpenSearch;
 use opensearch::auth::Credentials;
@@ -39,6 +40,8 @@ pub struct Client {
     timeout: Duration,
     /// `host:port,...` (sorted), for messages: never credentials.
     hosts: String,
+    /// The SigV4 credentials (`aws`), checked once at open.
+    aws_credentials: Option<SharedCredentialsProvider>,
 }
 
 /// The nodes' `host:port`, sorted and joined by commas; `Err` names a bad URL.
@@ -91,8 +94,8 @@ impl Client {
         let mut builder = TransportBuilder::new(pool).timeout(config.request_timeout.0);
         if let Some(auth) = &config.auth {
             let credentials = match (&auth.user, &auth.password, &auth.token) {
-                (Some(u), Some(p), None) => Credentials::Basic(u.clone(), p.clone()),
-                (None, None, Some(t)) => Credentials::Bearer(t.clone()),
+                (Some(u), Some(p), None) => Credentials::Basic(u.clone(), p.expose().to_string()),
+                (None, None, Some(t)) => Credentials::Bearer(t.expose().to_string()),
                 _ => {
                     return Err(ConnectorError::config(
                         "auth: set `user` and `password`, or `token`",
@@ -101,6 +104,16 @@ impl Client {
                 }
             };
             builder = builder.auth(credentials);
+        }
+        let mut aws_credentials = None;
+        if let Some(aws) = &config.aws {
+            // The chain (profile files, SSO, roles) is loaded on the first request, in `open`.
+            let credentials = sluice_aws::LazyCredentials::shared(aws.connection()?);
+            let region = aws_types::region::Region::new(aws.region()?);
+            builder = builder
+                .auth(Credentials::AwsSigV4(credentials.clone(), region))
+                .service_name(aws.service.as_str());
+            aws_credentials = Some(credentials);
         }
         if let Some(ca) = config.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
             let path = ctx.resolve(ca);
@@ -125,6 +138,7 @@ impl Client {
             nodes: count,
             timeout: config.request_timeout.0,
             hosts,
+            aws_credentials,
         })
     }
 
@@ -181,6 +195,17 @@ impl Client {
     /// Elasticsearch 7.10 (what OpenSearch forked from, and what it reports in compatibility
     /// mode). Within 10 s (less than `request_timeout` when that is shorter).
     pub async fn check_version(&self) -> Result<String, ConnectorError> {
+        if let Some(provider) = &self.aws_credentials {
+            // A missing profile or a refused role is the job's fault, said once here, rather
+            // than a request failure retried forever.
+            provider.provide_credentials().await.map_err(|e| {
+                ConnectorError::config(format!(
+                    "loading the AWS credentials to sign requests with: {}",
+                    sluice_core::error::with_causes(&e)
+                ))
+                .at("aws.auth")
+            })?;
+        }
         let timeout = self.timeout.min(Duration::from_secs(10));
         let (status, body) = self.send(Method::Get, "/", None, timeout).await?;
         let what = format!("GET / on {}", self.hosts);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use sluice_core::{ConnectorError, HumanDuration, ValuePath};
+use sluice_core::{ConnectorError, HumanDuration, Secret, ValuePath};
 
 /// The `_bulk` action of every record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -84,7 +84,7 @@ impl JsonSchema for NodeUrls {
 
 /// Credentials: `user` and `password` (HTTP basic), or `token` (a bearer token). Write them as
 /// `"${env:VAR}"` rather than inline.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// User name for HTTP basic authentication (with `password`).
@@ -92,21 +92,10 @@ pub struct AuthConfig {
     pub user: Option<String>,
     /// Password for HTTP basic authentication (with `user`).
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Bearer token (`Authorization: Bearer ...`); instead of `user` / `password`.
     #[serde(default)]
-    pub token: Option<String>,
-}
-
-/// Never prints the secrets.
-impl fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .finish()
-    }
+    pub token: Option<Secret>,
 }
 
 /// TLS settings of `https://` nodes.
@@ -117,6 +106,84 @@ pub struct TlsConfig {
     /// file); the system trust store when absent. Host names are checked.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+/// The AWS service an Amazon OpenSearch endpoint signs for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AwsService {
+    /// Amazon OpenSearch Service domains.
+    #[default]
+    Es,
+    /// Amazon OpenSearch Serverless collections.
+    Aoss,
+}
+
+impl AwsService {
+    /// The SigV4 signing name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsService::Es => "es",
+            AwsService::Aoss => "aoss",
+        }
+    }
+}
+
+/// `aws = { region = "eu-west-1", service = "es" }`: sign every request with AWS Signature
+/// Version 4, for Amazon OpenSearch Service (`es`) and OpenSearch Serverless (`aoss`), with
+/// the credentials of `auth` (the standard AWS chain when absent: environment, profile, SSO,
+/// web identity, container and instance metadata). Instead of the top-level `auth`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSigningConfig {
+    /// The domain's or collection's region; `AWS_REGION` (or `AWS_DEFAULT_REGION`) when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `"es"` (default: a managed domain) or `"aoss"` (a Serverless collection).
+    #[serde(default)]
+    pub service: AwsService,
+    /// AWS credentials: static keys (`"${env:VAR}"`), a `profile`, or a role to
+    /// `assume_role`; the standard chain when absent.
+    #[serde(default)]
+    pub auth: sluice_aws::AwsAuth,
+}
+
+impl AwsSigningConfig {
+    /// The region requests are signed for: `region`, else the environment's.
+    pub fn region(&self) -> Result<String, ConnectorError> {
+        let from_env = || {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|r| !r.trim().is_empty()))
+        };
+        self.region
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .or_else(from_env)
+            .ok_or_else(|| {
+                ConnectorError::config(
+                    "no AWS region to sign for: set `aws.region`, or AWS_REGION in the environment",
+                )
+                .at("aws.region")
+            })
+    }
+
+    /// Where the credentials come from (the OpenSearch nodes are the endpoint, not an AWS one).
+    pub fn connection(&self) -> Result<sluice_aws::AwsConnection, ConnectorError> {
+        let connection = sluice_aws::AwsConnection {
+            region: Some(self.region()?),
+            endpoint: None,
+            auth: self.auth.clone(),
+        };
+        connection.validate().map_err(|e| match e.field.clone() {
+            Some(field) => ConnectorError {
+                field: Some(format!("aws.{field}")),
+                ..e
+            },
+            None => e,
+        })?;
+        Ok(connection)
+    }
 }
 
 fn default_request_timeout() -> HumanDuration {
@@ -152,6 +219,9 @@ pub struct OpenSearchSinkConfig {
     /// Credentials; none when absent.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// Sign requests with AWS SigV4 (Amazon OpenSearch Service or Serverless) instead of `auth`.
+    #[serde(default)]
+    pub aws: Option<AwsSigningConfig>,
     /// TLS settings for `https://` nodes.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -177,6 +247,15 @@ impl OpenSearchSinkConfig {
                 ConnectorError::config("`request_timeout` must be above zero")
                     .at("request_timeout"),
             );
+        }
+        if let Some(aws) = &self.aws {
+            if self.auth.is_some() {
+                return Err(ConnectorError::config(
+                    "`aws` (SigV4) and `auth` (basic or bearer) exclude each other: AWS signs with `aws.auth`",
+                )
+                .at("aws"));
+            }
+            aws.connection()?;
         }
         if let Some(auth) = &self.auth {
             match (&auth.user, &auth.password, &auth.token) {
@@ -227,5 +306,34 @@ mod tests {
         let c = parse("url = 'http://a'\nindex = 'i'\nauth = { user = 'u', password = 'p' }");
         c.validate().unwrap();
         assert!(!format!("{c:?}").contains("'p'") && format!("{c:?}").contains("***"));
+    }
+
+    #[test]
+    fn aws_signing_is_checked_without_io() {
+        let c = parse(
+            "url = 'https://d'\nindex = 'i'\naws = { region = 'eu-west-1', service = 'aoss' }",
+        );
+        c.validate().unwrap();
+        let aws = c.aws.as_ref().unwrap();
+        assert_eq!(
+            (aws.service.as_str(), aws.region().unwrap().as_str()),
+            ("aoss", "eu-west-1")
+        );
+        let c =
+            parse("url = 'https://d'\nindex = 'i'\naws = { region = 'r' }\nauth = { token = 't' }");
+        assert_eq!(c.validate().unwrap_err().field.as_deref(), Some("aws"));
+        let c = parse(
+            "url = 'https://d'\nindex = 'i'\naws = { region = 'r', auth = { access_key_id = 'k' } }",
+        );
+        assert_eq!(
+            c.validate().unwrap_err().field.as_deref(),
+            Some("aws.auth.secret_access_key")
+        );
+        let table: toml::Table =
+            toml::from_str("url = 'https://d'\nindex = 'i'\naws = { service = 'lambda' }").unwrap();
+        let e = toml::Value::Table(table)
+            .try_into::<OpenSearchSinkConfig>()
+            .unwrap_err();
+        assert!(e.to_string().contains("aoss"), "{e}");
     }
 }

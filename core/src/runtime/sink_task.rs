@@ -236,7 +236,9 @@ async fn write_with_retry(
             }
         };
         let started = Instant::now();
+        let writing = m.writing();
         let outcome = task.plan.sink.write(slice, checkpoint).await;
+        drop(writing);
         let map = |i: usize| pending.as_ref().map_or(i, |idx| idx[i]);
         match outcome {
             Ok(report) => {

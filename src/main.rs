@@ -69,7 +69,8 @@ enum Command {
     },
     /// Start a job over: forget its positions everywhere a run resumes from (the offset store,
     /// and with exactly-once each sink's stored checkpoint). Data already in the sinks stays
-    /// there and is written again by the next run.
+    /// there and is written again by the next run. With `--set`, move only the given
+    /// partitions instead.
     Reset {
         /// The job file.
         job: PathBuf,
@@ -79,6 +80,19 @@ enum Command {
         /// Do it (without it, only say what would be reset).
         #[arg(long)]
         yes: bool,
+        /// `PARTITION=OFFSET`: set this partition's position (the next run continues after
+        /// it) and keep the others; repeatable. Partitions as `sluice offsets` shows them.
+        #[arg(long = "set", value_name = "PARTITION=OFFSET")]
+        set: Vec<String>,
+    },
+    /// Show a job's committed positions: one `PARTITION<TAB>OFFSET` line per source
+    /// partition, from its offset store.
+    Offsets {
+        /// The job file.
+        job: PathBuf,
+        /// State directory, as given to `sluice run`.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Check a job file without running it: syntax, fields, connector configs, plugins,
     /// delivery capabilities.
@@ -157,7 +171,9 @@ fn main() -> ExitCode {
                 job,
                 state_dir,
                 yes,
-            } => run::reset(&job, state_dir.as_deref(), yes).await,
+                set,
+            } => run::reset(&job, state_dir.as_deref(), yes, &set).await,
+            Command::Offsets { job, state_dir } => run::offsets(&job, state_dir.as_deref()).await,
             Command::Validate { job } => run::validate(&job),
             Command::Connectors { json } => {
                 connectors_cmd::print(&registry::builtin(), json);

@@ -1,4 +1,4 @@
-//! `sluice run`, `sluice validate` and `sluice reset`.
+//! `sluice run`, `sluice validate`, `sluice reset` and `sluice offsets`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use sluice_core::error::with_causes;
 use sluice_core::metrics::JobMetrics;
-use sluice_core::{Fault, Pipeline};
+use sluice_core::offset_store::OffsetStore;
+use sluice_core::{Checkpoint, Fault, Offset, Pipeline};
 use tokio_util::sync::CancellationToken;
 
 use crate::{exit, progress, registry, summary};
@@ -162,8 +163,96 @@ pub async fn run(path: &Path, state_dir: Option<&Path>, options: RunOptions) -> 
     }
 }
 
-/// `sluice reset`: forget a job's positions, sink checkpoints included, after a warning.
-pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode {
+/// The checkpoint in a job's offset store, without creating the store.
+async fn stored(
+    state_dir: &Path,
+    job: &str,
+) -> Result<Option<Checkpoint>, sluice_core::ConnectorError> {
+    let path = state_dir.join("offsets.db");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = OffsetStore::open(&path).await?;
+    let cp = store.load(job).await;
+    store.close().await;
+    cp
+}
+
+/// `sluice offsets`: the job's committed positions, one `partition<TAB>offset` line each.
+pub async fn offsets(path: &Path, state_dir: Option<&Path>) -> ExitCode {
+    let job = match registry::toolkit().load_file(path, state_dir) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::code(&e);
+        }
+    };
+    if job.source.owns_offsets() {
+        eprintln!(
+            "The {} source keeps its own offsets (a consumer group): see them there.",
+            job.source_type
+        );
+        return ExitCode::SUCCESS;
+    }
+    match stored(&job.state_dir, &job.name).await {
+        Ok(Some(cp)) => {
+            for (partition, offset) in &cp.offsets {
+                println!("{partition}\t{offset}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!(
+                "Job {:?} has committed no positions (in {}): its next run starts at the beginning of the source, or where the source's configuration says.",
+                job.name,
+                job.state_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "sluice: reading the positions of job {}: {}",
+                job.name,
+                with_causes(&e)
+            );
+            exit::code(&e)
+        }
+    }
+}
+
+/// Parse `--set PARTITION=OFFSET` values. An offset keeps the kind of the partition's stored
+/// one (text for a Kinesis sequence number, however short); for a partition not stored yet a
+/// decimal that fits 64 bits is a number, anything else text.
+fn parse_set(set: &[String], stored: Option<&Checkpoint>) -> Result<Checkpoint, String> {
+    let mut cp = Checkpoint::default();
+    for arg in set {
+        let Some((partition, offset)) = arg.rsplit_once('=') else {
+            return Err(format!("--set {arg:?}: expected PARTITION=OFFSET"));
+        };
+        if partition.is_empty() || offset.is_empty() {
+            return Err(format!("--set {arg:?}: expected PARTITION=OFFSET"));
+        }
+        let offset = match (
+            stored.and_then(|cp| cp.get(partition)),
+            offset.parse::<i64>(),
+        ) {
+            (Some(Offset::Text(_)), _) => Offset::Text(offset.to_string()),
+            (Some(Offset::Int(_)), Err(_)) => {
+                return Err(format!(
+                    "--set {arg:?}: partition {partition} has numeric offsets, {offset:?} is not one"
+                ));
+            }
+            (_, Ok(n)) => Offset::Int(n),
+            (None, Err(_)) => Offset::Text(offset.to_string()),
+        };
+        cp.offsets.insert(partition.into(), offset);
+    }
+    Ok(cp)
+}
+
+/// `sluice reset`: forget a job's positions, sink checkpoints included, after a warning; with
+/// `set`, move only those partitions.
+pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool, set: &[String]) -> ExitCode {
     let job = match registry::toolkit().load_file(path, state_dir) {
         Ok(job) => job,
         Err(e) => {
@@ -174,12 +263,46 @@ pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode
     let name = job.name.clone();
     let mut sinks: Vec<&str> = job.sinks.iter().map(|s| s.name.as_str()).collect();
     sinks.extend(job.dead_letter.as_ref().map(|s| s.name.as_str()));
-    eprintln!(
-        "Resetting job {name:?} forgets its positions: the offset store in {} and the checkpoints stored with the sinks ({}).\n\
-         WARNING: data already written to the sinks stays there. The next run starts from the beginning of the source and writes it all again, dead letters included: with exactly-once too, the sinks will hold it twice.",
-        job.state_dir.display(),
-        sinks.join(", ")
-    );
+    let patch = if set.is_empty() {
+        None
+    } else {
+        let current = match stored(&job.state_dir, &name).await {
+            Ok(cp) => cp,
+            Err(e) => {
+                eprintln!(
+                    "sluice: reading the positions of job {name}: {}",
+                    with_causes(&e)
+                );
+                return exit::code(&e);
+            }
+        };
+        match parse_set(set, current.as_ref()) {
+            Ok(cp) => Some(cp),
+            Err(e) => {
+                eprintln!("sluice: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match &patch {
+        None => eprintln!(
+            "Resetting job {name:?} forgets its positions: the offset store in {} and the checkpoints stored with the sinks ({}).\n\
+             WARNING: data already written to the sinks stays there. The next run starts from the beginning of the source and writes it all again, dead letters included: with exactly-once too, the sinks will hold it twice.",
+            job.state_dir.display(),
+            sinks.join(", ")
+        ),
+        Some(cp) => eprintln!(
+            "Setting the positions of job {name:?} for {} (other partitions keep theirs): in the offset store in {} and, with exactly-once, the checkpoints stored with the sinks ({}).\n\
+             WARNING: the next run continues after these positions; what the sinks hold after them is written again, what lies between the old and the new positions is skipped when moving forward.",
+            cp.offsets
+                .keys()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            job.state_dir.display(),
+            sinks.join(", ")
+        ),
+    }
     if job.source.owns_offsets() {
         eprintln!(
             "The {} source keeps its own offsets (a consumer group): reset them there too, or the next run resumes from them.",
@@ -188,12 +311,15 @@ pub async fn reset(path: &Path, state_dir: Option<&Path>, yes: bool) -> ExitCode
     }
     if !yes {
         eprintln!(
-            "Nothing was changed. To reset, run: sluice reset {} --yes",
-            path.display()
+            "Nothing was changed. To reset, run: sluice reset {}{} --yes",
+            path.display(),
+            set.iter()
+                .map(|s| format!(" --set '{s}'"))
+                .collect::<String>()
         );
         return ExitCode::from(1);
     }
-    match sluice_core::runtime::reset_positions(job, None).await {
+    match sluice_core::runtime::reset_positions(job, patch.as_ref()).await {
         Ok(report) => {
             eprintln!(
                 "Job {name:?} reset (sink checkpoints: {}).",
@@ -298,5 +424,36 @@ impl Signals {
             }
         }
         std::process::exit(i32::from(exit::NOT_DRAINED));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_offsets_keep_the_kind_of_the_stored_ones() {
+        let mut stored = Checkpoint::default();
+        stored
+            .offsets
+            .insert("arn/shardId-0".into(), Offset::Text("99".into()));
+        stored.offsets.insert("file".into(), Offset::Int(7));
+        let cp = parse_set(
+            &[
+                "arn/shardId-0=42".into(),
+                "file=3".into(),
+                "new=x1".into(),
+                "n=5".into(),
+            ],
+            Some(&stored),
+        )
+        .unwrap();
+        assert_eq!(cp.get("arn/shardId-0"), Some(&Offset::Text("42".into())));
+        assert_eq!(cp.get("file"), Some(&Offset::Int(3)));
+        assert_eq!(cp.get("new"), Some(&Offset::Text("x1".into())));
+        assert_eq!(cp.get("n"), Some(&Offset::Int(5)));
+        assert!(parse_set(&["file=abc".into()], Some(&stored)).is_err());
+        assert!(parse_set(&["no-equals".into()], None).is_err());
+        assert!(parse_set(&["=1".into()], None).is_err());
     }
 }

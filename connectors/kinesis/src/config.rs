@@ -78,6 +78,14 @@ pub struct KinesisSourceConfig {
     /// How often ListShards looks for new shards (also done at once when a shard closes).
     #[serde(default = "default_discover_interval")]
     pub discover_interval: HumanDuration,
+    /// Enhanced fan-out: read through this registered stream consumer (registered when it
+    /// does not exist yet) with one SubscribeToShard subscription per shard, renewed every 5
+    /// minutes, instead of polling GetRecords. The consumer gets its own 2 MiB/s per shard
+    /// and records arrive as soon as they are put; Kinesis bills it per consumer-shard hour.
+    /// Positions, lineage and `start_from` work as with polling (`max_records` and
+    /// `poll_interval` do not apply). 1–128 characters of letters, digits, `_`, `.` and `-`.
+    #[serde(default)]
+    pub consumer: Option<String>,
 }
 
 impl KinesisSourceConfig {
@@ -102,6 +110,18 @@ impl KinesisSourceConfig {
         }
         if let StartFrom::AtTimestamp(t) = &self.start_from {
             parse_timestamp(t).map_err(|e| e.at("start_from.at_timestamp"))?;
+        }
+        if let Some(name) = &self.consumer {
+            let ok = (1..=128).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !ok {
+                return Err(ConnectorError::config(format!(
+                    "consumer name {name:?}: 1-128 characters of letters, digits, `_`, `.` and `-`"
+                ))
+                .at("consumer"));
+            }
         }
         Ok(())
     }
@@ -219,6 +239,14 @@ mod tests {
             StartFrom::AtTimestamp("2026-01-31T12:00:00Z".into())
         );
         c.validate().unwrap();
+        source("stream = 's'\nconsumer = 'sluice-1.a_b'")
+            .validate()
+            .unwrap();
+        let bad = source("stream = 's'\nconsumer = 'no spaces'");
+        assert_eq!(
+            bad.validate().unwrap_err().field.as_deref(),
+            Some("consumer")
+        );
         let bad = source("stream = 's'\nstart_from = { at_timestamp = 'yesterday' }");
         assert_eq!(
             bad.validate().unwrap_err().field.as_deref(),

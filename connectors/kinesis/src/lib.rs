@@ -15,6 +15,7 @@
 
 pub mod config;
 mod error;
+pub mod fanout;
 pub mod kpl;
 pub mod plan;
 pub mod records;

@@ -29,6 +29,20 @@ pub struct Raw {
     pub arrival_ms: Option<i64>,
 }
 
+impl Raw {
+    /// A record of a GetRecords answer or a SubscribeToShard event.
+    pub fn from_sdk(r: &aws_sdk_kinesis::types::Record) -> Self {
+        Raw {
+            data: Bytes::copy_from_slice(r.data().as_ref()),
+            partition_key: r.partition_key().unwrap_or_default().to_string(),
+            sequence_number: r.sequence_number().to_string(),
+            arrival_ms: r
+                .approximate_arrival_timestamp()
+                .and_then(|t| t.to_millis().ok()),
+        }
+    }
+}
+
 /// Why data does not match `format`, if it does not.
 pub fn decode_problem(format: DataFormat, data: &[u8]) -> Option<String> {
     match format {

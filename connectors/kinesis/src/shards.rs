@@ -29,6 +29,8 @@ pub struct ShardInfo {
     pub parent: Option<String>,
     /// The other shard of a merge.
     pub adjacent_parent: Option<String>,
+    /// Closed by a split or merge (it has an ending sequence number): no records are added.
+    pub closed: bool,
 }
 
 /// Where reading a shard begins when there is no iterator.
@@ -90,7 +92,8 @@ impl ShardTable {
     ) -> Vec<String> {
         let mut new = Vec::new();
         for info in listed {
-            if self.shards.contains_key(&info.id) {
+            if let Some(known) = self.shards.get_mut(&info.id) {
+                known.info.closed |= info.closed;
                 continue;
             }
             let parent_committed = [&info.parent, &info.adjacent_parent]
@@ -154,6 +157,7 @@ mod tests {
             id: id.into(),
             parent: parent.map(Into::into),
             adjacent_parent: adjacent.map(Into::into),
+            closed: false,
         }
     }
 

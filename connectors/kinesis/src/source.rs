@@ -13,8 +13,13 @@
 //!   record read.
 //! - Positions are (`<stream ARN>/<shard id>`, sequence number): the runtime's offset store
 //!   keeps them (at-least-once) or the sinks do (exactly-once); `open` resumes after them.
+//! - With `consumer` (enhanced fan-out) no shard is polled: each readable shard gets a
+//!   subscription task ([`crate::fanout`]) whose events wait in a channel until `next_batch`
+//!   takes them in. Discovery, lineage, positions and lag are the same.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
@@ -29,6 +34,7 @@ use sluice_core::{
 
 use crate::config::{KinesisSourceConfig, StartFrom, parse_timestamp};
 use crate::error::is_throttle;
+use crate::fanout;
 use crate::records::{Raw, convert};
 use crate::shards::{ShardInfo, ShardTable, Start};
 use crate::stream::StreamRef;
@@ -66,6 +72,25 @@ pub struct KinesisSource {
     /// An error of a shard's call that came with records of other shards: returned next time.
     pending_error: Option<ConnectorError>,
     throttles: u64,
+    /// Enhanced fan-out's state, when `consumer` is set (after `open`).
+    fanout: Option<FanOut>,
+}
+
+/// The subscriptions of enhanced fan-out.
+struct FanOut {
+    consumer_arn: String,
+    tx: tokio::sync::mpsc::Sender<fanout::Event>,
+    rx: tokio::sync::mpsc::Receiver<fanout::Event>,
+    /// The task of each subscribed shard, and the flag that tells it the shard is closed.
+    tasks: BTreeMap<String, (tokio::task::JoinHandle<()>, Arc<AtomicBool>)>,
+}
+
+impl Drop for FanOut {
+    fn drop(&mut self) {
+        for (task, _) in self.tasks.values() {
+            task.abort();
+        }
+    }
 }
 
 impl KinesisSource {
@@ -90,6 +115,7 @@ impl KinesisSource {
             next_discovery: Instant::now(),
             pending_error: None,
             throttles: 0,
+            fanout: None,
         })
     }
 
@@ -155,10 +181,15 @@ impl KinesisSource {
                 .send()
                 .await
                 .map_err(|e| sdk_error(&format!("listing the shards of {}", self.stream), e))?;
-            listed.extend(out.shards().iter().map(|s| ShardInfo {
-                id: s.shard_id().to_string(),
-                parent: s.parent_shard_id().map(String::from),
-                adjacent_parent: s.adjacent_parent_shard_id().map(String::from),
+            listed.extend(out.shards().iter().map(|s| {
+                ShardInfo {
+                    id: s.shard_id().to_string(),
+                    parent: s.parent_shard_id().map(String::from),
+                    adjacent_parent: s.adjacent_parent_shard_id().map(String::from),
+                    closed: s
+                        .sequence_number_range()
+                        .is_some_and(|r| r.ending_sequence_number().is_some()),
+                }
             }));
             token = out.next_token().map(String::from);
             if token.is_none() {
@@ -253,14 +284,7 @@ impl KinesisSource {
                         continue;
                     };
                     for r in out.records() {
-                        let raw = Raw {
-                            data: bytes::Bytes::copy_from_slice(r.data().as_ref()),
-                            partition_key: r.partition_key().unwrap_or_default().to_string(),
-                            sequence_number: r.sequence_number().to_string(),
-                            arrival_ms: r
-                                .approximate_arrival_timestamp()
-                                .and_then(|t| t.to_millis().ok()),
-                        };
+                        let raw = Raw::from_sdk(r);
                         shard.start = Start::After(raw.sequence_number.clone());
                         convert(
                             raw,
@@ -313,6 +337,130 @@ impl KinesisSource {
     }
 }
 
+impl KinesisSource {
+    /// `next_batch` with enhanced fan-out: subscribe every readable shard that has no
+    /// subscription, then take in the events that are waiting (at least one).
+    async fn next_pushed(&mut self) -> Result<Option<Batch>, ConnectorError> {
+        loop {
+            if let Some(e) = self.pending_error.take() {
+                return Err(e);
+            }
+            if Instant::now() >= self.next_discovery {
+                self.discover().await?;
+            }
+            let client = self.client()?;
+            let Some(f) = self.fanout.as_mut() else {
+                return Err(ConnectorError::internal("kinesis fan-out used before open"));
+            };
+            for (id, (_, closed)) in &f.tasks {
+                if self.table.shards.get(id).is_some_and(|s| s.info.closed) {
+                    closed.store(true, Ordering::Relaxed);
+                }
+            }
+            for id in self.table.ready_ids() {
+                if f.tasks.contains_key(&id) {
+                    continue;
+                }
+                let shard = &self.table.shards[&id];
+                tracing::info!(stream = %self.stream, shard = %id, start = ?shard.start, "Subscribing to Kinesis shard.");
+                let closed = Arc::new(AtomicBool::new(shard.info.closed));
+                let task = fanout::spawn(
+                    fanout::Subscription {
+                        client: client.clone(),
+                        stream: self.stream.clone(),
+                        consumer_arn: f.consumer_arn.clone(),
+                        shard: id.clone(),
+                        start: shard.start.clone(),
+                        closed: closed.clone(),
+                    },
+                    f.tx.clone(),
+                );
+                f.tasks.insert(id, (task, closed));
+            }
+            // Cancel-safe: an event stays in the channel until `recv` returns it.
+            let first = tokio::select! {
+                event = f.rx.recv() => event,
+                () = tokio::time::sleep_until(self.next_discovery.into()) => continue,
+            };
+            let Some(first) = first else {
+                return Err(ConnectorError::internal(
+                    "kinesis subscriptions' channel closed",
+                ));
+            };
+            // From here on no .await: what was received is taken in whole.
+            let mut events = vec![first];
+            while events.len() < 256 {
+                match f.rx.try_recv() {
+                    Ok(e) => events.push(e),
+                    Err(_) => break,
+                }
+            }
+            let mut batch = Batch::default();
+            for event in events {
+                self.take_event(event, &mut batch);
+            }
+            if !batch.is_empty() {
+                return Ok(Some(batch));
+            }
+        }
+    }
+
+    /// Take in one subscription event: its records into `batch`, the shard's position and lag,
+    /// its end and its children.
+    fn take_event(&mut self, event: fanout::Event, batch: &mut Batch) {
+        match event {
+            fanout::Event::Records {
+                shard: id,
+                records,
+                behind_ms,
+                children,
+                ended,
+            } => {
+                let Some(shard) = self.table.shards.get_mut(&id) else {
+                    return;
+                };
+                for raw in records {
+                    shard.start = Start::After(raw.sequence_number.clone());
+                    convert(
+                        raw,
+                        &shard.partition,
+                        self.config.format,
+                        &mut batch.records,
+                        &mut batch.dead,
+                    );
+                }
+                shard.behind_ms = Some(behind_ms);
+                if !ended {
+                    return;
+                }
+                shard.finished = true;
+                // Its children may not be listed yet.
+                self.next_discovery = Instant::now();
+                tracing::info!(stream = %self.stream, shard = %id, children = ?children, "Kinesis shard read to its end.");
+                if let Some(f) = self.fanout.as_mut() {
+                    f.tasks.remove(&id);
+                }
+                let resume = &self.resume;
+                self.table.add_listed(
+                    children,
+                    &self.arn,
+                    |id| resume.get(id).cloned(),
+                    &self.initial,
+                    Instant::now(),
+                );
+            }
+            fanout::Event::Failed { shard, error } => {
+                if let Some(f) = self.fanout.as_mut() {
+                    f.tasks.remove(&shard);
+                }
+                if self.pending_error.is_none() {
+                    self.pending_error = Some(error);
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Source for KinesisSource {
     async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
@@ -340,11 +488,28 @@ impl Source for KinesisSource {
             }
         }
         tracing::info!(stream = %self.stream, arn = %self.arn, status = %summary, resumed = self.resume.len(), "Opened Kinesis stream.");
+        self.fanout = None;
+        if let Some(name) = self.config.consumer.clone() {
+            let consumer_arn = fanout::register(&self.client()?, &self.arn, &name).await?;
+            // A few events per shard: enough to keep every subscription flowing.
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            self.fanout = Some(FanOut {
+                consumer_arn,
+                tx,
+                rx,
+                tasks: BTreeMap::new(),
+            });
+            self.table = ShardTable::default();
+            return self.discover().await;
+        }
         self.discover().await?;
         self.ensure_iterators().await
     }
 
     async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
+        if self.fanout.is_some() {
+            return self.next_pushed().await;
+        }
         loop {
             if let Some(e) = self.pending_error.take() {
                 return Err(e);

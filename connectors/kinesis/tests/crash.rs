@@ -1,9 +1,11 @@
 //! Crash proofs across connectors, with the conformance suite's kill -9 loop (at least ten
 //! kills at random moments, every record counted by its unique key):
 //!
-//! - `kinesis_to_sqlite::kill_nine_loop_from_the_source`: Kinesis → SQLite with exactly-once.
-//!   The SQL sink stores the Kinesis positions (stream ARN + shard, sequence number) in the
-//!   transaction of its rows and the source resumes after them: 0 lost, 0 duplicated.
+//! - `kinesis_to_sqlite::kill_nine_loop_from_the_source` and
+//!   `kinesis_to_postgres::kill_nine_loop_from_the_source`: Kinesis → SQLite / PostgreSQL
+//!   (`SLUICE_TEST_POSTGRES_URL`) with exactly-once. The SQL sink stores the Kinesis positions
+//!   (stream ARN + shard, sequence number) in the transaction of its rows and the source resumes
+//!   after them: 0 lost, 0 duplicated.
 //! - `sqlite_to_kinesis::kill_nine_loop_from_the_source`: SQLite → Kinesis, at-least-once:
 //!   0 lost (duplicates allowed: Kinesis has no transactions).
 //!
@@ -22,10 +24,14 @@ fn sqlite_url(fx: &Fixture) -> String {
     format!("sqlite://{}", fx.path("test.db").display())
 }
 
-async fn sqlite(fx: &Fixture) -> Db {
-    Db::connect(&sqlite_url(fx), None, std::path::Path::new("."), 1)
+async fn connect(url: &str) -> Db {
+    Db::connect(url, None, std::path::Path::new("."), 1)
         .await
-        .expect("opening SQLite")
+        .unwrap_or_else(|e| panic!("connecting to the test database: {e}"))
+}
+
+async fn sqlite(fx: &Fixture) -> Db {
+    connect(&sqlite_url(fx)).await
 }
 
 async fn exec(db: &Db, sql: &str) {
@@ -34,11 +40,35 @@ async fn exec(db: &Db, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// Kinesis (`<fixture>-in`) → SQLite table `<fixture>`, exactly-once.
-struct KinesisToSqlite;
+/// The database a Kinesis → SQL kill loop writes into.
+#[derive(Clone, Copy)]
+enum Database {
+    /// A SQLite file in the fixture's directory.
+    Sqlite,
+    /// The PostgreSQL server of `SLUICE_TEST_POSTGRES_URL` (a table per fixture).
+    Postgres,
+}
+
+/// Kinesis (`<fixture>-in`) → table `<fixture>` of `db`, exactly-once.
+struct KinesisToSql {
+    db: Database,
+}
+
+impl KinesisToSql {
+    fn url(&self, fx: &Fixture) -> String {
+        match self.db {
+            Database::Sqlite => sqlite_url(fx),
+            Database::Postgres => std::env::var("SLUICE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+                panic!(
+                    "SLUICE_TEST_POSTGRES_URL is not set: run `scripts/services.sh up postgres` and source target/services.env"
+                )
+            }),
+        }
+    }
+}
 
 #[async_trait]
-impl Harness for KinesisToSqlite {
+impl Harness for KinesisToSql {
     fn source_type(&self) -> Option<&'static str> {
         Some("kinesis")
     }
@@ -64,7 +94,7 @@ impl Harness for KinesisToSqlite {
     async fn prepare(&self, fx: &Fixture) {
         let client = common::client().await;
         common::create_stream(&client, &format!("{}-in", fx.name), 3).await;
-        let db = sqlite(fx).await;
+        let db = connect(&self.url(fx)).await;
         // No unique key: a record written twice shows up twice.
         exec(
             &db,
@@ -79,13 +109,13 @@ impl Harness for KinesisToSqlite {
 
     fn sink_config(&self, fx: &Fixture) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("url".into(), sqlite_url(fx).into());
+        t.insert("url".into(), self.url(fx).into());
         t.insert("table".into(), fx.name.clone().into());
         t
     }
 
     async fn written_keys(&self, fx: &Fixture) -> Vec<String> {
-        let db = sqlite(fx).await;
+        let db = connect(&self.url(fx)).await;
         let rows = db
             .fetch_text(&format!("SELECT \"key\" FROM {}", fx.name), &[])
             .await
@@ -214,7 +244,12 @@ impl Harness for SqliteToKinesis {
 
 mod kinesis_to_sqlite {
     use super::*;
-    sluice_conformance::conformance_tests!(@each KinesisToSqlite; kill_nine_loop_from_the_source);
+    sluice_conformance::conformance_tests!(@each KinesisToSql { db: Database::Sqlite }; kill_nine_loop_from_the_source);
+}
+
+mod kinesis_to_postgres {
+    use super::*;
+    sluice_conformance::conformance_tests!(@each KinesisToSql { db: Database::Postgres }; kill_nine_loop_from_the_source);
 }
 
 mod sqlite_to_kinesis {

@@ -1,6 +1,8 @@
 //! The source against a Kinesis endpoint (`SLUICE_TEST_KINESIS_ENDPOINT`): every shard read,
 //! a split and a merge while it runs (nothing lost, per-key order kept), `start_from`, KPL
-//! aggregates. `SLUICE_TEST_KINESIS_RECORDS` makes the split/merge run longer (default 120).
+//! aggregates; with enhanced fan-out (`consumer`) too: every shard read through SubscribeToShard,
+//! a restart resuming at the checkpoint, a split and a merge. `SLUICE_TEST_KINESIS_RECORDS` makes
+//! the split/merge runs longer (default 120).
 
 mod common;
 
@@ -14,7 +16,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sluice_connector_kinesis::kpl::{SubRecord, aggregate};
 use sluice_connector_kinesis::records::{ARRIVAL_TIME, PARTITION_KEY, SEQUENCE_NUMBER};
-use sluice_core::{BuildContext, Guarantee, Record, Registry, Source};
+use sluice_core::{BuildContext, Checkpoint, Guarantee, Record, Registry, Source};
 
 fn source(config: toml::Table) -> Box<dyn Source> {
     let mut registry = Registry::new();
@@ -137,6 +139,16 @@ fn device_records(devices: u64, range: std::ops::Range<u64>) -> Vec<(String, Vec
 
 #[tokio::test]
 async fn a_split_and_a_merge_during_a_run_lose_nothing_and_keep_per_key_order() {
+    split_and_merge(None).await;
+}
+
+#[tokio::test]
+async fn a_split_and_a_merge_under_enhanced_fan_out_lose_nothing_and_keep_per_key_order() {
+    split_and_merge(Some(common::unique("efo-reshard"))).await;
+}
+
+/// Split and merge while the source reads (through `consumer` when given).
+async fn split_and_merge(consumer: Option<String>) {
     let total = common::records_from_env("SLUICE_TEST_KINESIS_RECORDS", 120);
     const DEVICES: u64 = 8;
     let per_phase = (total / DEVICES / 3).max(2);
@@ -148,6 +160,9 @@ async fn a_split_and_a_merge_during_a_run_lose_nothing_and_keep_per_key_order() 
     // while their parents still have unread ones — lineage decides the order.
     let mut c = config(&stream);
     c.insert("max_records".into(), 4.into());
+    if let Some(name) = consumer {
+        c.insert("consumer".into(), name.into());
+    }
     let mut s = source(c);
     s.open(None).await.unwrap();
     let seen: Arc<Mutex<BTreeMap<u64, Vec<u64>>>> = Arc::default();
@@ -307,4 +322,80 @@ async fn kpl_aggregated_records_are_read_as_their_user_records() {
         "one Kinesis record, one position"
     );
     assert_ne!(got[9].position, got[10].position);
+}
+
+/// The keys of `records`, sorted.
+fn sorted_keys(records: &[Record]) -> Vec<String> {
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(|r| String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap())
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn enhanced_fan_out_reads_every_shard_and_resumes_at_the_checkpoint() {
+    let client = common::client().await;
+    let stream = common::unique("efo");
+    common::create_stream(&client, &stream, 3).await;
+    common::put(&client, &stream, &json_records("a", 0..30)).await;
+    let mut c = config(&stream);
+    c.insert("consumer".into(), common::unique("sluice-efo").into());
+
+    let mut s = source(c.clone());
+    s.open(None).await.unwrap();
+    let got = read(s.as_mut(), 30).await;
+    let mut want: Vec<String> = (0..30).map(|i| format!("a-{i}")).collect();
+    want.sort();
+    assert_eq!(sorted_keys(&got), want);
+    let shards: std::collections::BTreeSet<&str> =
+        got.iter().map(|r| r.position.partition.as_ref()).collect();
+    assert_eq!(shards.len(), 3, "records from all three shards: {shards:?}");
+    for r in &got {
+        assert_eq!(
+            r.position.offset.to_string().as_bytes(),
+            r.header(SEQUENCE_NUMBER).unwrap().as_ref()
+        );
+    }
+    // Lag comes from the events' MillisBehindLatest.
+    assert!(s.lag().is_some_and(|l| l.len() == 3), "{:?}", s.lag());
+    // The checkpoint of the first 20 records of the run: a restart goes on after them.
+    let mut cp = Checkpoint::default();
+    for r in &got[..20] {
+        cp.advance(&r.position);
+    }
+    let committed: std::collections::BTreeSet<String> =
+        sorted_keys(&got[..20]).into_iter().collect();
+    s.close().await.unwrap();
+    drop(s);
+
+    common::put(&client, &stream, &json_records("b", 0..30)).await;
+    // The same consumer again (it exists now: reused), from the checkpoint.
+    let mut s = source(c);
+    s.open(Some(cp)).await.unwrap();
+    let got = read(s.as_mut(), 40).await;
+    let extra = tokio::time::timeout(Duration::from_millis(1500), s.next_batch()).await;
+    if let Ok(batch) = extra {
+        assert!(batch.unwrap().unwrap().is_empty(), "records read twice");
+    }
+    let mut want: Vec<String> = (0..30)
+        .map(|i| format!("a-{i}"))
+        .filter(|k| !committed.contains(k))
+        .chain((0..30).map(|i| format!("b-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(
+        sorted_keys(&got),
+        want,
+        "everything after the checkpoint, once, and nothing before it"
+    );
+    s.close().await.unwrap();
+    let consumers = client
+        .list_stream_consumers()
+        .stream_arn(got[0].position.partition.rsplit_once('/').unwrap().0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consumers.consumers().len(), 1, "the consumer was reused");
 }

@@ -88,7 +88,20 @@ pub async fn create_stream(client: &Client, stream: &str, shards: i32) {
 /// Put `(partition key, data)` records, 500 per call; every entry must succeed. Returns the
 /// sequence numbers.
 pub async fn put(client: &Client, stream: &str, records: &[(String, Vec<u8>)]) -> Vec<String> {
-    let mut seqs = Vec::new();
+    put_placed(client, stream, records)
+        .await
+        .into_iter()
+        .map(|(_, seq)| seq)
+        .collect()
+}
+
+/// [`put`], returning where each record went: (shard id, sequence number).
+pub async fn put_placed(
+    client: &Client,
+    stream: &str,
+    records: &[(String, Vec<u8>)],
+) -> Vec<(String, String)> {
+    let mut placed = Vec::new();
     for chunk in records.chunks(500) {
         let entries: Vec<PutRecordsRequestEntry> = chunk
             .iter()
@@ -108,13 +121,14 @@ pub async fn put(client: &Client, stream: &str, records: &[(String, Vec<u8>)]) -
             .await
             .unwrap_or_else(|e| panic!("PutRecords to {stream}: {e:?}"));
         assert_eq!(out.failed_record_count(), Some(0), "{out:?}");
-        seqs.extend(
-            out.records()
-                .iter()
-                .map(|r| r.sequence_number().unwrap_or_default().to_string()),
-        );
+        placed.extend(out.records().iter().map(|r| {
+            (
+                r.shard_id().unwrap_or_default().to_string(),
+                r.sequence_number().unwrap_or_default().to_string(),
+            )
+        }));
     }
-    seqs
+    placed
 }
 
 /// Every record of every shard (TRIM_HORIZON to the end), as (shard id, partition key, data).

@@ -8,9 +8,10 @@
 # bytes/s of objects written, sluice / loop; target ≥ 0.8 ×) and writes bench/s3/results.md.
 #   bench/s3/run.sh
 #   RECORDS=50000 TRIALS=1 bench/s3/run.sh
-# NOT YET RUN: written with the sink (issue 13) but the release build did not fit in that
-# session, so there are no figures in bench/REPORT.md yet; expect to fix small things on the
-# first run.
+# With the services already up (SLUICE_TEST_AWS_ENDPOINT and SLUICE_TEST_PYARROW_PYTHON set,
+# e.g. from another checkout's target/services.env) nothing is started; boto3 comes from
+# SLUICE_BENCH_BOTO_PYTHON (default: this checkout's moto venv). SLUICE_BENCH_BIN skips the
+# release build of `sluice`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -18,10 +19,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.c
 RECORDS=${RECORDS:-200000}
 TRIALS=${TRIALS:-3}
 
-eval "$(bash scripts/services/moto.sh start)"
-eval "$(bash scripts/services/pyarrow.sh start)"
+[ -n "${SLUICE_TEST_AWS_ENDPOINT:-}" ] || eval "$(bash scripts/services/moto.sh start)"
+[ -n "${SLUICE_TEST_PYARROW_PYTHON:-}" ] || eval "$(bash scripts/services/pyarrow.sh start)"
 endpoint=$SLUICE_TEST_AWS_ENDPOINT
-boto="$root/target/services/venv-moto/bin/python"
+boto="${SLUICE_BENCH_BOTO_PYTHON:-$root/target/services/venv-moto/bin/python}"
 if [ -z "${SLUICE_BENCH_BIN:-}" ]; then
   cargo build --release --locked -p sluice >&2
   SLUICE_BENCH_BIN="$CARGO_TARGET_DIR/release/sluice"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sluice_aws::{AwsAuth, AwsConnection};
-use sluice_core::{ByteSize, ConnectorError};
+use sluice_core::{ByteSize, ConnectorError, HumanDuration};
 
 /// How records are laid out in an object.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -105,6 +105,42 @@ pub struct S3SinkConfig {
     /// smallest part is 5 MiB).
     #[serde(default = "default_part_size")]
     pub part_size: ByteSize,
+    /// Buffering per partition (per rendered `prefix`, like Firehose's buffering hints with
+    /// dynamic partitioning): a partition's records are held across writes and become one
+    /// object when the partition reaches `max_records` or `max_bytes`, or its oldest record has
+    /// waited `max_wait`. Needs `guarantee = "exactly-once"` (held records are replayed from
+    /// the checkpoint object after a crash). When absent, every write makes one object per
+    /// partition it touches.
+    #[serde(default)]
+    pub buffering: Option<Buffering>,
+}
+
+/// `buffering`: when one partition's held records become an object.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Buffering {
+    /// Records of one partition per object.
+    #[serde(default = "default_buffer_records")]
+    pub max_records: usize,
+    /// Bytes of one partition per object (before compression).
+    #[serde(default = "default_buffer_bytes")]
+    pub max_bytes: ByteSize,
+    /// The longest a record waits in its partition; checked at every write, so a partition
+    /// that gets no more records is written at the next write of any partition, or at stop.
+    #[serde(default = "default_buffer_wait")]
+    pub max_wait: HumanDuration,
+}
+
+fn default_buffer_records() -> usize {
+    1_000_000
+}
+
+fn default_buffer_bytes() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+fn default_buffer_wait() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
 }
 
 fn default_part_size() -> ByteSize {
@@ -151,6 +187,14 @@ impl S3SinkConfig {
             return Err(
                 ConnectorError::config("`schema` is for format = \"parquet\"").at("schema"),
             );
+        }
+        if let Some(b) = &self.buffering
+            && (b.max_records == 0 || b.max_bytes.0 == 0)
+        {
+            return Err(ConnectorError::config(
+                "`buffering.max_records` and `max_bytes` must be at least 1",
+            )
+            .at("buffering"));
         }
         if self.schema.as_ref().is_some_and(BTreeMap::is_empty) {
             return Err(ConnectorError::config("`schema` names no column").at("schema"));

@@ -14,6 +14,7 @@ use sluice_core::ConnectorError;
 use crate::config::{ColumnType, Compression};
 
 /// JSON lines of `values` (each one JSON document without raw newlines), compressed.
+#[cfg(test)]
 pub fn json_lines<'a>(
     values: impl Iterator<Item = &'a [u8]>,
     size_hint: usize,
@@ -24,18 +25,23 @@ pub fn json_lines<'a>(
         plain.extend_from_slice(v);
         plain.push(b'\n');
     }
+    compress(&plain, compression)
+}
+
+/// A whole JSON lines object body, compressed.
+pub fn compress(plain: &[u8], compression: Compression) -> Result<Vec<u8>, ConnectorError> {
     let failed = |e: std::io::Error| ConnectorError::io("compressing an object", &e);
     match compression {
-        Compression::None => Ok(plain),
+        Compression::None => Ok(plain.to_vec()),
         Compression::Gzip => {
             let mut enc = flate2::write::GzEncoder::new(
                 Vec::with_capacity(plain.len() / 4),
                 flate2::Compression::default(),
             );
-            enc.write_all(&plain).map_err(failed)?;
+            enc.write_all(plain).map_err(failed)?;
             enc.finish().map_err(failed)
         }
-        Compression::Zstd => zstd::bulk::compress(&plain, 3).map_err(failed),
+        Compression::Zstd => zstd::bulk::compress(plain, 3).map_err(failed),
     }
 }
 
@@ -102,11 +108,25 @@ pub type Refused = Vec<(usize, String)>;
 
 /// The rows of `values` as one Parquet file; records that do not fit `schema` come back as
 /// (index into `values`, reason) and are not in the file. `Ok(None)` when no record fits.
+#[cfg(test)]
 pub fn parquet_file(
     schema: &SchemaRef,
     values: &[&[u8]],
     compression: Compression,
 ) -> Result<(Option<Vec<u8>>, Refused), ConnectorError> {
+    let (batch, rejected) = rows(schema, values)?;
+    match batch {
+        Some(batch) => Ok((Some(parquet_of(schema, &[batch], compression)?), rejected)),
+        None => Ok((None, rejected)),
+    }
+}
+
+/// The rows of `values` in `schema`; records that do not fit come back as (index into
+/// `values`, reason) and are not in the batch. `None` when no record fits.
+pub fn rows(
+    schema: &SchemaRef,
+    values: &[&[u8]],
+) -> Result<(Option<RecordBatch>, Refused), ConnectorError> {
     let mut rejected = Vec::new();
     let batch = match decode(schema, values) {
         Ok(batch) => batch,
@@ -125,9 +145,15 @@ pub fn parquet_file(
             })?
         }
     };
-    let Some(batch) = batch.filter(|b| b.num_rows() > 0) else {
-        return Ok((None, rejected));
-    };
+    Ok((batch.filter(|b| b.num_rows() > 0), rejected))
+}
+
+/// One Parquet file of `batches` (all of `schema`), one row group per batch.
+pub fn parquet_of(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    compression: Compression,
+) -> Result<Vec<u8>, ConnectorError> {
     let codec = match compression {
         Compression::None => ParquetCodec::UNCOMPRESSED,
         Compression::Gzip => ParquetCodec::GZIP(GzipLevel::default()),
@@ -139,9 +165,10 @@ pub fn parquet_file(
     };
     let mut writer =
         ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(failed)?;
-    writer.write(&batch).map_err(failed)?;
-    let bytes = writer.into_inner().map_err(failed)?;
-    Ok((Some(bytes), rejected))
+    for batch in batches {
+        writer.write(batch).map_err(failed)?;
+    }
+    writer.into_inner().map_err(failed)
 }
 
 #[cfg(test)]

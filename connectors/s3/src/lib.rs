@@ -4,7 +4,8 @@
 //!   configured or inferred from the first write; a record that does not fit is dead-lettered);
 //! - keys under a template with time partitions from the record's event time or the arrival
 //!   time (`{date}`, `{hour}`...) and values from fields (`{field:device}`) ([`template`]);
-//! - one object per partition per write; multipart upload above `part_size`;
+//! - one object per partition per write, or (`buffering`, exactly-once) per partition when it
+//!   reaches its own record, byte or age bound; multipart upload above `part_size`;
 //! - exactly-once: object keys derived from the checkpoint range of the write, and a checkpoint
 //!   object per job and sink that names the objects of a write before they are made and
 //!   commits after them ([`state`]).

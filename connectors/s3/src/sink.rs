@@ -1,12 +1,18 @@
-//! The S3 sink: every write becomes one object per rendered prefix, named from the range of
-//! source positions it covers.
+//! The S3 sink: objects per rendered prefix, named from the range of source positions they
+//! cover.
 //!
-//! Buffering: the runtime's `batch` hints (`max_records`, `max_bytes`, `max_wait`) decide when a
-//! write happens; the write then splits its records by rendered `prefix` (the partitions of
-//! Firehose's dynamic partitioning) and puts one object per partition. An object is never
-//! appended to: S3 objects are immutable, and a write must be durable when it returns (the
-//! checkpoint is committed right after it), so a partition's buffer is flushed with every write.
-//! Raise `batch.max_wait` / `max_bytes` for fewer, larger objects.
+//! Buffering, two ways:
+//! - Without `buffering`, the runtime's `batch` hints (`max_records`, `max_bytes`, `max_wait`)
+//!   decide when a write happens; the write splits its records by rendered `prefix` (the
+//!   partitions of Firehose's dynamic partitioning) and puts one object per partition, so every
+//!   partition is flushed with every write (a write must be durable when it returns).
+//! - With `buffering` (exactly-once only), each partition holds its records across writes
+//!   until it reaches its own record, byte or age bound, and the stored checkpoint stays at the
+//!   earliest position a held record needs replayed from; after a crash the replay brings the
+//!   held records back and the checkpoint object's `flushed` entries drop those already in an
+//!   object (see [`crate::state`]). A write that places a record by the clock (arrival time, or
+//!   event time for a record without one) flushes every partition: such a record may land in
+//!   another partition when replayed, so it must never be held.
 //!
 //! Object keys: `<rendered prefix><job>-<sink>-<range id>.<ext>`, the range id derived from
 //! the checkpoints before and after the write (exactly-once) or from the first and last
@@ -20,18 +26,20 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sluice_core::{
-    BuildContext, Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConnector, SinkContext,
-    WriteReport, async_trait,
+    BuildContext, Checkpoint, ConnectorError, Guarantee, Position, Record, Sink, SinkConnector,
+    SinkContext, WriteReport, async_trait,
 };
 
 use crate::client::Bucket;
-use crate::config::{Format, PartitionTime, S3SinkConfig};
+use crate::config::{Buffering, Format, PartitionTime, S3SinkConfig};
 use crate::encode::{self, Refused};
 use crate::state::{self, SinkState, range_id, safe};
 use crate::template::KeyTemplate;
@@ -56,6 +64,64 @@ struct Opened {
     stem: String,
     /// Exactly-once: the checkpoint object's key and what it holds.
     state: Option<(String, SinkState)>,
+    /// With `buffering`: records held per rendered prefix.
+    held: BTreeMap<String, Held>,
+    /// With `buffering`: the checkpoint of the last write (the stored one lags behind it while
+    /// records are held).
+    head: Checkpoint,
+}
+
+/// Encoded records of one partition.
+enum Body {
+    /// JSON lines, uncompressed (compression is of the whole object).
+    Lines(Vec<u8>),
+    /// Parquet rows, one batch per write.
+    Rows(Vec<RecordBatch>),
+}
+
+impl Body {
+    /// How much there is, to undo an append.
+    fn len(&self) -> usize {
+        match self {
+            Body::Lines(l) => l.len(),
+            Body::Rows(r) => r.len(),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Body::Lines(l) => l.truncate(len),
+            Body::Rows(r) => r.truncate(len),
+        }
+    }
+
+    fn append(&mut self, more: Body) {
+        match (self, more) {
+            (Body::Lines(l), Body::Lines(m)) => l.extend_from_slice(&m),
+            (Body::Rows(r), Body::Rows(m)) => r.extend(m),
+            _ => unreachable!("one format per sink"),
+        }
+    }
+}
+
+/// Records held for one partition (with `buffering`).
+struct Held {
+    /// The checkpoint before the write that brought the first of them: resuming there
+    /// replays all of them.
+    since: Checkpoint,
+    /// When the first of them arrived.
+    started: Instant,
+    records: usize,
+    /// Bytes of their JSON.
+    bytes: usize,
+    body: Body,
+}
+
+/// How to undo one write's appends to a partition.
+struct Undo {
+    prefix: String,
+    /// `None`: the write created the partition's buffer.
+    before: Option<(usize, usize, usize)>,
 }
 
 /// The S3 sink.
@@ -140,20 +206,33 @@ impl S3Sink {
         Ok((key, state))
     }
 
-    /// Place and encode the records: objects by key, and the records refused.
-    fn plan(
+    /// Place the records: their lines grouped by rendered prefix, the records refused, and
+    /// whether any record's prefix came from the clock (it would render differently on a
+    /// replay). A record whose partition's `flushed` entry covers its position is already in
+    /// an object and left out. Infers the Parquet schema on the first write of a run.
+    fn group<'r>(
         &mut self,
-        records: &[Record],
-        id: &str,
-        stem: &str,
-    ) -> Result<(Vec<Object>, Refused), ConnectorError> {
+        records: &'r [Record],
+        flushed: Option<&BTreeMap<String, Checkpoint>>,
+    ) -> (BTreeMap<String, Vec<Line<'r>>>, Refused, bool) {
         let now = Utc::now();
         let mut rejected: Refused = Vec::new();
-        // Rendered prefix → (record index, line) of its records.
-        let mut groups: BTreeMap<String, Vec<Line<'_>>> = BTreeMap::new();
+        let mut clock = false;
+        let mut groups: BTreeMap<String, Vec<Line<'r>>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
             match self.place(r, now) {
-                Ok((prefix, line)) => groups.entry(prefix).or_default().push((i, line)),
+                Ok((prefix, line)) => {
+                    if flushed
+                        .and_then(|f| f.get(&prefix))
+                        .is_some_and(|cp| cp.covers(&r.position))
+                    {
+                        continue;
+                    }
+                    clock |= self.template.uses_time()
+                        && (self.config.partition_time == PartitionTime::Arrival
+                            || r.timestamp.is_none());
+                    groups.entry(prefix).or_default().push((i, line));
+                }
                 Err(reason) => rejected.push((i, reason)),
             }
         }
@@ -164,42 +243,216 @@ impl S3Sink {
                 tracing::info!(schema = %s, "Inferred the Parquet schema from the first write.");
             }
         }
+        (groups, rejected, clock)
+    }
+
+    /// Encode one partition's lines: the body (`None` when every record was refused) and the
+    /// records refused (indices into the write).
+    fn encode(&self, lines: &[Line<'_>]) -> Result<(Option<Body>, Refused), ConnectorError> {
+        match (&self.config.format, &self.schema) {
+            (Format::Json, _) => {
+                let size = lines.iter().map(|(_, l)| l.len() + 1).sum();
+                let mut plain = Vec::with_capacity(size);
+                for (_, l) in lines {
+                    plain.extend_from_slice(l);
+                    plain.push(b'\n');
+                }
+                Ok((Some(Body::Lines(plain)), Vec::new()))
+            }
+            (Format::Parquet, None) => {
+                let why =
+                    "no JSON object among the first write's records to infer a Parquet schema from";
+                Ok((
+                    None,
+                    lines.iter().map(|(i, _)| (*i, why.to_string())).collect(),
+                ))
+            }
+            (Format::Parquet, Some(schema)) => {
+                let values: Vec<&[u8]> = lines.iter().map(|(_, l)| l.as_ref()).collect();
+                let (rows, misfits) = encode::rows(schema, &values)?;
+                let refused = misfits
+                    .into_iter()
+                    .map(|(j, why)| (lines[j].0, why))
+                    .collect();
+                Ok((rows.map(|r| Body::Rows(vec![r])), refused))
+            }
+        }
+    }
+
+    /// The object body of an encoded partition.
+    fn finish(&self, body: &Body) -> Result<Bytes, ConnectorError> {
+        let compression = self.config.compression;
+        let bytes = match (body, &self.schema) {
+            (Body::Lines(plain), _) => encode::compress(plain, compression)?,
+            (Body::Rows(batches), Some(schema)) => {
+                encode::parquet_of(schema, batches, compression)?
+            }
+            (Body::Rows(_), None) => {
+                return Err(ConnectorError::internal("Parquet rows without a schema"));
+            }
+        };
+        Ok(Bytes::from(bytes))
+    }
+
+    /// Place and encode the records: objects by key, and the records refused.
+    fn plan(
+        &mut self,
+        records: &[Record],
+        id: &str,
+        stem: &str,
+    ) -> Result<(Vec<Object>, Refused), ConnectorError> {
+        let (groups, mut rejected, _) = self.group(records, None);
         let ext = self.config.extension();
         let mut objects = Vec::with_capacity(groups.len());
         for (prefix, lines) in groups {
-            let key = format!("{prefix}{stem}-{id}.{ext}");
-            let body = match (&self.config.format, &self.schema) {
-                (Format::Json, _) => {
-                    let size = lines.iter().map(|(_, l)| l.len() + 1).sum();
-                    encode::json_lines(
-                        lines.iter().map(|(_, l)| l.as_ref()),
-                        size,
-                        self.config.compression,
-                    )?
-                }
-                (Format::Parquet, None) => {
-                    let why = "no JSON object among the first write's records to infer a Parquet schema from";
-                    rejected.extend(lines.iter().map(|(i, _)| (*i, why.to_string())));
-                    continue;
-                }
-                (Format::Parquet, Some(schema)) => {
-                    let values: Vec<&[u8]> = lines.iter().map(|(_, l)| l.as_ref()).collect();
-                    let (file, misfits) =
-                        encode::parquet_file(schema, &values, self.config.compression)?;
-                    rejected.extend(misfits.into_iter().map(|(j, why)| (lines[j].0, why)));
-                    match file {
-                        Some(f) => f,
-                        None => continue,
-                    }
-                }
-            };
-            objects.push(Object {
-                key,
-                body: Bytes::from(body),
-            });
+            let (body, refused) = self.encode(&lines)?;
+            rejected.extend(refused);
+            if let Some(body) = body {
+                objects.push(Object {
+                    key: format!("{prefix}{stem}-{id}.{ext}"),
+                    body: self.finish(&body)?,
+                });
+            }
         }
         rejected.sort_unstable_by_key(|(i, _)| *i);
         Ok((objects, rejected))
+    }
+
+    /// An exactly-once write with `buffering`: the records join their partitions' buffers,
+    /// the partitions that reached a bound become objects (all of them when `all`, or when a
+    /// record's partition came from the clock), and the stored checkpoint moves to where a
+    /// replay would bring back every record still held (see [`crate::state`]).
+    async fn write_held(
+        &mut self,
+        records: &[Record],
+        next: &Checkpoint,
+        buffering: &Buffering,
+        all: bool,
+    ) -> Result<WriteReport, ConnectorError> {
+        let flushed = match &self.opened {
+            Some(Opened {
+                state: Some((_, s)),
+                ..
+            }) => s.flushed.clone(),
+            _ => return Err(ConnectorError::internal("s3 sink used before open")),
+        };
+        let (groups, mut rejected, clock) = self.group(records, Some(&flushed));
+        let mut encoded = Vec::with_capacity(groups.len());
+        for (prefix, lines) in groups {
+            let bytes: usize = lines.iter().map(|(_, l)| l.len() + 1).sum();
+            let (body, refused) = self.encode(&lines)?;
+            let count = lines.len() - refused.len();
+            rejected.extend(refused);
+            if let Some(body) = body {
+                encoded.push((prefix, body, count, bytes));
+            }
+        }
+        rejected.sort_unstable_by_key(|(i, _)| *i);
+        let Some(opened) = self.opened.as_mut() else {
+            return Err(ConnectorError::internal("s3 sink used before open"));
+        };
+        let mut undo = Vec::with_capacity(encoded.len());
+        for (prefix, body, count, bytes) in encoded {
+            let held = opened.held.get(&prefix);
+            undo.push(Undo {
+                prefix: prefix.clone(),
+                before: held.map(|h| (h.body.len(), h.records, h.bytes)),
+            });
+            match opened.held.get_mut(&prefix) {
+                Some(h) => {
+                    h.body.append(body);
+                    h.records += count;
+                    h.bytes += bytes;
+                }
+                None => {
+                    let h = Held {
+                        since: opened.head.clone(),
+                        started: Instant::now(),
+                        records: count,
+                        bytes,
+                        body,
+                    };
+                    opened.held.insert(prefix, h);
+                }
+            }
+        }
+        let all = all || clock;
+        let due: Vec<String> = opened
+            .held
+            .iter()
+            .filter(|(_, h)| {
+                all || h.records >= buffering.max_records
+                    || h.bytes as u64 >= buffering.max_bytes.0
+                    || h.started.elapsed() >= buffering.max_wait.0
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        let taken: Vec<(String, Held)> = due
+            .into_iter()
+            .filter_map(|p| opened.held.remove_entry(&p))
+            .collect();
+        let stem = opened.stem.clone();
+        let result = match self.held_objects(&taken, &stem, next) {
+            Ok(objects) => match self.opened.as_mut() {
+                Some(opened) => commit_held(opened, objects, &taken, next).await,
+                None => Err(ConnectorError::internal("s3 sink used before open")),
+            },
+            Err(e) => Err(e),
+        };
+        let Some(opened) = self.opened.as_mut() else {
+            return Err(ConnectorError::internal("s3 sink used before open"));
+        };
+        match result {
+            Ok(()) => {
+                opened.head = next.clone();
+                Ok(WriteReport {
+                    rejected,
+                    ..WriteReport::ok()
+                })
+            }
+            Err(e) => {
+                // Nothing of this write happened: the runtime writes the same records again.
+                opened.held.extend(taken);
+                for u in undo.into_iter().rev() {
+                    match u.before {
+                        None => {
+                            opened.held.remove(&u.prefix);
+                        }
+                        Some((len, records, bytes)) => {
+                            if let Some(h) = opened.held.get_mut(&u.prefix) {
+                                h.body.truncate(len);
+                                h.records = records;
+                                h.bytes = bytes;
+                            }
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The objects of the `taken` partitions, each named from its range: the checkpoint
+    /// before its first record and the checkpoint after this write.
+    fn held_objects(
+        &self,
+        taken: &[(String, Held)],
+        stem: &str,
+        next: &Checkpoint,
+    ) -> Result<Vec<Object>, ConnectorError> {
+        let ext = self.config.extension();
+        let mut objects = Vec::with_capacity(taken.len());
+        for (prefix, h) in taken {
+            let id = range_id(&[
+                &serde_json::to_vec(&h.since).unwrap_or_default(),
+                &serde_json::to_vec(next).unwrap_or_default(),
+            ]);
+            objects.push(Object {
+                key: format!("{prefix}{stem}-{id}.{ext}"),
+                body: self.finish(&h.body)?,
+            });
+        }
+        Ok(objects)
     }
 
     /// The rendered prefix and the line of one record; `Err` is why it is refused.
@@ -272,6 +525,63 @@ async fn upload(bucket: &Bucket, objects: Vec<Object>) -> Result<(), ConnectorEr
     first_error.map_or(Ok(()), Err)
 }
 
+/// Upload the objects of the partitions `taken` from the buffers and store the checkpoint
+/// object: the stored checkpoint becomes the earliest of the held partitions' `since` and
+/// `next`, and each taken partition's `flushed` entry `next`.
+async fn commit_held(
+    opened: &mut Opened,
+    objects: Vec<Object>,
+    taken: &[(String, Held)],
+    next: &Checkpoint,
+) -> Result<(), ConnectorError> {
+    let Opened {
+        bucket,
+        state: Some((key, s)),
+        held,
+        ..
+    } = opened
+    else {
+        return Err(ConnectorError::internal("s3 sink used before open"));
+    };
+    let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+    if !objects.is_empty() {
+        // Name the objects before making them (as without buffering): a crash from here on
+        // leaves them to the next open to delete.
+        for k in &keys {
+            if !s.pending.contains(k) {
+                s.pending.push(k.clone());
+            }
+        }
+        state::store(bucket, key, s).await?;
+        upload(bucket, objects).await?;
+    }
+    // An earlier, failed attempt at this write may have named other keys.
+    for stale in s.pending.iter().filter(|k| !keys.contains(k)) {
+        bucket.delete(stale).await?;
+    }
+    let mut committed = s.clone();
+    committed.pending.clear();
+    for (prefix, _) in taken {
+        committed.flushed.insert(prefix.clone(), next.clone());
+    }
+    let resume = Checkpoint::earliest(held.values().map(|h| &h.since).chain(std::iter::once(next)));
+    // A partition's entry matters only while a replay from `resume` reaches into its range.
+    committed.flushed.retain(|_, cp| {
+        cp.offsets.iter().any(|(p, o)| {
+            !resume.covers(&Position {
+                partition: p.clone(),
+                offset: o.clone(),
+            })
+        })
+    });
+    committed.checkpoint = resume;
+    if committed != *s {
+        state::store(bucket, key, &committed).await?;
+        *s = committed;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Sink for S3Sink {
     async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
@@ -279,6 +589,12 @@ impl Sink for S3Sink {
             message: format!("opening the S3 sink: {}", e.message),
             ..e
         })?;
+        if self.config.buffering.is_some() && ctx.guarantee != Guarantee::ExactlyOnce {
+            return Err(ConnectorError::config(
+                "`buffering` holds records across writes, which only an exactly-once job replays after a crash: set guarantee = \"exactly-once\", or leave `buffering` out and use the sink's `batch` hints",
+            )
+            .at("buffering"));
+        }
         let state = if ctx.guarantee == Guarantee::ExactlyOnce {
             let (key, mut state) = self.load_state(&bucket, ctx).await?;
             state::recover(&bucket, &key, &mut state).await?;
@@ -287,10 +603,16 @@ impl Sink for S3Sink {
             None
         };
         tracing::info!(bucket = bucket.name(), prefix = %self.template.text(), "Connected to S3.");
+        let head = state
+            .as_ref()
+            .map(|(_, s)| s.checkpoint.clone())
+            .unwrap_or_default();
         self.opened = Some(Opened {
             bucket,
             stem: format!("{}-{}", safe(&ctx.job), safe(&ctx.sink)),
             state,
+            held: BTreeMap::new(),
+            head,
         });
         Ok(())
     }
@@ -335,6 +657,8 @@ impl Sink for S3Sink {
         let bucket = self.connect().await?;
         let (key, mut state) = self.load_state(&bucket, ctx).await?;
         state::recover(&bucket, &key, &mut state).await?;
+        // Positions of the partitions' last objects are about positions before the reset.
+        state.flushed.clear();
         match partitions {
             None => state.checkpoint = Checkpoint::default(),
             Some(cp) => {
@@ -354,6 +678,11 @@ impl Sink for S3Sink {
         let Some(opened) = self.opened.as_ref() else {
             return Err(ConnectorError::internal("s3 sink used before open"));
         };
+        if let (Some(buffering), Some(next), Some(_)) =
+            (self.config.buffering.clone(), checkpoint, &opened.state)
+        {
+            return self.write_held(records, next, &buffering, false).await;
+        }
         let stem = opened.stem.clone();
         let id = match (checkpoint, &opened.state) {
             (Some(next), Some((_, s))) => range_id(&[
@@ -413,6 +742,12 @@ impl Sink for S3Sink {
     }
 
     async fn close(&mut self) -> Result<(), ConnectorError> {
+        let held = self.opened.as_ref().filter(|o| !o.held.is_empty());
+        if let (Some(buffering), Some(opened)) = (self.config.buffering.clone(), held) {
+            // Everything held becomes objects, under the checkpoint of the last write.
+            let head = opened.head.clone();
+            self.write_held(&[], &head, &buffering, true).await?;
+        }
         self.opened = None;
         Ok(())
     }

@@ -20,8 +20,28 @@
 //! source resumes strictly after `checkpoint`. Each record is then in exactly one committed
 //! data object: nothing lost, nothing twice.
 //!
+//! With `buffering`, records are held per partition (rendered prefix) across writes, and a
+//! partition becomes an object when it reaches a bound. The protocol stays the same, with
+//! three changes:
+//!
+//! - a partition's object is named from `(since, next)`: `since` is the checkpoint before the
+//!   write that brought its first held record;
+//! - the stored `checkpoint` is the earliest `since` of the partitions still held (or `next`
+//!   when none is): resuming there replays every held record, which died with the process;
+//! - `flushed` maps each partition written since that checkpoint to the `next` of its last
+//!   object. A partition's buffer takes all of its records in order, so an object covers every
+//!   record of its partition up to its `next`: a replayed record whose partition's entry covers
+//!   its position is already archived and skipped. Entries the checkpoint has passed are
+//!   dropped.
+//!
+//! This needs a record's partition to be the same on a replay, which holds for field values
+//! and event time; a write placing a record by the clock flushes every partition, so no such
+//! record is ever held or replayed after its commit.
+//!
 //! The object also names the destination (bucket and prefix template) it was written for; a
 //! checkpoint object of another destination is refused instead of silently resumed from.
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -44,6 +64,11 @@ pub struct SinkState {
     /// Keys of data objects a write after `checkpoint` may have made before it stopped.
     #[serde(default)]
     pub pending: Vec<String>,
+    /// With `buffering`: rendered prefix → the checkpoint its last object covers. `checkpoint`
+    /// lags behind the records still held in other partitions; a record replayed from there
+    /// whose partition's entry covers its position is already in an object and is skipped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flushed: BTreeMap<String, Checkpoint>,
 }
 
 /// `<fixed>_sluice/<job>/<sink>.json`

@@ -81,6 +81,11 @@ impl KeyTemplate {
         self.parts.iter().any(|p| matches!(p, Part::Field(_)))
     }
 
+    /// True when the template has a time placeholder (`{date}`, `{hour}`...).
+    pub fn uses_time(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Time(_)))
+    }
+
     /// True when the template has no placeholder.
     pub fn is_fixed(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))

@@ -376,7 +376,17 @@ impl S3Sink {
                 }
             }
         }
-        let all = all || clock;
+        // A source partition the checkpoint before this write does not name yet: a record of
+        // it held now would have no position to be replayed from in the stored checkpoint (the
+        // earliest of the held ones), so a restart would start that partition wherever the
+        // source starts unknown partitions (a Kafka group's committed offset, already past
+        // it). Flushing everything once, when a partition first appears, keeps every held
+        // record's partition in every stored checkpoint.
+        let new_partition = next
+            .offsets
+            .keys()
+            .any(|p| !opened.head.offsets.contains_key(p));
+        let all = all || clock || new_partition;
         let due: Vec<String> = opened
             .held
             .iter()

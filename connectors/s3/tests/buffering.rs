@@ -26,6 +26,12 @@ fn readings(range: std::ops::Range<u64>) -> Vec<Record> {
     range.map(reading).collect()
 }
 
+/// The job's first write names partition `p` (no record yet): a partition the stored
+/// checkpoint does not name yet flushes everything, so holding starts after it.
+async fn first_sight(sink: &mut Box<dyn sluice_core::Sink>) {
+    sink.write(&[], Some(&cp(-1))).await.unwrap();
+}
+
 fn cp(last: i64) -> Checkpoint {
     let mut c = Checkpoint::default();
     c.advance(&Position::int(Arc::from("p"), last));
@@ -79,6 +85,7 @@ async fn each_partition_buffers_to_its_own_bound_and_a_restart_replays_the_held_
         )
     };
     let mut sink = common::open_sink(table(), "buf", Guarantee::ExactlyOnce).await;
+    first_sight(&mut sink).await;
     // Six records per write: four of `a`, two of `b`.
     for w in 0..2 {
         sink.write(&readings(w * 6..w * 6 + 6), Some(&cp(w as i64 * 6 + 5)))
@@ -88,7 +95,7 @@ async fn each_partition_buffers_to_its_own_bound_and_a_restart_replays_the_held_
     assert!(common::data_keys(&bucket).await.is_empty(), "both held");
     assert_eq!(
         sink.committed_checkpoint().await.unwrap(),
-        None,
+        Some(cp(-1)),
         "a replay must start before the first held record"
     );
     sink.write(&readings(12..18), Some(&cp(17))).await.unwrap();
@@ -98,7 +105,7 @@ async fn each_partition_buffers_to_its_own_bound_and_a_restart_replays_the_held_
     assert_eq!(after_three[0].1.len(), 12);
     assert_eq!(
         sink.committed_checkpoint().await.unwrap(),
-        None,
+        Some(cp(-1)),
         "`b` holds 0"
     );
     sink.write(&readings(18..24), Some(&cp(23))).await.unwrap();
@@ -142,6 +149,7 @@ async fn a_partition_is_written_when_its_oldest_record_waited_max_wait() {
         "prefix = 'r/dev={field:device}/'\nformat = 'parquet'\nbuffering = { max_records = 1000, max_wait = '1s' }",
     );
     let mut sink = common::open_sink(table, "bufage", Guarantee::ExactlyOnce).await;
+    first_sight(&mut sink).await;
     sink.write(&readings(1..3), Some(&cp(2))).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // `a` has waited 1 s, `b` (record 3) just arrived.
@@ -164,6 +172,7 @@ async fn a_record_placed_by_the_clock_flushes_every_partition() {
         "prefix = 'r/dev={field:device}/h={hour}/'\nbuffering = { max_records = 1000 }",
     );
     let mut sink = common::open_sink(table, "bufclock", Guarantee::ExactlyOnce).await;
+    first_sight(&mut sink).await;
     let stamped = |range: std::ops::Range<u64>| -> Vec<Record> {
         readings(range)
             .into_iter()
@@ -187,6 +196,42 @@ async fn a_record_placed_by_the_clock_flushes_every_partition() {
         (0..8).collect::<Vec<_>>()
     );
     assert_eq!(sink.committed_checkpoint().await.unwrap(), Some(cp(7)));
+}
+
+#[tokio::test]
+async fn a_new_source_partition_flushes_what_is_held_so_every_stored_checkpoint_names_it() {
+    let bucket = common::unique("s3-bufnew");
+    common::create_bucket(&bucket).await;
+    let table = common::sink_table(
+        &bucket,
+        "prefix = 'r/dev={field:device}/'\nbuffering = { max_records = 1000, max_wait = '1h' }",
+    );
+    let mut sink = common::open_sink(table, "bufnew", Guarantee::ExactlyOnce).await;
+    // The very first records: held, they would have nothing to be replayed from (a Kafka
+    // source would restart an unnamed partition at its group offset, past them): written.
+    sink.write(&readings(0..3), Some(&cp(2))).await.unwrap();
+    assert_eq!(all_seqs(&objects(&bucket).await), vec![0, 1, 2]);
+    sink.write(&readings(3..6), Some(&cp(5))).await.unwrap();
+    assert_eq!(objects(&bucket).await.len(), 2, "held now that `p` is named");
+    // Partition `q` appears: what is held is written, and the stored checkpoint names both.
+    let mut next = cp(8);
+    let q: Vec<Record> = (100..103)
+        .map(|i| {
+            let mut r = reading(i);
+            r.position = Position::int(Arc::from("q"), i as i64);
+            r
+        })
+        .collect();
+    next.advance(&Position::int(Arc::from("q"), 102));
+    let mut batch = readings(6..9);
+    batch.extend(q);
+    sink.write(&batch, Some(&next)).await.unwrap();
+    assert_eq!(
+        all_seqs(&objects(&bucket).await),
+        vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 101, 102]
+    );
+    assert_eq!(sink.committed_checkpoint().await.unwrap(), Some(next));
+    sink.close().await.unwrap();
 }
 
 #[tokio::test]

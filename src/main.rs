@@ -137,7 +137,7 @@ fn main() -> ExitCode {
                 state_dir,
                 yes,
             } => run::reset(&job, state_dir.as_deref(), yes).await,
-            Command::Validate { job } => run::validate(&job),
+            Command::Validate { job } => run::validate(&job).await,
             Command::Connectors { json } => {
                 connectors_cmd::print(&registry::builtin(), json);
                 ExitCode::SUCCESS

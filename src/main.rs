@@ -174,7 +174,7 @@ fn main() -> ExitCode {
                 set,
             } => run::reset(&job, state_dir.as_deref(), yes, &set).await,
             Command::Offsets { job, state_dir } => run::offsets(&job, state_dir.as_deref()).await,
-            Command::Validate { job } => run::validate(&job),
+            Command::Validate { job } => run::validate(&job).await,
             Command::Connectors { json } => {
                 connectors_cmd::print(&registry::builtin(), json);
                 ExitCode::SUCCESS

@@ -4,8 +4,9 @@
 # (connectors/mongodb/examples/bench.rs):
 #   loop — a plain `mongodb` crate loop: insert_many (unordered) of 10,000 documents at a time;
 #   alo  — Sluice's pipeline (datagen source → mongodb sink, insert mode, 10,000-record batches),
-#          at-least-once: one unordered bulkWrite per batch;
-#   eos  — the same, exactly-once: one transaction per batch holding the checkpoint document.
+#          at-least-once: one unordered insert_many per batch;
+#   eos  — the same, exactly-once: one transaction per batch (the insert_many, then the
+#          checkpoint document).
 # Each run gets a fresh collection; its count is checked (= RECORDS) and the collection dropped.
 # Prints a Markdown table of medians (targets: alo ≥ 0.8 × loop, eos ≥ 0.7 × alo) and writes it
 # to bench/mongodb/results.md.
@@ -66,7 +67,7 @@ table=$(cat <<MD
 | $RECORDS records, median of $TRIALS | records/s | ratio |
 | --- | ---: | --- |
 | plain \`mongodb\` crate \`insert_many\` loop | $loop | 1.00 × loop |
-| Sluice, at-least-once (bulkWrite per batch) | $alo | $(ratio "$alo" "$loop") × loop (target ≥ 0.8) |
+| Sluice, at-least-once (insert_many per batch) | $alo | $(ratio "$alo" "$loop") × loop (target ≥ 0.8) |
 | Sluice, exactly-once (transaction per batch) | $eos | $(ratio "$eos" "$alo") × at-least-once (target ≥ 0.7) |
 MD
 )

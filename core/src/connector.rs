@@ -219,6 +219,16 @@ pub trait Sink: Send {
         )]
     }
 
+    /// Look at the destination without changing anything (connect, ask the server what it is)
+    /// and refuse what it cannot do for this job, for `sluice validate`: a `Config` error when
+    /// the job cannot work there (it names the field), any other error when the service could
+    /// not be asked (validation then lists it as not checked). Called on a sink that is not
+    /// opened; release what it opens before returning. The default checks nothing.
+    async fn check(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// True when the sink can store a checkpoint atomically with its data (exactly-once).
     fn transactional(&self) -> bool {
         false

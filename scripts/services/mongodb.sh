@@ -6,9 +6,15 @@
 # SLUICE_TEST_MONGODB_URL, so they run against a real MongoDB too. Do not add `replicaSet=` to
 # the URL: the driver discovers the set from `hello`.
 #   bash scripts/services/mongodb.sh start|stop   (see scripts/services-lib.sh)
-name=mongodb
-. "$(dirname "$0")/../services-lib.sh"
-port="${SLUICE_MONGODB_PORT:-27017}"
+# mongodb-standalone.sh runs this with `mongodb_standalone=1`: a second server, standalone.
+if [ -n "${mongodb_standalone:-}" ]; then
+  name=mongodb-standalone
+  port="${SLUICE_MONGODB_STANDALONE_PORT:-27018}"
+else
+  name=mongodb
+  port="${SLUICE_MONGODB_PORT:-27017}"
+fi
+. "$(dirname "${BASH_SOURCE[0]}")/../services-lib.sh"
 
 # True when `{ping: 1}` (an OP_MSG, encoded by hand: no client library needed) answers ok: 1.
 answers() {
@@ -30,12 +36,20 @@ PY
 }
 
 launch() {
-  local venv
-  venv=$(pypi_tool SecantusDB 0.7.0b3)
-  nohup setsid "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path :memory: \
-    >>"$log" 2>&1 </dev/null &
+  local venv flags=()
+  # One install of the package, in mongodb's venv, for both servers.
+  venv=$(name=mongodb pypi_tool SecantusDB 0.7.0b3)
+  [ -n "${mongodb_standalone:-}" ] && flags+=(--standalone)
+  nohup setsid "$venv/bin/secantusd-py" "${flags[@]}" --host 127.0.0.1 --port "$port" \
+    --storage-path :memory: >>"$log" 2>&1 </dev/null &
 }
 
-endpoints() { echo "export SLUICE_TEST_MONGODB_URL=mongodb://127.0.0.1:$port"; }
+endpoints() {
+  if [ -n "${mongodb_standalone:-}" ]; then
+    echo "export SLUICE_TEST_MONGODB_STANDALONE_URL=mongodb://127.0.0.1:$port"
+  else
+    echo "export SLUICE_TEST_MONGODB_URL=mongodb://127.0.0.1:$port"
+  fi
+}
 
 service_main "$@"

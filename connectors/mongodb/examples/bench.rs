@@ -6,7 +6,8 @@
 //!     MODE = loop: a plain `mongodb` crate loop, `insert_many` of 10,000 documents at a time
 //!                  (each record's JSON mapped to BSON like the sink does), every result checked;
 //!            alo:  Sluice's pipeline (the core runtime, the datagen source, the mongodb sink in
-//!                  insert mode, batches of 10,000), at-least-once: one unordered bulk write each;
+//!                  insert mode, batches of 10,000), at-least-once: one unordered insert_many
+//!                  each;
 //!            eos:  the same, exactly-once: one transaction per batch with the checkpoint.
 //!     Prints `seconds=S records=N rate=R`.
 //! ```

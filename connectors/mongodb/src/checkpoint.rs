@@ -181,6 +181,24 @@ impl Checkpoints {
         )
     }
 
+    /// Store `cp` (in `session`'s transaction when given).
+    pub async fn store(
+        &self,
+        cp: &Checkpoint,
+        session: Option<&mut ClientSession>,
+    ) -> Result<(), ConnectorError> {
+        let replace = self
+            .coll
+            .replace_one(doc! { "_id": &self.id }, self.document(cp))
+            .upsert(true);
+        match session {
+            Some(s) => replace.session(s).await,
+            None => replace.await,
+        }
+        .map_err(|e| mongo_error(&format!("storing {}", self.what()), &e))?;
+        Ok(())
+    }
+
     /// Forget the checkpoint (`None`) or set some partitions' positions, keeping the others.
     pub async fn reset(&self, partitions: Option<&Checkpoint>) -> Result<(), ConnectorError> {
         let what = format!("resetting {}", self.what());
@@ -196,11 +214,7 @@ impl Checkpoints {
                 for (p, o) in &set.offsets {
                     cp.offsets.insert(p.clone(), o.clone());
                 }
-                self.coll
-                    .replace_one(doc! { "_id": &self.id }, self.document(&cp))
-                    .upsert(true)
-                    .await
-                    .map_err(|e| mongo_error(&what, &e))?;
+                self.store(&cp, None).await?;
             }
         }
         Ok(())

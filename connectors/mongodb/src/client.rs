@@ -93,16 +93,36 @@ pub async fn hello(client: &mongodb::Client, shown: &str) -> Result<Topology, Co
         .run_command(doc! { "hello": 1 })
         .await
         .map_err(|e| mongo_error(&format!("hello to {shown}"), &e))?;
-    let max_wire_version = match reply.get("maxWireVersion") {
-        Some(mongodb::bson::Bson::Int32(v)) => *v,
-        Some(mongodb::bson::Bson::Int64(v)) => i32::try_from(*v).unwrap_or(i32::MAX),
-        _ => 0,
-    };
-    Ok(Topology {
-        set_name: reply.get_str("setName").ok().map(str::to_string),
-        sharded: reply.get_str("msg").is_ok_and(|m| m == "isdbgrid"),
-        max_wire_version,
-    })
+    Ok(Topology::from_hello(&reply))
+}
+
+impl Topology {
+    /// What a `hello` reply says.
+    pub fn from_hello(reply: &Document) -> Self {
+        let max_wire_version = match reply.get("maxWireVersion") {
+            Some(mongodb::bson::Bson::Int32(v)) => *v,
+            Some(mongodb::bson::Bson::Int64(v)) => i32::try_from(*v).unwrap_or(i32::MAX),
+            _ => 0,
+        };
+        Topology {
+            set_name: reply.get_str("setName").ok().map(str::to_string),
+            sharded: reply.get_str("msg").is_ok_and(|m| m == "isdbgrid"),
+            max_wire_version,
+        }
+    }
+
+    /// Exactly-once needs transactions: a config error at `guarantee` (the job's
+    /// `delivery.guarantee`) when this server has none. `hosts` names the server.
+    pub fn exactly_once(&self, hosts: &str) -> Result<(), ConnectorError> {
+        if self.has_transactions() {
+            return Ok(());
+        }
+        Err(ConnectorError::config(format!(
+            "delivery.guarantee = \"exactly-once\" needs multi-document transactions, which {hosts} ({}) does not have: use a replica set (a one-node set will do) or guarantee = \"at-least-once\"",
+            self.describe()
+        ))
+        .at("guarantee"))
+    }
 }
 
 /// `text` with any occurrence of the URL's password removed.
@@ -140,5 +160,28 @@ mod tests {
         assert_eq!(hosts("mongodb://h:1"), "h:1");
         let said = scrub("auth failed for app:s3cret (password s3cret)", url);
         assert!(!said.contains("s3cret"), "{said}");
+    }
+
+    /// The decision behind refusing exactly-once, from `hello` replies as servers give them
+    /// (a standalone `mongod`, a replica set member, a `mongos`, a replica set too old for
+    /// transactions). `tests/sink.rs` checks it against a real standalone server too.
+    #[test]
+    fn exactly_once_needs_a_replica_set_or_a_sharded_cluster() {
+        let standalone = doc! { "isWritablePrimary": true, "maxWireVersion": 25, "ok": 1.0 };
+        let set = doc! { "isWritablePrimary": true, "setName": "rs0", "maxWireVersion": 25i64 };
+        let mongos = doc! { "isWritablePrimary": true, "msg": "isdbgrid", "maxWireVersion": 21 };
+        let old_set = doc! { "ismaster": true, "setName": "rs0", "maxWireVersion": 6 };
+        let e = Topology::from_hello(&standalone)
+            .exactly_once("h:27017")
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("guarantee"));
+        assert!(
+            e.message.contains("h:27017 (standalone server)") && e.message.contains("replica set"),
+            "{}",
+            e.message
+        );
+        assert!(Topology::from_hello(&set).exactly_once("h").is_ok());
+        assert!(Topology::from_hello(&mongos).exactly_once("h").is_ok());
+        assert!(Topology::from_hello(&old_set).exactly_once("h").is_err());
     }
 }

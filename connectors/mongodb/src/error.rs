@@ -1,9 +1,10 @@
 //! What a driver error means: whose fault, and whether a retry can help. Per-item errors of a
 //! bulk write are classified in [`item`].
 
+use bson::Document;
 use mongodb::error::{
-    BulkWriteError, Error, ErrorKind as Kind, RETRYABLE_WRITE_ERROR, TRANSIENT_TRANSACTION_ERROR,
-    UNKNOWN_TRANSACTION_COMMIT_RESULT, WriteError,
+    BulkWriteError, Error, ErrorKind as Kind, IndexedWriteError, RETRYABLE_WRITE_ERROR,
+    TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT, WriteError,
 };
 use sluice_core::ConnectorError;
 use sluice_core::error::with_causes;
@@ -67,6 +68,9 @@ pub fn mongo_error(what: &str, err: &Error) -> ConnectorError {
         Kind::BulkWrite(b) if !b.write_concern_errors.is_empty() => {
             ConnectorError::transient(message)
         }
+        Kind::InsertMany(i) if i.write_concern_error.is_some() => {
+            ConnectorError::transient(message)
+        }
         Kind::Internal { .. } => ConnectorError::internal(message),
         _ => ConnectorError::external(message),
     };
@@ -84,6 +88,14 @@ pub fn describe(err: &Error) -> String {
                 (_, Some(wc)) => format!("write concern error: {}", wc.message),
                 (Some(m), None) => format!("{} item errors, one: {m}", b.write_errors.len()),
                 (None, None) => "bulk write failed".into(),
+            }
+        }
+        Kind::InsertMany(i) => {
+            let errors = i.write_errors.as_deref().unwrap_or_default();
+            match (errors.first(), &i.write_concern_error) {
+                (_, Some(wc)) => format!("write concern error: {}", wc.message),
+                (Some(e), None) => format!("{} item errors, one: {}", errors.len(), e.message),
+                (None, None) => "insert failed".into(),
             }
         }
         Kind::Io(e) => format!("I/O error: {}", with_causes(e.as_ref())),
@@ -111,19 +123,41 @@ pub enum ItemOutcome {
 
 /// Classify one item error of a bulk write.
 pub fn item(err: &WriteError) -> ItemOutcome {
-    let name = err.code_name.as_deref().unwrap_or("");
-    let mut text = if name.is_empty() {
-        format!("code {}: {}", err.code, err.message)
-    } else {
-        format!("{name} ({}): {}", err.code, err.message)
+    classify(
+        err.code,
+        err.code_name.as_deref(),
+        &err.message,
+        err.details.as_ref(),
+    )
+}
+
+/// Classify one item error of an `insert_many`.
+pub fn inserted_item(err: &IndexedWriteError) -> ItemOutcome {
+    classify(
+        err.code,
+        err.code_name.as_deref(),
+        &err.message,
+        err.details.as_ref(),
+    )
+}
+
+fn classify(
+    code: i32,
+    name: Option<&str>,
+    message: &str,
+    details: Option<&Document>,
+) -> ItemOutcome {
+    let mut text = match name.filter(|n| !n.is_empty()) {
+        Some(name) => format!("{name} ({code}): {message}"),
+        None => format!("code {code}: {message}"),
     };
-    if let Some(details) = &err.details {
+    if let Some(details) = details {
         // Validation failures say which rule failed here.
         text.push_str(&format!(" {details}"));
     }
-    if err.code == DUPLICATE_KEY {
+    if code == DUPLICATE_KEY {
         ItemOutcome::Duplicate(text)
-    } else if RETRYABLE_CODES.contains(&err.code) {
+    } else if RETRYABLE_CODES.contains(&code) {
         ItemOutcome::Retry(text)
     } else {
         ItemOutcome::Reject(text)
@@ -137,6 +171,18 @@ pub fn item_errors(err: &Error) -> Option<&BulkWriteError> {
         Kind::BulkWrite(b) if b.write_concern_errors.is_empty() && !b.write_errors.is_empty() => {
             Some(b)
         }
+        _ => None,
+    }
+}
+
+/// The per-item errors of a failed `insert_many` (indexes into its documents), when that is
+/// what failed (and no write concern error makes the whole write doubtful).
+pub fn insert_errors(err: &Error) -> Option<&[IndexedWriteError]> {
+    match err.kind.as_ref() {
+        Kind::InsertMany(i) if i.write_concern_error.is_none() => i
+            .write_errors
+            .as_deref()
+            .filter(|errors| !errors.is_empty()),
         _ => None,
     }
 }

@@ -16,9 +16,11 @@
 //! errors are retryable errors. A commit whose outcome is unknown is settled on the next write
 //! by reading the checkpoint back: if it landed, so did the documents.
 
+use std::collections::HashMap;
+
 use bson::Document;
 use mongodb::options::WriteModel;
-use mongodb::{Client, ClientSession};
+use mongodb::{Client, ClientSession, Namespace};
 use sluice_core::{
     BuildContext, Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkConnector, SinkContext,
     WriteReport, async_trait,
@@ -27,7 +29,7 @@ use sluice_core::{
 use crate::checkpoint::Checkpoints;
 use crate::client::{self, Topology};
 use crate::config::MongoSinkConfig;
-use crate::error::{ItemOutcome, item, item_errors, mongo_error};
+use crate::error::{ItemOutcome, insert_errors, inserted_item, item, item_errors, mongo_error};
 use crate::plan::Planner;
 
 /// The `mongodb` sink type.
@@ -121,7 +123,7 @@ impl MongoSink {
         (models, rejected)
     }
 
-    /// At-least-once: one unordered bulk write, item errors classified.
+    /// At-least-once: the writes outside any transaction, item errors classified.
     async fn write_plain(
         &mut self,
         models: Vec<Planned>,
@@ -130,35 +132,24 @@ impl MongoSink {
         if models.is_empty() {
             return Ok(report);
         }
+        let what = self.what();
         let client = self.client.as_ref().ok_or_else(not_open)?;
         let (index, models): (Vec<usize>, Vec<WriteModel>) = models.into_iter().unzip();
-        let result = client.bulk_write(models).ordered(false).await;
-        if let Err(e) = result {
-            let Some(bulk) = item_errors(&e) else {
-                return Err(mongo_error(&self.what(), &e));
-            };
-            let mut first_retry = None;
-            for (n, err) in &bulk.write_errors {
-                let Some(&i) = index.get(*n) else {
-                    return Err(ConnectorError::internal(format!(
-                        "the server reported an error for item {n} of {}",
-                        index.len()
-                    )));
-                };
-                match item(err) {
-                    ItemOutcome::Duplicate(_) if self.config.ignore_duplicates => {}
-                    ItemOutcome::Duplicate(m) | ItemOutcome::Reject(m) => {
-                        report.rejected.push((i, m))
-                    }
-                    ItemOutcome::Retry(m) => {
-                        report.retry.push(i);
-                        first_retry.get_or_insert(m);
-                    }
+        let refused = send(client, models, None, None, &what).await?;
+        let mut first_retry = None;
+        for (n, outcome) in refused {
+            let i = index[n];
+            match outcome {
+                ItemOutcome::Duplicate(_) if self.config.ignore_duplicates => {}
+                ItemOutcome::Duplicate(m) | ItemOutcome::Reject(m) => report.rejected.push((i, m)),
+                ItemOutcome::Retry(m) => {
+                    report.retry.push(i);
+                    first_retry.get_or_insert(m);
                 }
             }
-            if let Some(reason) = first_retry {
-                tracing::warn!(records = report.retry.len(), first = %reason, "MongoDB refused items for now; they will be written again.");
-            }
+        }
+        if let Some(reason) = first_retry {
+            tracing::warn!(records = report.retry.len(), first = %reason, "MongoDB refused items for now; they will be written again.");
         }
         report.rejected.sort_unstable_by_key(|(i, _)| *i);
         report.retry.sort_unstable();
@@ -167,7 +158,7 @@ impl MongoSink {
 
     fn what(&self) -> String {
         format!(
-            "bulk write to {} on {}",
+            "write to {} on {}",
             self.covered(),
             client::hosts(&self.config.url.0)
         )
@@ -191,33 +182,27 @@ impl MongoSink {
             .start_transaction()
             .await
             .map_err(|e| mongo_error(&format!("starting a transaction for the {what}"), &e))?;
-        let all = models
-            .iter()
-            .map(|(_, m)| m.clone())
-            .chain(std::iter::once(checkpoints.model(cp)));
-        let result = client
-            .bulk_write(all)
-            .ordered(false)
-            .session(&mut *session)
-            .await;
-        if let Err(e) = result {
-            // Nothing of it may stay: the server aborts on a write error already, and a
-            // failure to abort leaves a transaction that times out on its own.
-            if let Err(abort) = session.abort_transaction().await {
-                tracing::debug!(error = %abort, "Aborting the transaction failed.");
-            }
-            let Some(bulk) = item_errors(&e) else {
-                return Err(mongo_error(&what, &e));
-            };
-            let mut refused = Vec::with_capacity(bulk.write_errors.len());
-            for (n, err) in &bulk.write_errors {
-                if *n >= models.len() {
-                    return Err(mongo_error(&format!("{what}: storing the checkpoint"), &e));
+        let models = models.iter().map(|(_, m)| m.clone()).collect();
+        let sent = send(
+            client,
+            models,
+            Some((checkpoints, cp)),
+            Some(&mut *session),
+            &what,
+        )
+        .await;
+        match sent {
+            Ok(refused) if refused.is_empty() => {}
+            failed => {
+                // Nothing of it may stay: the server aborts on a write error already, and a
+                // failure to abort leaves a transaction that times out on its own.
+                if let Err(abort) = session.abort_transaction().await {
+                    tracing::debug!(error = %abort, "Aborting the transaction failed.");
                 }
-                refused.push((*n, item(err)));
+                let mut refused = failed?;
+                refused.sort_by_key(|(n, _)| *n);
+                return Ok(Attempt::Refused(refused));
             }
-            refused.sort_by_key(|(n, _)| *n);
-            return Ok(Attempt::Refused(refused));
         }
         if let Err(e) = session.commit_transaction().await {
             self.uncertain = true;
@@ -305,6 +290,116 @@ impl MongoSink {
     }
 }
 
+/// Send `models` — in `session`'s transaction when given, with the checkpoint last — and
+/// return the items the server refused: (index into `models`, what it said). `Err` is a
+/// failure of the whole call (or of the checkpoint's write).
+///
+/// Inserts go as one unordered `insert_many` per collection: the server's plain `insert`
+/// command is its fastest write (SecantusDB's `bulkWrite` takes twice as long per document),
+/// and its per-document errors come back by index like a bulk write's. In a transaction the
+/// first collection with a refused document ends the attempt (the server aborted the
+/// transaction). Other modes (and a mix of them) go as one unordered bulk write holding the
+/// checkpoint too.
+async fn send(
+    client: &Client,
+    models: Vec<WriteModel>,
+    checkpoint: Option<(&Checkpoints, &Checkpoint)>,
+    mut session: Option<&mut ClientSession>,
+    what: &str,
+) -> Result<Vec<(usize, ItemOutcome)>, ConnectorError> {
+    let total = models.len();
+    if models.iter().all(|m| matches!(m, WriteModel::InsertOne(_))) {
+        let mut refused = Vec::new();
+        for group in inserts(models) {
+            let coll = client
+                .database(&group.namespace.db)
+                .collection::<Document>(&group.namespace.coll);
+            let insert = coll.insert_many(group.docs).ordered(false);
+            let result = match session.as_deref_mut() {
+                Some(s) => insert.session(s).await,
+                None => insert.await,
+            };
+            let Err(e) = result else { continue };
+            let Some(errors) = insert_errors(&e) else {
+                return Err(mongo_error(what, &e));
+            };
+            for err in errors {
+                let n = *group.at.get(err.index).ok_or_else(|| {
+                    ConnectorError::internal(format!(
+                        "the server reported an error for document {} of {}",
+                        err.index,
+                        group.at.len()
+                    ))
+                })?;
+                refused.push((n, inserted_item(err)));
+            }
+            if session.is_some() {
+                return Ok(refused);
+            }
+        }
+        if refused.is_empty()
+            && let Some((checkpoints, cp)) = checkpoint
+        {
+            checkpoints.store(cp, session).await?;
+        }
+        return Ok(refused);
+    }
+    let all = models
+        .into_iter()
+        .chain(checkpoint.map(|(checkpoints, cp)| checkpoints.model(cp)));
+    let bulk = client.bulk_write(all).ordered(false);
+    let result = match session {
+        Some(s) => bulk.session(s).await,
+        None => bulk.await,
+    };
+    let Err(e) = result else {
+        return Ok(Vec::new());
+    };
+    let Some(bulk) = item_errors(&e) else {
+        return Err(mongo_error(what, &e));
+    };
+    let mut refused = Vec::with_capacity(bulk.write_errors.len());
+    for (n, err) in &bulk.write_errors {
+        if *n >= total {
+            return Err(mongo_error(&format!("{what}: storing the checkpoint"), &e));
+        }
+        refused.push((*n, item(err)));
+    }
+    Ok(refused)
+}
+
+/// Inserts into one collection: the documents and the indexes of their models.
+struct Inserts {
+    namespace: Namespace,
+    at: Vec<usize>,
+    docs: Vec<Document>,
+}
+
+/// Insert models grouped by collection, in order of first appearance (other models are left
+/// out: the caller checked there are none).
+fn inserts(models: Vec<WriteModel>) -> Vec<Inserts> {
+    let mut groups: Vec<Inserts> = Vec::new();
+    // Usually one collection; many when routed by a field or header.
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for (n, m) in models.into_iter().enumerate() {
+        let WriteModel::InsertOne(m) = m else {
+            continue;
+        };
+        let name = format!("{}.{}", m.namespace.db, m.namespace.coll);
+        let g = *by_name.entry(name).or_insert_with(|| {
+            groups.push(Inserts {
+                namespace: m.namespace,
+                at: Vec::new(),
+                docs: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        groups[g].at.push(n);
+        groups[g].docs.push(m.document);
+    }
+    groups
+}
+
 /// True when `stored` is at or past `cp` in every partition of `cp`.
 fn covers(stored: &Checkpoint, cp: &Checkpoint) -> bool {
     cp.offsets
@@ -321,14 +416,7 @@ impl Sink for MongoSink {
     async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
         let (client, topology) = self.connect().await?;
         if ctx.guarantee == Guarantee::ExactlyOnce {
-            if !topology.has_transactions() {
-                return Err(ConnectorError::config(format!(
-                    "delivery.guarantee = \"exactly-once\" needs multi-document transactions, which {} ({}) does not have: use a replica set (a one-node set will do) or guarantee = \"at-least-once\"",
-                    client::hosts(&self.config.url.0),
-                    topology.describe()
-                ))
-                .at("guarantee"));
-            }
+            topology.exactly_once(&client::hosts(&self.config.url.0))?;
             let checkpoints = self.checkpoints_for(&client, ctx);
             checkpoints.ensure_collection().await?;
             if let Some(c) = self.planner.fixed_collection() {
@@ -378,7 +466,7 @@ impl Sink for MongoSink {
 
     fn unchecked(&self) -> Vec<String> {
         vec![format!(
-            "that {} answers and accepts writes to {} (and, for exactly-once, is a replica set or sharded cluster: transactions)",
+            "that {} accepts writes to {} (with exactly-once, `sluice validate` asks the server whether it has transactions)",
             client::hosts(&self.config.url.0),
             self.covered()
         )]
@@ -386,6 +474,17 @@ impl Sink for MongoSink {
 
     fn transactional(&self) -> bool {
         true
+    }
+
+    /// Exactly-once: ask the server what it is (`hello`, nothing written) and refuse one
+    /// without transactions, as `open` would.
+    async fn check(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        if ctx.guarantee != Guarantee::ExactlyOnce {
+            return Ok(());
+        }
+        let (client, topology) = self.connect().await?;
+        client.shutdown().await;
+        topology.exactly_once(&client::hosts(&self.config.url.0))
     }
 
     async fn committed_checkpoint(&mut self) -> Result<Option<Checkpoint>, ConnectorError> {

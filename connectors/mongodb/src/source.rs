@@ -5,8 +5,10 @@
 //! `output = "document"` the document alone (`fullDocument`, or the `documentKey` of a delete).
 //! The key is the document key; headers carry `mongodb.operation_type`, `mongodb.namespace`,
 //! `mongodb.document_key`, `mongodb.cluster_time` (`seconds.increment`) and
-//! `mongodb.resume_token`. The position is the event's place in the stream ([`crate::position`]),
-//! stored like any offset (`sluice offsets`, the worker's offsets API) and reset the same way.
+//! `mongodb.resume_token`. The position is the event's resume token behind a prefix that orders
+//! it ([`crate::position`]), stored like any offset (the offset store or the sinks' checkpoints,
+//! shown and reset through the worker's offsets API and `sluice reset`); the stream resumes
+//! after it with `startAfter`.
 //!
 //! With `snapshot = true` the collection is read first ([`crate::snapshot`]); its documents
 //! come as `operationType: "snapshot"` events, then the stream continues after the read's
@@ -18,6 +20,7 @@ use bson::{Bson, Document, Timestamp};
 use futures_util::{FutureExt, StreamExt};
 use mongodb::Client;
 use mongodb::change_stream::ChangeStream;
+use mongodb::change_stream::event::ResumeToken;
 use mongodb::options::{ChangeStreamOptions, FullDocumentType};
 use sluice_core::{
     Batch, BuildContext, Checkpoint, ConnectorError, Header, Partition, Position, Record, Source,
@@ -30,7 +33,7 @@ use crate::bson_map;
 use crate::client;
 use crate::config::{FullDocument, MongoSourceConfig, Output, StartFrom};
 use crate::error::mongo_error;
-use crate::position::{EventPosition, Sequencer};
+use crate::position::{EventPosition, Sequencer, is_token};
 use crate::snapshot::{self, Item};
 
 /// The `mongodb` source type.
@@ -45,6 +48,17 @@ impl SourceConnector for MongoSourceConnector {
         config.validate()?;
         Ok(Box::new(MongoSource::new(config)))
     }
+}
+
+/// Where the change stream opens (or opens again after an error).
+#[derive(Clone, Debug)]
+enum Start {
+    /// The server's present (`start_from = "now"`).
+    Now,
+    /// `startAtOperationTime`; the sequencer skips what a checkpoint covers of that time.
+    At(Timestamp),
+    /// `startAfter` this resume token (`_data`): the next event after it.
+    After(String),
 }
 
 /// Reading the snapshot: documents arrive on `rx`, numbered from the read's cluster time.
@@ -64,8 +78,9 @@ pub struct MongoSource {
     /// The stream being opened.
     opening: Option<JoinHandle<Result<ChangeStream<Document>, ConnectorError>>>,
     sequencer: Sequencer,
-    /// Where the stream starts when it is opened (after the snapshot).
-    start_at: Option<Timestamp>,
+    /// Where the stream opens: from the stored position or `start_from`, after the snapshot,
+    /// then after the last event read (a stream failing mid-way opens again there).
+    start: Start,
     /// Records read but not yet returned: kept here so a dropped `next_batch` loses nothing.
     pending: Vec<Record>,
 }
@@ -86,7 +101,7 @@ impl MongoSource {
             stream: None,
             opening: None,
             sequencer: Sequencer::default(),
-            start_at: None,
+            start: Start::Now,
             pending: Vec::new(),
         }
     }
@@ -111,7 +126,14 @@ impl MongoSource {
             FullDocument::UpdateLookup => Some(FullDocumentType::UpdateLookup),
             FullDocument::WhenAvailable => Some(FullDocumentType::WhenAvailable),
         };
-        options.start_at_operation_time = self.start_at;
+        match &self.start {
+            Start::Now => {}
+            Start::At(t) => {
+                options.start_at_operation_time = Some(*t);
+                self.sequencer.reopen_at(*t);
+            }
+            Start::After(token) => options.start_after = Some(resume_token(token)?),
+        }
         options.batch_size = Some(u32::try_from(self.config.batch).unwrap_or(u32::MAX));
         let what = format!(
             "opening a change stream on {} at {}",
@@ -160,7 +182,7 @@ impl MongoSource {
         self.opening = None;
         let stream = opened
             .map_err(|e| ConnectorError::internal(format!("opening the change stream: {e}")))??;
-        tracing::info!(stream = %self.partition, start_at = ?self.start_at, "MongoDB change stream open.");
+        tracing::info!(stream = %self.partition, start = ?self.start, "MongoDB change stream open.");
         self.stream = Some(stream);
         Ok(())
     }
@@ -176,8 +198,24 @@ impl MongoSource {
                 )));
             }
         };
-        let Some(position) = self.sequencer.next(time) else {
+        let Some(ordinal) = self.sequencer.next(time) else {
             return Ok(None);
+        };
+        let token = event
+            .get_document("_id")
+            .ok()
+            .and_then(|t| t.get_str("_data").ok())
+            .filter(|t| is_token(t))
+            .map(str::to_string);
+        self.start = match &token {
+            Some(t) => Start::After(t.clone()),
+            None => Start::At(time),
+        };
+        let position = EventPosition {
+            time,
+            snapshot: false,
+            ordinal,
+            token,
         };
         let op = event
             .get_str("operationType")
@@ -192,7 +230,7 @@ impl MongoSource {
         Ok(Some(self.record(event, &op, position)))
     }
 
-    fn record(&self, mut event: Document, op: &str, position: EventPosition) -> Record {
+    fn record(&mut self, mut event: Document, op: &str, position: EventPosition) -> Record {
         let namespace = event.get_document("ns").ok().map(|ns| {
             let db = ns.get_str("db").unwrap_or_default();
             match ns.get_str("coll") {
@@ -238,7 +276,7 @@ impl MongoSource {
             timestamp: Some(wall.unwrap_or(i64::from(position.time.time) * 1000)),
             position: Position {
                 partition: self.partition.clone(),
-                offset: position.offset(),
+                offset: self.sequencer.offset(&position),
             },
         }
     }
@@ -271,6 +309,7 @@ impl MongoSource {
                         time,
                         snapshot: true,
                         ordinal: read.next,
+                        token: None,
                     };
                     read.next = read.next.saturating_add(1);
                     let event = snapshot_event(&self.config, d);
@@ -284,8 +323,8 @@ impl MongoSource {
                     // The read holds everything up to and including its time: the stream
                     // starts there and skips the events of that very cluster time.
                     if let Some(t) = read.time {
-                        self.start_at = Some(t);
-                        self.sequencer = Sequencer::after(t, u32::MAX);
+                        self.start = Start::At(t);
+                        self.sequencer.skip_through(t, u32::MAX);
                     }
                     self.snapshot = None;
                     tracing::info!(stream = %self.partition, "Snapshot read; following the change stream.");
@@ -335,6 +374,17 @@ fn snapshot_event(config: &MongoSourceConfig, d: Document) -> Document {
     event
 }
 
+/// The driver's resume token for a stored `_data`.
+fn resume_token(data: &str) -> Result<ResumeToken, ConnectorError> {
+    let mut token = Document::new();
+    token.insert("_data", data);
+    bson::deserialize_from_bson(Bson::Document(token)).map_err(|e| {
+        ConnectorError::internal(format!(
+            "the resume token {data} is not one the driver takes: {e}"
+        ))
+    })
+}
+
 fn header(name: &str, value: &str) -> Header {
     Header {
         name: name.to_string(),
@@ -360,9 +410,8 @@ impl Source for MongoSource {
             .at("url"));
         }
         self.client = Some(client);
-        let resumed = resume
-            .as_ref()
-            .and_then(|cp| cp.get(&self.partition))
+        let stored = resume.as_ref().and_then(|cp| cp.get(&self.partition));
+        let resumed = stored
             .map(|o| {
                 EventPosition::parse(o).ok_or_else(|| {
                     ConnectorError::config(format!(
@@ -372,10 +421,20 @@ impl Source for MongoSource {
                 })
             })
             .transpose()?;
+        if let Some(o) = stored {
+            // Offsets never get shorter than the stored one (see `crate::position`).
+            self.sequencer.widen(o);
+        }
         match resumed {
             Some(p) if !p.snapshot => {
-                self.start_at = Some(p.time);
-                self.sequencer = Sequencer::after(p.time, p.ordinal);
+                self.sequencer.continue_after(p.time, p.ordinal);
+                self.start = match p.token {
+                    Some(token) => Start::After(token),
+                    None => {
+                        self.sequencer.skip_through(p.time, p.ordinal);
+                        Start::At(p.time)
+                    }
+                };
             }
             _ if self.config.snapshot => {
                 if resumed.is_some() {
@@ -384,9 +443,9 @@ impl Source for MongoSource {
                 return self.restart_snapshot();
             }
             _ => {
-                self.start_at = match self.config.start_from {
-                    StartFrom::Now => None,
-                    StartFrom::At(t) => Some(Timestamp {
+                self.start = match self.config.start_from {
+                    StartFrom::Now => Start::Now,
+                    StartFrom::At(t) => Start::At(Timestamp {
                         time: t.seconds,
                         increment: t.increment,
                     }),

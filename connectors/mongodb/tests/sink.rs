@@ -270,3 +270,47 @@ dead_letter = {{ type = "file", path = "dlq.jsonl" }}
         "{dead}"
     );
 }
+
+/// A standalone server has no transactions: exactly-once is refused by `check` (what
+/// `sluice validate` calls) and by `open`, naming the guarantee; at-least-once writes there.
+#[tokio::test]
+async fn exactly_once_is_refused_on_a_standalone_server() {
+    let standalone = std::env::var("SLUICE_TEST_MONGODB_STANDALONE_URL").expect(
+        "SLUICE_TEST_MONGODB_STANDALONE_URL is not set: run `bash scripts/services.sh up mongodb-standalone` and load target/services.env first",
+    );
+    let name = unique("standalone");
+    let config = format!("url = '{standalone}'\ndatabase = '{DB}'\ncollection = '{name}'");
+    let table: toml::Table = toml::from_str(&config).unwrap();
+    let ctx = sluice_core::BuildContext::new("standalone", ".", ".", Guarantee::ExactlyOnce);
+    let mut sink = match common::registry()
+        .sink("mongodb")
+        .unwrap()
+        .build(table, &ctx)
+    {
+        Ok(sink) => sink,
+        Err(e) => panic!("{}: {}", e.path, e.message),
+    };
+    let sctx = sluice_core::SinkContext {
+        job: "standalone".into(),
+        sink: "mongodb".into(),
+        guarantee: Guarantee::ExactlyOnce,
+    };
+    for refused in [sink.check(&sctx).await, sink.open(&sctx).await] {
+        let e = refused.expect_err("exactly-once on a standalone server");
+        assert_eq!(e.kind, sluice_core::ErrorKind::Config, "{e}");
+        assert_eq!(e.field.as_deref(), Some("guarantee"), "{e}");
+        assert!(e.message.contains("standalone server"), "{e}");
+    }
+    let mut sink = open_sink("standalone", &config, Guarantee::AtLeastOnce).await;
+    let report = sink.write(&[record(0, r#"{"v":1}"#)], None).await.unwrap();
+    assert_eq!(report, sluice_core::WriteReport::ok());
+    let client = mongodb::Client::with_uri_str(&standalone).await.unwrap();
+    let count = client
+        .database(DB)
+        .collection::<mongodb::bson::Document>(&name)
+        .count_documents(doc! {})
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    sink.close().await.unwrap();
+}

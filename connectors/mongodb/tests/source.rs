@@ -184,3 +184,58 @@ async fn the_snapshot_continues_into_the_stream_without_gap_or_duplicate() {
     );
     s.close().await.unwrap();
 }
+
+/// Each offset carries its event's resume token, and offsets keep the stream's order although
+/// the tokens' lengths vary with the document key (a long string `_id`, then short ones); a
+/// source opened at one of them goes on with the very next event (`startAfter`).
+#[tokio::test]
+async fn offsets_carry_resume_tokens_and_resume_right_after_them() {
+    let name = unique("tokens");
+    let t = operation_time().await;
+    let c = coll(&name).await;
+    let long = "x".repeat(120);
+    c.insert_one(doc! {"_id": &long}).await.unwrap();
+    for id in 1..=3 {
+        c.insert_one(doc! {"_id": id}).await.unwrap();
+    }
+    c.insert_one(doc! {"_id": "y"}).await.unwrap();
+    let config = format!(
+        "database = '{DB}'\ncollection = '{name}'\nstart_from = {{ at_operation_time = '{}.{}' }}",
+        t.time, t.increment
+    );
+    let mut s = source(&config);
+    s.open(None).await.unwrap();
+    let got = read(s.as_mut(), 5).await;
+    s.close().await.unwrap();
+    for r in &got {
+        let token = header(r, "mongodb.resume_token");
+        let offset = r.position.offset.to_string();
+        assert!(
+            offset.contains(&format!(":{token}")),
+            "{offset} carries {token}"
+        );
+    }
+    let offsets: Vec<_> = got.iter().map(|r| r.position.offset.clone()).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "positions increase: {offsets:?}"
+    );
+
+    let mut cp = sluice_core::Checkpoint::default();
+    cp.advance(&got[1].position);
+    let mut again = source(&config);
+    again.open(Some(cp)).await.unwrap();
+    let rest = read(again.as_mut(), 3).await;
+    let keys: Vec<&str> = rest
+        .iter()
+        .map(|r| header(r, "mongodb.document_key"))
+        .collect();
+    assert_eq!(keys, [r#"{"_id":2}"#, r#"{"_id":3}"#, r#"{"_id":"y"}"#]);
+    let offsets_again: Vec<_> = rest.iter().map(|r| r.position.offset.clone()).collect();
+    assert_eq!(
+        offsets_again,
+        offsets[2..],
+        "the same offsets when read again"
+    );
+    again.close().await.unwrap();
+}

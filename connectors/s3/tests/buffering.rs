@@ -212,7 +212,11 @@ async fn a_new_source_partition_flushes_what_is_held_so_every_stored_checkpoint_
     sink.write(&readings(0..3), Some(&cp(2))).await.unwrap();
     assert_eq!(all_seqs(&objects(&bucket).await), vec![0, 1, 2]);
     sink.write(&readings(3..6), Some(&cp(5))).await.unwrap();
-    assert_eq!(objects(&bucket).await.len(), 2, "held now that `p` is named");
+    assert_eq!(
+        objects(&bucket).await.len(),
+        2,
+        "held now that `p` is named"
+    );
     // Partition `q` appears: what is held is written, and the stored checkpoint names both.
     let mut next = cp(8);
     let q: Vec<Record> = (100..103)

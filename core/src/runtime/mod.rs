@@ -171,6 +171,11 @@ impl Pipeline {
         &self.job
     }
 
+    /// The loaded job, to ask its connectors before a run (`Sink::check`).
+    pub fn job_mut(&mut self) -> &mut LoadedJob {
+        &mut self.job
+    }
+
     /// The job's live counters.
     pub fn metrics(&self) -> Arc<JobMetrics> {
         self.metrics.clone()

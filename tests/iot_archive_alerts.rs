@@ -28,7 +28,7 @@ fn archived(rt: &tokio::runtime::Runtime, bucket: &str) -> BTreeMap<u64, (u32, b
         if !key.ends_with(".parquet") {
             continue;
         }
-        for row in parquet_rows(&body) {
+        for row in s3_support::parquet_rows(&body) {
             let seq = row["seq"].as_u64().expect("a row without seq");
             let flagged = row["anomaly"].as_bool().expect("a row without the flag");
             let e = rows.entry(seq).or_insert((0, flagged));
@@ -36,24 +36,6 @@ fn archived(rt: &tokio::runtime::Runtime, bucket: &str) -> BTreeMap<u64, (u32, b
         }
     }
     rows
-}
-
-fn parquet_rows(body: &bytes::Bytes) -> Vec<serde_json::Value> {
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body.clone())
-            .unwrap()
-            .build()
-            .unwrap();
-    let mut out = Vec::new();
-    for batch in reader {
-        let mut w = arrow_json::LineDelimitedWriter::new(Vec::new());
-        w.write(&batch.unwrap()).unwrap();
-        w.finish().unwrap();
-        for line in String::from_utf8(w.into_inner()).unwrap().lines() {
-            out.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    out
 }
 
 #[test]

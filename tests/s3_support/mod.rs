@@ -60,7 +60,8 @@ pub async fn objects(bucket: &str) -> Vec<(String, bytes::Bytes)> {
     }
 }
 
-pub fn seqs_of_parquet(body: &bytes::Bytes) -> Vec<u64> {
+/// Every row of a Parquet object, as JSON.
+pub fn parquet_rows(body: &bytes::Bytes) -> Vec<serde_json::Value> {
     let reader =
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body.clone())
             .unwrap()
@@ -72,11 +73,17 @@ pub fn seqs_of_parquet(body: &bytes::Bytes) -> Vec<u64> {
         w.write(&batch.unwrap()).unwrap();
         w.finish().unwrap();
         for line in String::from_utf8(w.into_inner()).unwrap().lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            out.push(v["seq"].as_u64().expect("a row without seq"));
+            out.push(serde_json::from_str(line).unwrap());
         }
     }
     out
+}
+
+pub fn seqs_of_parquet(body: &bytes::Bytes) -> Vec<u64> {
+    parquet_rows(body)
+        .iter()
+        .map(|v| v["seq"].as_u64().expect("a row without seq"))
+        .collect()
 }
 
 /// What pyarrow reads from the Parquet `objects` (a file each): rows, distinct `seq`s, the

@@ -250,16 +250,7 @@ async fn read_to_end(sub: &Subscription) -> Result<bool, ConnectorError> {
         .stream
         .get_shard_iterator(&sub.client)
         .shard_id(&sub.shard);
-    let call = match &sub.start {
-        Start::After(seq) => call
-            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-            .starting_sequence_number(seq),
-        Start::TrimHorizon => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
-        Start::Latest => call.shard_iterator_type(ShardIteratorType::Latest),
-        Start::AtTimestamp(t) => call
-            .shard_iterator_type(ShardIteratorType::AtTimestamp)
-            .timestamp(DateTime::from(*t)),
-    };
+    let call = crate::source::iterator_at(call, &sub.start);
     let out = call.send().await.map_err(|e| sdk_error(&what, e))?;
     let Some(iterator) = out.shard_iterator() else {
         return Ok(true);

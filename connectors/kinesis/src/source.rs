@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::operation::get_shard_iterator::builders::GetShardIteratorFluentBuilder;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_smithy_types::DateTime;
 use futures::future::join_all;
@@ -211,16 +212,7 @@ impl KinesisSource {
             }
             shard.next_iterator_call = now + MIN_CALL_INTERVAL;
             let call = self.stream.get_shard_iterator(&client).shard_id(&id);
-            let call = match &shard.start {
-                Start::After(seq) => call
-                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                    .starting_sequence_number(seq),
-                Start::TrimHorizon => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                Start::Latest => call.shard_iterator_type(ShardIteratorType::Latest),
-                Start::AtTimestamp(t) => call
-                    .shard_iterator_type(ShardIteratorType::AtTimestamp)
-                    .timestamp(DateTime::from(*t)),
-            };
+            let call = iterator_at(call, &shard.start);
             match call.send().await {
                 Ok(out) => {
                     let shard =
@@ -558,5 +550,22 @@ impl Source for KinesisSource {
             "that the Kinesis stream {} exists and may be read with the job's credentials",
             self.stream
         )]
+    }
+}
+
+/// A GetShardIterator call that starts where `start` says (polling and fan-out alike).
+pub(crate) fn iterator_at(
+    call: GetShardIteratorFluentBuilder,
+    start: &Start,
+) -> GetShardIteratorFluentBuilder {
+    match start {
+        Start::After(seq) => call
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(seq),
+        Start::TrimHorizon => call.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        Start::Latest => call.shard_iterator_type(ShardIteratorType::Latest),
+        Start::AtTimestamp(t) => call
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .timestamp(DateTime::from(*t)),
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use reqwest::Method;
-use worker_support::{Body, Worker};
+use worker_support::{Body, Worker, eventually};
 
 /// Every secret of the jobs below, each distinctive enough to be found anywhere.
 const SECRETS: [(&str, &str); 6] = [
@@ -182,8 +182,25 @@ async fn the_worker_api_and_log_never_show_a_secret() {
         assert!(code == 201 || code == 400, "{name}: {code} {body}");
         answers.push_str(&body.to_string());
     }
-    // Let them connect, write, fail and retry.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Until every job has connected and either finished or failed at least once (its retries
+    // and errors are then in the answers and the log).
+    eventually(
+        "every job to finish or fail",
+        Duration::from_secs(60),
+        || {
+            let worker = &worker;
+            async move {
+                let jobs = worker.get("/jobs").await;
+                let settled = jobs.as_array()?.iter().all(|j| {
+                    matches!(j["state"].as_str(), Some("finished" | "failed"))
+                        || j["restarts"].as_u64().unwrap_or(0) > 0
+                        || !j["last_error"].is_null()
+                });
+                settled.then_some(())
+            }
+        },
+    )
+    .await;
     answers.push_str(&worker.get("/jobs").await.to_string());
     for (name, _) in &jobs {
         for path in ["", "/status", "/offsets"] {

@@ -265,6 +265,16 @@ pub trait Sink: Send {
         checkpoint: Option<&Checkpoint>,
     ) -> Result<WriteReport, ConnectorError>;
 
+    /// When a sink that holds records across writes (buffering of its own, reported durable
+    /// because the stored checkpoint still needs them replayed) wants to be written to again
+    /// even if no record comes: the runtime then makes an empty write (with the current
+    /// checkpoint, under exactly-once) at that instant, so the sink's own age bound holds while
+    /// the source is quiet. Asked whenever the runtime's buffer for the sink is empty; `None`
+    /// (the default) for sinks that hold nothing.
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        None
+    }
+
     /// Flush and release resources. Called once, after the last write.
     async fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())

@@ -125,8 +125,8 @@ pub struct Buffering {
     /// Bytes of one partition per object (before compression).
     #[serde(default = "default_buffer_bytes")]
     pub max_bytes: ByteSize,
-    /// The longest a record waits in its partition; checked at every write, so a partition
-    /// that gets no more records is written at the next write of any partition, or at stop.
+    /// The longest a record waits in its partition, also while no record comes: the sink asks
+    /// the runtime to wake it then (`Sink::wake_at`) and the empty write flushes the partition.
     #[serde(default = "default_buffer_wait")]
     pub max_wait: HumanDuration,
 }

@@ -650,6 +650,14 @@ impl Sink for S3Sink {
         true
     }
 
+    /// With `buffering`: when the oldest held partition reaches `max_wait`, so the runtime's
+    /// empty write flushes it while no record comes.
+    fn wake_at(&self) -> Option<Instant> {
+        let max_wait = self.config.buffering.as_ref()?.max_wait.0;
+        let opened = self.opened.as_ref()?;
+        opened.held.values().map(|h| h.started + max_wait).min()
+    }
+
     async fn committed_checkpoint(&mut self) -> Result<Option<Checkpoint>, ConnectorError> {
         Ok(self
             .opened

@@ -264,3 +264,33 @@ async fn buffering_without_exactly_once_is_refused() {
     assert_eq!(err.field.as_deref(), Some("buffering"), "{err:?}");
     assert!(err.message.contains("exactly-once"), "{}", err.message);
 }
+
+#[tokio::test]
+async fn an_idle_sink_asks_to_be_woken_at_max_wait_and_an_empty_write_then_flushes() {
+    let bucket = common::unique("s3-bufwake");
+    common::create_bucket(&bucket).await;
+    let table = common::sink_table(
+        &bucket,
+        "prefix = 'r/dev={field:device}/'\nbuffering = { max_records = 1000, max_wait = '800ms' }",
+    );
+    let mut sink = common::open_sink(table, "bufwake", Guarantee::ExactlyOnce).await;
+    first_sight(&mut sink).await;
+    assert_eq!(sink.wake_at(), None, "nothing held, nothing to wake for");
+    let before = std::time::Instant::now();
+    sink.write(&readings(1..4), Some(&cp(3))).await.unwrap();
+    let wake = sink.wake_at().expect("held records ask for a wake-up");
+    let wait = wake.saturating_duration_since(before);
+    assert!(
+        wait >= std::time::Duration::from_millis(700)
+            && wait <= std::time::Duration::from_millis(900),
+        "wake-up {wait:?} after the write, max_wait is 800ms"
+    );
+    assert!(common::data_keys(&bucket).await.is_empty(), "held");
+    tokio::time::sleep_until(wake.into()).await;
+    // What the runtime does at that instant: an empty write with the current checkpoint.
+    sink.write(&[], Some(&cp(3))).await.unwrap();
+    assert_eq!(all_seqs(&objects(&bucket).await), vec![1, 2, 3]);
+    assert_eq!(sink.committed_checkpoint().await.unwrap(), Some(cp(3)));
+    assert_eq!(sink.wake_at(), None, "flushed: nothing held");
+    sink.close().await.unwrap();
+}

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use super::interpolate::{Expanded, Interpolation, Interpolator};
 use super::path::{ConfigIssue, FieldPath};
 use super::{
-    DeliveryConfig, ErrorsConfig, Guarantee, PipelineConfig, RawJob, SinkCommon, Tolerance,
+    DeliveryConfig, ErrorsConfig, Guarantee, MAX_IN_FLIGHT_BYTES, PipelineConfig, RawJob,
+    SinkCommon, Tolerance,
 };
 use crate::connector::{BuildContext, Sink, Source};
 use crate::registry::{Registry, typed_config, typed_value};
@@ -314,6 +315,25 @@ pub(crate) fn load_job_with(
             FieldPath::root().key("pipeline").key("channel_capacity"),
             "must be at least 1",
         ));
+    }
+    if let Some(budget) = raw.pipeline.max_in_flight_bytes {
+        let field = FieldPath::root().key("pipeline").key("max_in_flight_bytes");
+        let largest = sinks
+            .iter()
+            .map(|s| s.common.batch.max_bytes)
+            .max()
+            .unwrap_or_default();
+        if budget < largest {
+            issues.push(ConfigIssue::new(
+                field,
+                format!(
+                    "{} bytes is less than a sink's batch.max_bytes ({} bytes): that sink's batches could never fill",
+                    budget.0, largest.0
+                ),
+            ));
+        } else if budget.0 > MAX_IN_FLIGHT_BYTES {
+            issues.push(ConfigIssue::new(field, "must be below 4GiB"));
+        }
     }
 
     if !issues.is_empty() {

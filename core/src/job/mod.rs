@@ -205,15 +205,39 @@ impl RouteCondition {
 pub struct PipelineConfig {
     /// Batches buffered between stages; bounds memory, gives backpressure.
     pub channel_capacity: usize,
+    /// Bytes (keys, values, headers) of source batches read but not yet durable in every
+    /// sink; the source waits while they reach it, so memory is bounded by bytes as well as
+    /// by batch count. Default: 64 MiB, or twice the sum of the sinks' `batch.max_bytes` if
+    /// that is more. At least the largest sink `batch.max_bytes`, below 4 GiB.
+    pub max_in_flight_bytes: Option<ByteSize>,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             channel_capacity: 4,
+            max_in_flight_bytes: None,
         }
     }
 }
+
+impl PipelineConfig {
+    /// The budget of `max_in_flight_bytes` for sinks writing up to `sink_max_bytes` per write.
+    pub fn in_flight_budget(&self, sink_max_bytes: impl IntoIterator<Item = u64>) -> u64 {
+        self.max_in_flight_bytes.map_or_else(
+            || {
+                let sum: u64 = sink_max_bytes.into_iter().sum();
+                (64 << 20)
+                    .max(sum.saturating_mul(2))
+                    .min(MAX_IN_FLIGHT_BYTES)
+            },
+            |b| b.0,
+        )
+    }
+}
+
+/// The largest `max_in_flight_bytes` (the budget counts bytes in `u32` permits).
+pub const MAX_IN_FLIGHT_BYTES: u64 = u32::MAX as u64;
 
 /// The top level of a job file, with connector sections still raw.
 #[derive(Clone, Debug)]

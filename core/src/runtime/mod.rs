@@ -279,9 +279,12 @@ impl Pipeline {
         }
         *metrics.committed.lock() = resume.clone().unwrap_or_default();
 
+        let budget =
+            pipeline.in_flight_budget(opened.iter().map(|(plan, _)| plan.common.batch.max_bytes.0));
         let tracker = Arc::new(Mutex::new(AckTracker::new(
             opened.len(),
             resume.clone().unwrap_or_default(),
+            budget,
         )));
         let cap = pipeline.channel_capacity;
         let failure = CancellationToken::new();

@@ -77,6 +77,13 @@ async fn pump(task: &mut SinkTask) -> Result<(), RuntimeError> {
     while open || !buffer.is_empty() {
         let deadline = oldest.map(|t| t + batch.max_wait.0);
         let store_at = idle_since.map(|_| last_stored + task.checkpoint_every);
+        // Never sooner than `WAKE_FLOOR` after the last write: a sink whose wake-up instant has
+        // passed (its flush failed to move it) must not spin the task.
+        let wake_at = buffer
+            .is_empty()
+            .then(|| task.plan.sink.wake_at())
+            .flatten()
+            .map(|t| TokioInstant::from_std(t).max(last_stored + WAKE_FLOOR));
         tokio::select! {
             unit = task.rx.recv(), if open => match unit {
                 Some(mut unit) => {
@@ -116,6 +123,10 @@ async fn pump(task: &mut SinkTask) -> Result<(), RuntimeError> {
                 store_checkpoint(task, &checkpoint).await?;
                 (idle_since, last_stored) = (None, TokioInstant::now());
             }
+            _ = sleep_until(wake_at), if wake_at.is_some() => {
+                wake(task, &checkpoint).await?;
+                (idle_since, last_stored) = (None, TokioInstant::now());
+            }
         }
         if !open {
             while !buffer.is_empty() {
@@ -141,12 +152,30 @@ async fn store_checkpoint(
     task: &mut SinkTask,
     checkpoint: &Checkpoint,
 ) -> Result<(), RuntimeError> {
-    let written = write_with_retry(task, &[], None, Some(checkpoint)).await?;
+    empty_write(task, Some(checkpoint)).await?;
+    tracing::debug!(sink = %task.plan.name, checkpoint = %checkpoint, "Checkpoint moved over records this sink did not get.");
+    Ok(())
+}
+
+/// The shortest time between two writes a sink's [`wake_at`](crate::Sink::wake_at) can cause.
+const WAKE_FLOOR: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The empty write a sink asked for with `wake_at` (with the checkpoint, under exactly-once,
+/// which also stores a checkpoint that moved without data).
+async fn wake(task: &mut SinkTask, checkpoint: &Checkpoint) -> Result<(), RuntimeError> {
+    let checkpoint = task.exactly_once.then_some(checkpoint);
+    empty_write(task, checkpoint).await
+}
+
+async fn empty_write(
+    task: &mut SinkTask,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<(), RuntimeError> {
+    let written = write_with_retry(task, &[], None, checkpoint).await?;
     debug_assert!(
         written.rejected.is_empty() && written.again.is_none(),
         "an empty write rejects nothing"
     );
-    tracing::debug!(sink = %task.plan.name, checkpoint = %checkpoint, "Checkpoint moved over records this sink did not get.");
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use super::tracker::AckTracker;
 use crate::connector::Source;
 use crate::job::RetryConfig;
 use crate::metrics::JobMetrics;
-use crate::record::{Batch, Checkpoint};
+use crate::record::{Batch, Checkpoint, Record};
 
 /// A source batch with its id, as it travels to the transform stage.
 pub(super) struct SourceBatch {
@@ -93,8 +93,24 @@ async fn read_loop(
         next_id += 1;
         let count = (batch.records.len() + batch.dead.len()) as u64;
         let delta = Arc::new(batch.checkpoint());
+        // Wait for the in-flight byte budget (commits keep flowing meanwhile).
+        let bytes = batch.records.iter().map(Record::size_hint).sum();
+        let (budget, take) = tracker.lock().budget(bytes);
+        let acquire = budget.acquire_many_owned(take);
+        tokio::pin!(acquire);
+        let held = loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(()),
+                Some(cp) = commits.recv() => {
+                    let cp = latest(cp, commits);
+                    commit(source, &cp).await;
+                }
+                permit = &mut acquire => break permit.ok(),
+            }
+        };
         // Register before sending: a sink may acknowledge as soon as it has the batch.
-        tracker.lock().register(next_id, (*delta).clone());
+        tracker.lock().register(next_id, (*delta).clone(), held);
         let mut item = Some(SourceBatch {
             id: next_id,
             batch,

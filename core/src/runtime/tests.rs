@@ -10,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::connector::WriteReport;
+use crate::connector::{Sink, Source};
 use crate::error::ConnectorError;
 use crate::job::{
     BatchConfig, DeliveryConfig, PipelineConfig, RetryConfig, RouteCondition, SinkCommon,
 };
-use crate::record::{Header, Offset, Position, Record};
+use crate::record::{Batch, Header, Offset, Position, Record};
 use crate::testing::{MemSink, MemSource};
 use crate::transform::{Outcome, Transform, TransformError, TransformErrorKind};
 use crate::units::HumanDuration;
@@ -710,4 +711,192 @@ async fn replayed_dead_letters_are_not_written_again() {
         .await
         .unwrap();
     assert_eq!(ints(&dlq.written.lock()), vec![59, 69, 79, 89, 99]);
+}
+
+/// Holds what it is given (reported durable, as a sink with buffering of its own does) and
+/// lets it out on the first write at least `hold` after the oldest held record came.
+struct HoldingSink {
+    hold: Duration,
+    held: Vec<Record>,
+    since: Option<std::time::Instant>,
+    flushed: Arc<Mutex<Vec<(Record, Duration)>>>,
+    calls: Arc<Mutex<usize>>,
+}
+
+#[async_trait::async_trait]
+impl Sink for HoldingSink {
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        self.since.map(|t| t + self.hold)
+    }
+
+    async fn write(
+        &mut self,
+        records: &[Record],
+        _: Option<&Checkpoint>,
+    ) -> Result<WriteReport, ConnectorError> {
+        *self.calls.lock() += 1;
+        if !records.is_empty() && self.since.is_none() {
+            self.since = Some(std::time::Instant::now());
+        }
+        self.held.extend_from_slice(records);
+        if let Some(since) = self.since.filter(|t| t.elapsed() >= self.hold) {
+            let age = since.elapsed();
+            let mut flushed = self.flushed.lock();
+            flushed.extend(self.held.drain(..).map(|r| (r, age)));
+            self.since = None;
+        }
+        Ok(WriteReport::ok())
+    }
+}
+
+/// Yields one batch, then nothing until the job is stopped.
+struct QuietSource(Option<Batch>);
+
+#[async_trait::async_trait]
+impl Source for QuietSource {
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn open(&mut self, _: Option<Checkpoint>) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
+        match self.0.take() {
+            Some(b) => Ok(Some(b)),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sink_holding_records_is_woken_while_the_source_is_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let hold = Duration::from_millis(300);
+    let flushed = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(Mutex::new(0));
+    let sink = HoldingSink {
+        hold,
+        held: Vec::new(),
+        since: None,
+        flushed: flushed.clone(),
+        calls: calls.clone(),
+    };
+    let mut batch = Batch::default();
+    for i in 0..3 {
+        batch.records.push(Record::new(
+            format!("{{\"i\":{i}}}"),
+            Position::int("q".into(), i),
+        ));
+    }
+    let mut j = job(
+        source(0),
+        vec![plan("s", MemSink::default(), 1)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    j.source = Box::new(QuietSource(Some(batch)));
+    j.sinks[0].sink = Box::new(sink);
+    let token = CancellationToken::new();
+    let run = tokio::spawn(Pipeline::new(j, Vec::new()).run(token.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    {
+        let flushed = flushed.lock();
+        assert_eq!(flushed.len(), 3, "held records flushed with no new record");
+        let age = flushed[0].1;
+        assert!(
+            age >= hold && age < hold + Duration::from_millis(500),
+            "flushed {age:?} after the first record, the sink asked for {hold:?}"
+        );
+    }
+    assert!(
+        *calls.lock() < 10,
+        "{} writes: the wake-up does not spin",
+        calls.lock()
+    );
+    token.cancel();
+    run.await.unwrap().unwrap();
+}
+
+/// Counts the bytes of the records it yields.
+struct CountingSource {
+    inner: MemSource,
+    bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Source for CountingSource {
+    fn unchecked(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn open(&mut self, resume: Option<Checkpoint>) -> Result<(), ConnectorError> {
+        self.inner.open(resume).await
+    }
+
+    async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
+        let batch = self.inner.next_batch().await?;
+        let bytes: usize = batch
+            .iter()
+            .flat_map(|b| &b.records)
+            .map(Record::size_hint)
+            .sum();
+        self.bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(batch)
+    }
+}
+
+#[tokio::test]
+async fn the_source_waits_while_the_in_flight_bytes_reach_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sink = MemSink::default();
+    // The sink holds everything it gets (a batch that never fills, a wait that never ends):
+    // only the byte budget stops the source.
+    let mut sink_plan = plan("s", sink.clone(), 1_000_000);
+    sink_plan.common.batch.max_wait = HumanDuration(Duration::from_secs(3600));
+    let mut j = job(
+        source(0),
+        vec![sink_plan],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    j.source = Box::new(CountingSource {
+        inner: MemSource::new(1_000_000),
+        bytes: bytes.clone(),
+    });
+    j.pipeline.max_in_flight_bytes = Some(crate::units::ByteSize(2000));
+    let token = CancellationToken::new();
+    let run = tokio::spawn(Pipeline::new(j, Vec::new()).run(token.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let read = bytes.load(std::sync::atomic::Ordering::Relaxed);
+    // One batch (7 records of ~10 bytes) may be read past the budget while it waits.
+    assert!(
+        (1500..=2200).contains(&read),
+        "read {read} bytes with a budget of 2000 and nothing durable"
+    );
+    token.cancel();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(
+        report.records_in as usize,
+        sink.written.lock().len(),
+        "what was read is written at shutdown"
+    );
+}
+
+#[test]
+fn the_default_budget_is_64_mib_or_twice_the_sinks_batches() {
+    let p = PipelineConfig::default();
+    assert_eq!(p.in_flight_budget([4 << 20, 4 << 20]), 64 << 20);
+    assert_eq!(p.in_flight_budget([64 << 20, 16 << 20]), 160 << 20);
 }

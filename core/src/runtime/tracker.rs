@@ -4,8 +4,15 @@
 //! holds. Each sink reports a watermark: "every batch up to this id is durable here". A batch is
 //! committable once every sink's watermark has reached it; the committed checkpoint only ever
 //! covers such batches, in order, so a crash replays from a point where nothing was lost.
+//!
+//! A batch also holds its share of the job's in-flight byte budget (`max_in_flight_bytes`)
+//! until it is durable everywhere: the permits go back to the source when the batch leaves
+//! `pending`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::record::Checkpoint;
 
@@ -13,31 +20,46 @@ use crate::record::Checkpoint;
 #[derive(Debug)]
 pub struct AckTracker {
     watermarks: Vec<Option<u64>>,
-    pending: BTreeMap<u64, Checkpoint>,
+    pending: BTreeMap<u64, (Checkpoint, Option<OwnedSemaphorePermit>)>,
     committable: Checkpoint,
     dirty: bool,
+    budget: Arc<Semaphore>,
+    budget_bytes: u32,
 }
 
 impl AckTracker {
-    /// A tracker for `sinks` sinks, starting from the checkpoint the job resumed at.
-    pub fn new(sinks: usize, resumed: Checkpoint) -> Self {
+    /// A tracker for `sinks` sinks, starting from the checkpoint the job resumed at, with
+    /// `budget` bytes of batches in flight at most (see [`AckTracker::budget`]).
+    pub fn new(sinks: usize, resumed: Checkpoint, budget: u64) -> Self {
+        let budget_bytes = u32::try_from(budget).unwrap_or(u32::MAX).max(1);
         Self {
             watermarks: vec![None; sinks],
             pending: BTreeMap::new(),
             committable: resumed,
             dirty: false,
+            budget: Arc::new(Semaphore::new(budget_bytes as usize)),
+            budget_bytes,
         }
     }
 
-    /// Register a batch before any sink can see it. Ids must increase.
-    pub fn register(&mut self, batch: u64, delta: Checkpoint) {
+    /// The in-flight byte budget and what a batch of `bytes` takes of it (a batch larger than
+    /// the whole budget takes all of it, so it waits for the pipeline to empty instead of
+    /// forever). Acquire the permits before [`AckTracker::register`].
+    pub fn budget(&self, bytes: usize) -> (Arc<Semaphore>, u32) {
+        let want = u32::try_from(bytes).unwrap_or(u32::MAX);
+        (self.budget.clone(), want.min(self.budget_bytes))
+    }
+
+    /// Register a batch before any sink can see it, with the budget it holds until it is
+    /// durable everywhere. Ids must increase.
+    pub fn register(&mut self, batch: u64, delta: Checkpoint, held: Option<OwnedSemaphorePermit>) {
         debug_assert!(
             self.pending
                 .keys()
                 .next_back()
                 .is_none_or(|last| *last < batch)
         );
-        self.pending.insert(batch, delta);
+        self.pending.insert(batch, (delta, held));
         self.advance();
     }
 
@@ -59,7 +81,8 @@ impl AckTracker {
             if *entry.key() > min {
                 break;
             }
-            let delta = entry.remove();
+            // Dropping the permit gives its bytes back to the source.
+            let (delta, _held) = entry.remove();
             self.committable.merge(&delta);
             self.dirty = true;
         }
@@ -123,7 +146,7 @@ mod tests {
             sinks in 1usize..4,
             steps in prop::collection::vec(step(3), 1..120),
         ) {
-            let mut tracker = AckTracker::new(sinks, Checkpoint::default());
+            let mut tracker = AckTracker::new(sinks, Checkpoint::default(), 1 << 20);
             // Model: each batch's records as (partition, offset); per-sink durable prefix.
             let mut batches: Vec<Vec<(u8, i64)>> = Vec::new();
             let mut next_offset = [0i64; 3];
@@ -141,7 +164,7 @@ mod tests {
                             delta.advance(&Position::int(Arc::from(format!("p{partition}")), off));
                         }
                         batches.push(recs);
-                        tracker.register(batches.len() as u64, delta);
+                        tracker.register(batches.len() as u64, delta, None);
                     }
                     Step::Ack { sink, upto_fraction } => {
                         let sink = sink % sinks;
@@ -184,17 +207,36 @@ mod tests {
 
     #[test]
     fn slowest_sink_holds_the_commit() {
-        let mut t = AckTracker::new(2, Checkpoint::default());
+        let mut t = AckTracker::new(2, Checkpoint::default(), 1 << 20);
         let p: Arc<str> = Arc::from("f");
         for i in 1..=3u64 {
             let mut d = Checkpoint::default();
             d.advance(&Position::int(p.clone(), i as i64 * 10));
-            t.register(i, d);
+            t.register(i, d, None);
         }
         t.ack(0, 3);
         assert_eq!(t.take_commit(), None);
         t.ack(1, 2);
         assert_eq!(t.take_commit().unwrap().get("f"), Some(&Offset::Int(20)));
         assert_eq!(t.take_commit(), None);
+    }
+
+    #[tokio::test]
+    async fn budget_bytes_come_back_when_a_batch_is_durable_everywhere() {
+        let mut t = AckTracker::new(2, Checkpoint::default(), 100);
+        let (budget, take) = t.budget(60);
+        assert_eq!(take, 60);
+        let first = budget.clone().acquire_many_owned(take).await.unwrap();
+        t.register(1, Checkpoint::default(), Some(first));
+        let (_, take) = t.budget(1000);
+        assert_eq!(take, 100, "a batch larger than the budget takes all of it");
+        assert!(
+            budget.clone().try_acquire_many_owned(60).is_err(),
+            "40 left"
+        );
+        t.ack(0, 1);
+        assert_eq!(budget.available_permits(), 40, "one sink is not everywhere");
+        t.ack(1, 1);
+        assert_eq!(budget.available_permits(), 100);
     }
 }

@@ -2,7 +2,7 @@
 # Benchmark harness: builds release binaries, then runs each case against its baseline in the
 # same invocation, TRIALS times each, and prints the medians (records/s, ratio, peak RSS) as
 # Markdown rows; the rows also go to bench/results/<case>.md for bench/REPORT.md.
-#   bench/run.sh [CASE...]       cases: file-json wasm-add-field (default: both)
+#   bench/run.sh [CASE...]       cases: file-json wasm-add-field wasm-add-field-2t (default: all)
 #   RECORDS=2000000 TRIALS=3 bench/run.sh
 # The SQL, Kafka and WASM-boundary cases have their own scripts (bench/sql, bench/kafka,
 # transforms/benches), listed in bench/REPORT.md.
@@ -13,7 +13,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.c
 RECORDS=${RECORDS:-2000000}
 TRIALS=${TRIALS:-3}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(file-json wasm-add-field)
+[ ${#cases[@]} -gt 0 ] || cases=(file-json wasm-add-field wasm-add-field-2t)
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 bash scripts/build-plugins.sh >&2
@@ -103,6 +103,21 @@ with = { set = { pipeline = \"sluice\" }, timestamp = \"processed_at\", timestam
         measure sluice-wasm "$bin/sluice" run "$work/wasm-add-field.toml" --no-progress --state-dir "$work/state"
       done
       report wasm-add-field loop-edit sluice-wasm
+      rm -f "$work/loop-edit.times" "$work/sluice-wasm.times"
+      ;;
+    wasm-add-field-2t)
+      # The same job with the chain on two threads (`pipeline.transform_threads`), order kept.
+      job wasm-add-field-2t "[[transforms]]
+plugin = \"$root/plugins/dist/add-field.wasm\"
+with = { set = { pipeline = \"sluice\" }, timestamp = \"processed_at\", timestamp_format = \"millis\" }
+[pipeline]
+transform_threads = 2"
+      for _ in $(seq "$TRIALS"); do
+        measure loop-edit "$bin/json_loop" "$work/in.jsonl" "$work/out/out.jsonl" --add-field
+        measure sluice-wasm-2t "$bin/sluice" run "$work/wasm-add-field-2t.toml" --no-progress --state-dir "$work/state"
+      done
+      report wasm-add-field-2t loop-edit sluice-wasm-2t
+      rm -f "$work/loop-edit.times" "$work/sluice-wasm-2t.times"
       ;;
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac

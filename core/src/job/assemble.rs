@@ -144,23 +144,30 @@ impl Toolkit {
         state_dir: Option<&Path>,
     ) -> Result<Pipeline, JobError> {
         let job = self.load_str(text, label, base_dir, state_dir)?;
-        let mut transforms = Vec::with_capacity(job.transforms.len());
+        // One chain per transform thread, each with its own plugin instances; a transform that
+        // does not build is reported once, from the first chain.
+        let threads = job.pipeline.transform_threads.max(1);
+        let mut chains: Vec<Vec<Box<dyn Transform>>> = Vec::with_capacity(threads);
         let mut errors = Vec::new();
-        for (i, spec) in job.transforms.iter().enumerate() {
-            match self.transforms.build(spec) {
-                Ok(t) => transforms.push(t),
-                Err(e) => {
-                    let mut error = transform_error(text, label, i, &e);
-                    // A plugin may quote its `with` values, which references filled in.
-                    error.message = job.expanded.redact(&error.message);
-                    errors.push(error);
+        for _ in 0..threads {
+            let mut chain = Vec::with_capacity(job.transforms.len());
+            for (i, spec) in job.transforms.iter().enumerate() {
+                match self.transforms.build(spec) {
+                    Ok(t) => chain.push(t),
+                    Err(e) => {
+                        let mut error = transform_error(text, label, i, &e);
+                        // A plugin may quote its `with` values, which references filled in.
+                        error.message = job.expanded.redact(&error.message);
+                        errors.push(error);
+                    }
                 }
             }
+            if !errors.is_empty() {
+                return Err(JobError { errors });
+            }
+            chains.push(chain);
         }
-        if !errors.is_empty() {
-            return Err(JobError { errors });
-        }
-        Ok(Pipeline::new(job, transforms))
+        Ok(Pipeline::with_chains(job, chains))
     }
 }
 

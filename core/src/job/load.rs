@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use super::interpolate::{Expanded, Interpolation, Interpolator};
 use super::path::{ConfigIssue, FieldPath};
 use super::{
-    DeliveryConfig, ErrorsConfig, Guarantee, MAX_IN_FLIGHT_BYTES, PipelineConfig, RawJob,
-    SinkCommon, Tolerance,
+    DeliveryConfig, ErrorsConfig, Guarantee, MAX_IN_FLIGHT_BYTES, MAX_TRANSFORM_THREADS,
+    PipelineConfig, RawJob, SinkCommon, Tolerance,
 };
 use crate::connector::{BuildContext, Sink, Source};
 use crate::registry::{Registry, typed_config, typed_value};
@@ -314,6 +314,12 @@ pub(crate) fn load_job_with(
         issues.push(ConfigIssue::new(
             FieldPath::root().key("pipeline").key("channel_capacity"),
             "must be at least 1",
+        ));
+    }
+    if !(1..=MAX_TRANSFORM_THREADS).contains(&raw.pipeline.transform_threads) {
+        issues.push(ConfigIssue::new(
+            FieldPath::root().key("pipeline").key("transform_threads"),
+            format!("must be from 1 to {MAX_TRANSFORM_THREADS}"),
         ));
     }
     if let Some(budget) = raw.pipeline.max_in_flight_bytes {

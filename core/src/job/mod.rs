@@ -210,6 +210,10 @@ pub struct PipelineConfig {
     /// by batch count. Default: 64 MiB, or twice the sum of the sinks' `batch.max_bytes` if
     /// that is more. At least the largest sink `batch.max_bytes`, below 4 GiB.
     pub max_in_flight_bytes: Option<ByteSize>,
+    /// Threads running the transform chain, each with its own plugin instances. Batches are
+    /// handed out in turn and collected in the same turn, so sinks see the order the source
+    /// read. 1 to 64; more than the machine's cores only adds memory.
+    pub transform_threads: usize,
 }
 
 impl Default for PipelineConfig {
@@ -217,9 +221,13 @@ impl Default for PipelineConfig {
         Self {
             channel_capacity: 4,
             max_in_flight_bytes: None,
+            transform_threads: 1,
         }
     }
 }
+
+/// The most `pipeline.transform_threads` a job may ask for.
+pub const MAX_TRANSFORM_THREADS: usize = 64;
 
 impl PipelineConfig {
     /// The budget of `max_in_flight_bytes` for sinks writing up to `sink_max_bytes` per write.

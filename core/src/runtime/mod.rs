@@ -147,13 +147,20 @@ pub struct RunReport {
 /// Everything needed to run one job.
 pub struct Pipeline {
     job: LoadedJob,
-    transforms: Vec<Box<dyn Transform>>,
+    /// One transform chain per transform thread (all alike; empty when the job has none).
+    chains: Vec<Vec<Box<dyn Transform>>>,
     metrics: Arc<JobMetrics>,
 }
 
 impl Pipeline {
-    /// A pipeline for a loaded job and its built transform chain.
+    /// A pipeline for a loaded job and its built transform chain, run on one thread.
     pub fn new(job: LoadedJob, transforms: Vec<Box<dyn Transform>>) -> Self {
+        Self::with_chains(job, vec![transforms])
+    }
+
+    /// A pipeline whose transforms run on one thread per chain: `chains` holds one instance
+    /// of the job's chain per thread (`pipeline.transform_threads`).
+    pub fn with_chains(job: LoadedJob, chains: Vec<Vec<Box<dyn Transform>>>) -> Self {
         let mut metrics = JobMetrics::new(job.sinks.iter().map(|s| s.name.clone()));
         for (m, plan) in metrics.sinks.iter_mut().zip(&job.sinks) {
             m.routed = plan.common.when.is_some();
@@ -161,7 +168,7 @@ impl Pipeline {
         let metrics = Arc::new(metrics);
         Self {
             job,
-            transforms,
+            chains,
             metrics,
         }
     }
@@ -185,7 +192,7 @@ impl Pipeline {
     pub async fn run(self, shutdown: CancellationToken) -> Result<RunReport, RuntimeError> {
         let Pipeline {
             job,
-            transforms,
+            chains,
             metrics,
         } = self;
         let LoadedJob {
@@ -312,7 +319,7 @@ impl Pipeline {
             metrics.clone(),
             stop_reading.clone(),
         ));
-        let staged_rx = stage::spawn_transforms(transforms, batch_rx, cap, metrics.clone())?;
+        let staged_rx = stage::spawn_transforms(chains, batch_rx, cap, metrics.clone())?;
 
         let mut sink_txs = Vec::new();
         let mut sink_tasks = Vec::new();

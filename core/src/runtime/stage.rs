@@ -1,6 +1,7 @@
 //! The transform stage and the router.
 //!
-//! Transforms are CPU-bound and synchronous, so the chain runs on its own thread. The router
+//! Transforms are CPU-bound and synchronous, so the chain runs on threads of its own
+//! (`pipeline.transform_threads`, order kept). The router
 //! then makes dead letters durable (or stops the job) and fans each batch out to every sink.
 
 use std::sync::Arc;
@@ -29,15 +30,17 @@ pub(super) struct Staged {
 /// What the router receives: a staged batch, or why the transform stage died.
 pub(super) type StageResult = Result<Staged, RuntimeError>;
 
-/// Start the transform thread (or a pass-through when there are no transforms).
+/// Start the transform threads, one per chain (or a pass-through when there are no
+/// transforms). With several chains, batches are dealt to them in turn and collected in the
+/// same turn, so the router sees them in the order the source read them.
 pub(super) fn spawn_transforms(
-    chain: Vec<Box<dyn Transform>>,
+    mut chains: Vec<Vec<Box<dyn Transform>>>,
     mut rx: mpsc::Receiver<SourceBatch>,
     capacity: usize,
     metrics: Arc<JobMetrics>,
 ) -> Result<mpsc::Receiver<StageResult>, RuntimeError> {
     let (tx, out) = mpsc::channel(capacity);
-    if chain.is_empty() {
+    if chains.iter().all(Vec::is_empty) {
         tokio::spawn(async move {
             while let Some(b) = rx.recv().await {
                 let staged = Staged {
@@ -53,9 +56,56 @@ pub(super) fn spawn_transforms(
         });
         return Ok(out);
     }
+    if chains.len() == 1 {
+        let chain = chains.pop().unwrap_or_default();
+        spawn_chain(0, chain, rx, tx, metrics)?;
+        return Ok(out);
+    }
+    let mut inputs = Vec::with_capacity(chains.len());
+    let mut outputs = Vec::with_capacity(chains.len());
+    for (i, chain) in chains.into_iter().enumerate() {
+        let (in_tx, in_rx) = mpsc::channel(capacity);
+        let (out_tx, out_rx) = mpsc::channel(capacity);
+        spawn_chain(i, chain, in_rx, out_tx, metrics.clone())?;
+        inputs.push(in_tx);
+        outputs.push(out_rx);
+    }
+    tokio::spawn(async move {
+        let mut turn = 0;
+        while let Some(b) = rx.recv().await {
+            // A chain that stopped has sent its error; the collector passes it on.
+            if inputs[turn].send(b).await.is_err() {
+                break;
+            }
+            turn = (turn + 1) % inputs.len();
+        }
+    });
+    tokio::spawn(async move {
+        let mut turn = 0;
+        // Batch k went to chain k mod n: when the chain whose turn it is has nothing more,
+        // no later batch exists either.
+        while let Some(staged) = outputs[turn].recv().await {
+            let failed = staged.is_err();
+            if tx.send(staged).await.is_err() || failed {
+                break;
+            }
+            turn = (turn + 1) % outputs.len();
+        }
+    });
+    Ok(out)
+}
+
+/// One transform thread: batches in, staged batches (or the reason it stopped) out, in order.
+fn spawn_chain(
+    index: usize,
+    chain: Vec<Box<dyn Transform>>,
+    mut rx: mpsc::Receiver<SourceBatch>,
+    tx: mpsc::Sender<StageResult>,
+    metrics: Arc<JobMetrics>,
+) -> Result<(), RuntimeError> {
     let mut chain = Chain::new(chain);
     std::thread::Builder::new()
-        .name("sluice-transforms".into())
+        .name(format!("sluice-transforms-{index}"))
         .spawn(move || {
             while let Some(b) = rx.blocking_recv() {
                 let started = Instant::now();
@@ -81,8 +131,8 @@ pub(super) fn spawn_transforms(
                 }
             }
         })
-        .map_err(|e| RuntimeError::Internal(format!("cannot start the transform thread: {e}")))?;
-    Ok(out)
+        .map_err(|e| RuntimeError::Internal(format!("cannot start a transform thread: {e}")))?;
+    Ok(())
 }
 
 /// Run a source batch through the chain (its rule is in [`crate::chain`]): records to write,

@@ -900,3 +900,76 @@ fn the_default_budget_is_64_mib_or_twice_the_sinks_batches() {
     assert_eq!(p.in_flight_budget([4 << 20, 4 << 20]), 64 << 20);
     assert_eq!(p.in_flight_budget([64 << 20, 16 << 20]), 160 << 20);
 }
+
+/// Passes records through after a delay that differs per batch, so that on several threads
+/// later batches often finish before earlier ones.
+struct Uneven;
+
+impl Transform for Uneven {
+    fn name(&self) -> &str {
+        "uneven"
+    }
+    fn process(&mut self, records: &[Record]) -> Result<Vec<Outcome>, TransformError> {
+        let first = records.first().map_or(0, |r| match r.position.offset {
+            Offset::Int(i) => i,
+            Offset::Text(_) => 0,
+        });
+        std::thread::sleep(Duration::from_micros(((first * 7919) % 13) as u64 * 100));
+        Ok(records
+            .iter()
+            .map(|r| Outcome::Ok(vec![r.clone()]))
+            .collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms_on_several_threads_keep_the_order_the_source_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemSink::default();
+    let mut src = source(400);
+    src.batch = 1;
+    let mut j = job(
+        src,
+        vec![plan("s", sink.clone(), 17)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    j.pipeline.transform_threads = 3;
+    let chains: Vec<Vec<Box<dyn Transform>>> = (0..3)
+        .map(|_| vec![Box::new(Uneven) as Box<dyn Transform>])
+        .collect();
+    let report = Pipeline::with_chains(j, chains)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(ints(&sink.written.lock()), (0..400).collect::<Vec<_>>());
+    assert_eq!(report.committed.get("mem"), Some(&Offset::Int(399)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_transform_on_one_of_several_threads_stops_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemSink::default();
+    let j = job(
+        source(100),
+        vec![plan("s", sink.clone(), 1000)],
+        Guarantee::AtLeastOnce,
+        Tolerance::None,
+        None,
+        dir.path(),
+    );
+    // The second thread's chain traps; the first's passes records on.
+    let chains: Vec<Vec<Box<dyn Transform>>> = vec![vec![Box::new(Uneven)], vec![Box::new(Trap)]];
+    let err = Pipeline::with_chains(j, chains)
+        .run(CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("transform `trap` failed"), "{err}");
+    // Only the first batch (on the first thread) came before the trapping one.
+    assert!(
+        ints(&sink.written.lock()).len() <= 7,
+        "nothing after the failed batch"
+    );
+}

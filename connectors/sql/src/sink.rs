@@ -22,6 +22,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use sluice_core::job::RetryConfig;
 use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkContext, WriteReport};
 
 use crate::config::{SqlSinkConfig, WriteMode};
@@ -41,6 +42,8 @@ pub struct SqlSink {
     committed: Checkpoint,
     /// The last write failed: its commit may have landed anyway.
     uncertain: bool,
+    /// The policy the runtime retries this sink's writes under.
+    retry: RetryConfig,
 }
 
 enum AttemptError {
@@ -79,7 +82,15 @@ impl SqlSink {
             offsets: None,
             committed: Checkpoint::default(),
             uncertain: false,
+            retry: RetryConfig::default(),
         })
+    }
+
+    /// The same sink, its writes retried under `retry` (the job's `retry` table for this sink):
+    /// no wait inside the database client outlasts one step of it.
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
     }
 
     fn db(&self) -> Result<&Db, ConnectorError> {
@@ -264,11 +275,12 @@ impl Plan {
 #[async_trait]
 impl Sink for SqlSink {
     async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
-        let db = Db::connect(
+        let db = Db::connect_within(
             &self.config.url,
             self.config.tls.as_ref(),
             &self.base_dir,
             2,
+            &self.retry,
         )
         .await?;
         let mut plan = Plan::build(&db, &self.config).await?;

@@ -67,13 +67,13 @@ done
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 cat "$work"/log.* >&2
-first=1
-for t in "$work"/table.*; do
-  [ -e "$t" ] || continue
-  if [ "$first" = 1 ]; then head -2 "$t" >"$report"; first=0; fi
-  tail -n +3 "$t" | grep '^|' >>"$report" || true
-done
-for t in "$work"/table.*; do [ -e "$t" ] && { grep -v '^|' "$t" | grep . >>"$report" || true; }; done
+# One table, rows in the order of the pairs asked for, then any failures.
+tables=("$work"/table.*)
+if [ -e "${tables[0]}" ]; then
+  head -2 "${tables[0]}" >"$report"
+  for p in "${selected[@]}"; do cat "${tables[@]}" | grep "^| $p |" >>"$report" || true; done
+  cat "${tables[@]}" | grep -v '^|' | grep . >>"$report" || true
+fi
 [ -s "$report" ] && { echo; cat "$report"; }
 
 if [ "$quick" = 0 ] && [ -s "$report" ]; then

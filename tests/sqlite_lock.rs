@@ -183,3 +183,41 @@ fn a_lock_held_past_the_retry_budget_stops_the_job_naming_the_lock() {
         "(rows, distinct seq) after the rerun"
     );
 }
+
+/// Opening needs the write lock too on a new database (the table and the checkpoint table are
+/// created): a lock held when the job starts is waited out within the budget as well.
+#[test]
+fn a_lock_held_when_the_job_starts_is_waited_out_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), "30s");
+    let rt = rt();
+    let lock = rt.block_on(async {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("out.db").display());
+        let mut conn = SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn
+    });
+    let mut child = spawn_run(&job);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the job stopped while the lock was held: {}",
+        stderr_of(&mut child)
+    );
+    unlock(&rt, lock);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(120));
+    let log = stderr_of(&mut child);
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        log.contains("database is locked"),
+        "the lock was never met; log:\n{log}"
+    );
+    assert_eq!(rt.block_on(counts(dir.path())), (RECORDS, RECORDS));
+}

@@ -8,60 +8,14 @@
 //! Needs `scripts/services.sh up` (SLUICE_TEST_OPENSEARCH_URL in the environment).
 
 mod common;
-
-use std::collections::BTreeMap;
+mod opensearch_support;
 
 use common::{run_with_kills, write_job};
-use serde_json::{Value, json};
+use opensearch_support::{call, opensearch_url, seq_counts};
 
 /// `_search` returns at most 10,000 hits in one page: the whole index is read in one call.
 const RECORDS: u64 = 10_000;
 const KILLS: u32 = 10;
-
-fn opensearch_url() -> String {
-    std::env::var("SLUICE_TEST_OPENSEARCH_URL").unwrap_or_else(|_| {
-        panic!(
-            "SLUICE_TEST_OPENSEARCH_URL is not set: run scripts/services.sh up and source target/services.env"
-        )
-    })
-}
-
-/// One request to the server; panics on a transport error or a status ≥ 300.
-async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method, &url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("OpenSearch answers");
-    let status = response.status();
-    let body: Value = response.json().await.expect("a JSON answer");
-    assert!(status.is_success(), "{url}: {status} {body}");
-    body
-}
-
-/// How many documents carry each `seq`, and how many documents there are.
-async fn seq_counts(base: &str, index: &str) -> (BTreeMap<u64, u32>, u64) {
-    use reqwest::Method;
-    call(Method::POST, format!("{base}/{index}/_refresh"), None).await;
-    let count = call(Method::GET, format!("{base}/{index}/_count"), None).await["count"]
-        .as_u64()
-        .expect("a count");
-    let found = call(
-        Method::POST,
-        format!("{base}/{index}/_search"),
-        Some(json!({"size": 10_000, "query": {"match_all": {}}})),
-    )
-    .await;
-    let mut seqs = BTreeMap::new();
-    for hit in found["hits"]["hits"].as_array().expect("hits") {
-        let seq = hit["_source"]["seq"]
-            .as_u64()
-            .expect("a seq in every document");
-        *seqs.entry(seq).or_insert(0) += 1;
-    }
-    (seqs, count)
-}
 
 #[test]
 fn datagen_to_opensearch_survives_kill_nine_with_one_document_per_record() {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use crate::error::ConnectorError;
-use crate::job::Guarantee;
+use crate::job::{Guarantee, RetryConfig};
 use crate::record::{Batch, Checkpoint, Record};
 
 /// What a connector knows about the job it is built for.
@@ -26,6 +26,12 @@ pub struct BuildContext {
     pub state_dir: PathBuf,
     /// The delivery guarantee the job asks for.
     pub guarantee: Guarantee,
+    /// The retry policy the runtime applies to this connector's retryable failures: the sink's
+    /// own `retry` table when a sink is built, the default policy otherwise (source reads are
+    /// retried with it). A connector whose client waits and retries by itself (SQLite's busy
+    /// timeout, a driver's reconnect loop) keeps each such wait within one backoff step of this
+    /// policy, so the policy stays the one budget.
+    pub retry: RetryConfig,
     /// Private so that every construction goes through `new` (and gets a fresh map).
     resources: Resources,
 }
@@ -43,7 +49,16 @@ impl BuildContext {
             base_dir: base_dir.into(),
             state_dir: state_dir.into(),
             guarantee,
+            retry: RetryConfig::default(),
             resources: Resources::default(),
+        }
+    }
+
+    /// The same context (sharing its resources) for a connector retried under `retry`.
+    pub fn with_retry(&self, retry: RetryConfig) -> Self {
+        Self {
+            retry,
+            ..self.clone()
         }
     }
 

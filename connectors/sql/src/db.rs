@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sluice_core::ConnectorError;
+use sluice_core::job::RetryConfig;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
@@ -187,13 +188,39 @@ where
 /// Rows of text columns (queries cast what they select to text).
 pub type TextRows = Vec<Vec<Option<String>>>;
 
+/// How long one SQLite statement waits for a lock that another connection holds (SQLite's busy
+/// timeout) when the caller retries under `retry`: one backoff step, and never past the budget.
+///
+/// The busy handler is a retry loop hidden inside a single statement: while it waits, the runtime
+/// sees one slow write, logs nothing and cannot apply its budget. A fixed 30 s made a job with
+/// `max_elapsed = "5s"` wait 30 s before its first retry. Capped at `max_backoff`, a lock held
+/// for longer surfaces as SQLITE_BUSY ("database is locked"), a transient error the runtime
+/// retries with backoff and reports when the budget is spent, overrunning `max_elapsed` by at
+/// most one such wait. It is not zero: brief contention (another writer's short transaction, a
+/// WAL checkpoint) is still absorbed inside the statement instead of costing a backoff.
+pub fn sqlite_busy_timeout(retry: &RetryConfig) -> Duration {
+    retry.max_backoff.0.min(retry.max_elapsed.0)
+}
+
 impl Db {
-    /// Connect to the database a URL names.
+    /// Connect to the database a URL names, for a caller retrying under the default policy.
     pub async fn connect(
         url: &str,
         tls: Option<&TlsConfig>,
         base_dir: &Path,
         max_connections: u32,
+    ) -> Result<Db, ConnectorError> {
+        Self::connect_within(url, tls, base_dir, max_connections, &RetryConfig::default()).await
+    }
+
+    /// Connect to the database a URL names, for a caller whose failures are retried under
+    /// `retry` (SQLite waits for a lock at most [`sqlite_busy_timeout`]).
+    pub async fn connect_within(
+        url: &str,
+        tls: Option<&TlsConfig>,
+        base_dir: &Path,
+        max_connections: u32,
+        retry: &RetryConfig,
     ) -> Result<Db, ConnectorError> {
         let bad = |e: sqlx::Error| ConnectorError::config(format!("url: {e}"));
         let dialect = Dialect::of_url(url)?;
@@ -265,7 +292,7 @@ impl Db {
                 } else {
                     SqliteConnectOptions::from_str("sqlite::memory:").map_err(bad)?
                 };
-                let opts = opts.busy_timeout(Duration::from_secs(30));
+                let opts = opts.busy_timeout(sqlite_busy_timeout(retry));
                 // One connection: SQLite has a single writer, and an in-memory database lives
                 // in its connection.
                 let pool = SqlitePoolOptions::new()

@@ -41,7 +41,9 @@ impl SinkConnector for SqlSinkConnector {
     type Config = SqlSinkConfig;
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
-        Ok(Box::new(SqlSink::new(config, ctx.base_dir.clone())?))
+        Ok(Box::new(
+            SqlSink::new(config, ctx.base_dir.clone())?.with_retry(ctx.retry.clone()),
+        ))
     }
 }
 

@@ -22,6 +22,8 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use sluice_core::job::RetryConfig;
+use sluice_core::runtime::Backoff;
 use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkContext, WriteReport};
 
 use crate::config::{SqlSinkConfig, WriteMode};
@@ -41,6 +43,8 @@ pub struct SqlSink {
     committed: Checkpoint,
     /// The last write failed: its commit may have landed anyway.
     uncertain: bool,
+    /// The policy the runtime retries this sink's writes under.
+    retry: RetryConfig,
 }
 
 enum AttemptError {
@@ -79,7 +83,66 @@ impl SqlSink {
             offsets: None,
             committed: Checkpoint::default(),
             uncertain: false,
+            retry: RetryConfig::default(),
         })
+    }
+
+    /// The same sink, its writes retried under `retry` (the job's `retry` table for this sink):
+    /// no wait inside the database client outlasts one step of it.
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Connect and get ready to write, once.
+    async fn open_once(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
+        let db = Db::connect_within(
+            &self.config.url,
+            self.config.tls.as_ref(),
+            &self.base_dir,
+            2,
+            &self.retry,
+        )
+        .await?;
+        let ready = self.prepare(&db, ctx).await;
+        match ready {
+            Ok(plan) => {
+                self.plan = Some(plan);
+                self.db = Some(db);
+                Ok(())
+            }
+            Err(e) => {
+                db.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The write plan and (exactly-once) the checkpoint, on an open database.
+    async fn prepare(&mut self, db: &Db, ctx: &SinkContext) -> Result<Plan, ConnectorError> {
+        let mut plan = Plan::build(db, &self.config).await?;
+        plan.replays_are_written =
+            ctx.guarantee != Guarantee::ExactlyOnce && self.config.mode == WriteMode::Insert;
+        if ctx.guarantee == Guarantee::ExactlyOnce {
+            let offsets = Offsets::new(
+                db.dialect(),
+                &self.config.offsets_table,
+                &ctx.job,
+                &ctx.sink,
+                &table_identity(&self.config.url, &self.config.table),
+            );
+            offsets.ensure_table(db).await?;
+            offsets.claim(db).await?;
+            self.committed = offsets.load(db).await?;
+            self.offsets = Some(offsets);
+        }
+        tracing::info!(
+            table = %self.config.table,
+            columns = plan.targets.len(),
+            rows_per_statement = plan.insert_rows,
+            "SQL sink ready."
+        );
+        Ok(plan)
     }
 
     fn db(&self) -> Result<&Db, ConnectorError> {
@@ -263,39 +326,25 @@ impl Plan {
 
 #[async_trait]
 impl Sink for SqlSink {
+    /// The runtime retries writes, not opens: a SQLite file locked by another connection
+    /// (creating the table or the checkpoint table needs its write lock) is waited out here,
+    /// within the same retry budget. A server that cannot be reached still fails at once (the
+    /// connect probe says why).
     async fn open(&mut self, ctx: &SinkContext) -> Result<(), ConnectorError> {
-        let db = Db::connect(
-            &self.config.url,
-            self.config.tls.as_ref(),
-            &self.base_dir,
-            2,
-        )
-        .await?;
-        let mut plan = Plan::build(&db, &self.config).await?;
-        plan.replays_are_written =
-            ctx.guarantee != Guarantee::ExactlyOnce && self.config.mode == WriteMode::Insert;
-        if ctx.guarantee == Guarantee::ExactlyOnce {
-            let offsets = Offsets::new(
-                db.dialect(),
-                &self.config.offsets_table,
-                &ctx.job,
-                &ctx.sink,
-                &table_identity(&self.config.url, &self.config.table),
-            );
-            offsets.ensure_table(&db).await?;
-            offsets.claim(&db).await?;
-            self.committed = offsets.load(&db).await?;
-            self.offsets = Some(offsets);
+        let sqlite = Dialect::of_url(&self.config.url)? == Dialect::Sqlite;
+        let mut backoff = Backoff::new(&self.retry);
+        loop {
+            match self.open_once(ctx).await {
+                Err(e) if sqlite && e.retryable => match backoff.next_delay() {
+                    Some(delay) => {
+                        tracing::warn!(error = %e, table = %self.config.table, attempt = backoff.attempts(), "Opening the SQL sink failed; retrying.");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
         }
-        tracing::info!(
-            table = %self.config.table,
-            columns = plan.targets.len(),
-            rows_per_statement = plan.insert_rows,
-            "SQL sink ready."
-        );
-        self.plan = Some(plan);
-        self.db = Some(db);
-        Ok(())
     }
 
     /// The database (never its credentials) and the table; `None` for in-memory SQLite.

@@ -508,10 +508,15 @@ pub(crate) fn build_sink(
             }
             Ok(common)
         });
-    let sink = entry.build(table, ctx).map_err(|i| ConfigIssue {
-        path: i.path.under(path),
-        message: i.message,
-    });
+    // The sink is built knowing the retry policy it will run under (a bad `retry` table is
+    // reported above; the connector is still checked, under the default policy).
+    let retried = common.as_ref().map(|c| ctx.with_retry(c.retry.clone()));
+    let sink = entry
+        .build(table, retried.as_ref().unwrap_or(ctx))
+        .map_err(|i| ConfigIssue {
+            path: i.path.under(path),
+            message: i.message,
+        });
     match (common, sink) {
         (Ok(common), Ok(sink)) => Ok(SinkPlan {
             name: common.name.clone().unwrap_or_default(),

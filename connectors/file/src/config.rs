@@ -130,7 +130,7 @@ pub struct DatagenConfig {
     /// Number of distinct devices.
     #[serde(default = "default_devices")]
     pub devices: u32,
-    /// Records per batch.
+    /// Records per batch; a batch also ends at 1 MiB of values.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
     /// Event time of record 0 (RFC 3339, UTC).

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 use crate::config::DatagenConfig;
 use crate::timefmt::{parse_rfc3339_utc, rfc3339_millis};
 
+/// The most value bytes in one generated batch (the file source reads 1 MiB at a time too).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
 /// Registers the datagen source.
 pub struct DatagenConnector;
 
@@ -160,8 +163,16 @@ impl Source for Datagen {
             tokio::time::sleep_until(due).await;
         }
         let stop = end.min(self.next.saturating_add(size));
-        let records = (self.next..stop).map(|seq| self.record(seq)).collect();
-        self.next = stop;
+        // A batch also ends at MAX_BATCH_BYTES of values: memory is bounded by bytes, whatever
+        // `batch_size` says (a batch of a million readings would hold ~220 MB at once).
+        let mut records = Vec::with_capacity((stop - self.next).min(4096) as usize);
+        let mut bytes = 0;
+        while self.next < stop && bytes < MAX_BATCH_BYTES {
+            let record = self.record(self.next);
+            bytes += record.value.len();
+            records.push(record);
+            self.next += 1;
+        }
         Ok(Some(Batch::new(records)))
     }
 
@@ -203,5 +214,26 @@ mod tests {
         b.open(Some(cp)).await.unwrap();
         let first = b.next_batch().await.unwrap().unwrap();
         assert_eq!(first.records[0], all[1234]);
+    }
+
+    #[tokio::test]
+    async fn a_huge_batch_size_still_ends_batches_at_a_mebibyte() {
+        let cfg: DatagenConfig = toml::from_str("count = 50000\nbatch_size = 1000000").unwrap();
+        let ctx = BuildContext::new("t", ".", ".", Guarantee::AtLeastOnce);
+        let mut src = DatagenConnector::build(cfg, &ctx).unwrap();
+        src.open(None).await.unwrap();
+        let (mut batches, mut records, mut next) = (0, 0, 0);
+        while let Some(b) = src.next_batch().await.unwrap() {
+            let bytes: usize = b.records.iter().map(|r| r.value.len()).sum();
+            assert!(bytes < MAX_BATCH_BYTES + 512, "{bytes} bytes in one batch");
+            for r in &b.records {
+                assert_eq!(r.position.offset, sluice_core::Offset::Int(next));
+                next += 1;
+            }
+            records += b.records.len();
+            batches += 1;
+        }
+        assert_eq!(records, 50000, "nothing skipped at batch ends");
+        assert!(batches >= 10, "{batches} batches");
     }
 }

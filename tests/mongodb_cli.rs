@@ -99,7 +99,7 @@ async fn change_stream_positions_are_resume_tokens_shown_resumed_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let input = unique("cli_in");
     let out = dir.path().join("out.jsonl");
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
     // The stream starts a little before now: the collection is new, so nothing older is in it.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use worker_support::{Body, Worker, assert_no_gaps, datagen_job, eventually, routed_job, seqs};
+use worker_support::{
+    Body, Worker, assert_no_gaps, datagen_job, eventually, plugins_dist, routed_job, seqs,
+};
 
 fn lines_with_seq(path: &std::path::Path, seq: u64) -> usize {
     seqs(path).into_iter().filter(|s| *s == seq).count()
@@ -18,7 +20,13 @@ fn lines_with_seq(path: &std::path::Path, seq: u64) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_are_per_sink_when_a_sink_is_routed() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let plugins = plugins_dist();
+    let w = Worker::start_with_data(
+        &dir.path().join("state"),
+        dir.path(),
+        &["--plugins-dir", &plugins],
+    )
+    .await;
     let (code, job) = w
         .call(
             Method::POST,
@@ -63,7 +71,7 @@ async fn counts_are_per_sink_when_a_sink_is_routed() {
 async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("life.jsonl");
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
 
     let root = w.get("/").await;
     assert_eq!(root["name"], "sluice");
@@ -237,7 +245,13 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_configs_get_per_field_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let plugins = plugins_dist();
+    let w = Worker::start_with_data(
+        &dir.path().join("state"),
+        dir.path(),
+        &["--plugins-dir", &plugins],
+    )
+    .await;
 
     let (code, err) = w
         .call(
@@ -267,7 +281,7 @@ async fn bad_configs_get_per_field_errors() {
 
     // The worker assembles a job exactly as `sluice run` does: a plugin that rejects its
     // `with` table is a 400 at that key's line, not a job that fails forever.
-    let plugin = format!("{}/plugins/dist/add-field.wasm", env!("CARGO_MANIFEST_DIR"));
+    let plugin = format!("{}/add-field.wasm", plugins_dist());
     let rejected = format!(
         "api_version = 1\nname = \"plug\"\n[source]\ntype = \"datagen\"\n[[transforms]]\nplugin = \"{plugin}\"\nwith = {{ rename = {{ a = 5 }} }}\n[[sinks]]\ntype = \"stdout\"\nwhen = {{ header = \"route\" }}\n"
     );
@@ -563,7 +577,7 @@ async fn sigterm_drains_and_commits_every_job() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
-    let mut w = Worker::start(&state, &[]).await;
+    let mut w = Worker::start_with_data(&state, dir.path(), &[]).await;
     for (name, out) in [("a", &a), ("b", &b)] {
         let (code, body) = w
             .call(
@@ -583,7 +597,7 @@ async fn sigterm_drains_and_commits_every_job() {
 
     // Everything written was committed: after a restart no record is written twice.
     let before = (seqs(&a).len(), seqs(&b).len());
-    let w = Worker::start(&state, &[]).await;
+    let w = Worker::start_with_data(&state, dir.path(), &[]).await;
     eventually(
         "both jobs writing again",
         Duration::from_secs(20),

@@ -181,6 +181,10 @@ pub async fn put_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // A jobs-dir job is changed through its file, whatever the body says.
+    if let Some(e) = app.sup.get(&name).as_deref().and_then(file_managed) {
+        return Err(e);
+    }
     let def = parse_def(&app, &headers, &body, Some(&name)).await?;
     let create_it = || {
         create(

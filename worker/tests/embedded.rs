@@ -22,6 +22,8 @@ async fn an_embedded_worker_runs_jobs_and_stops_on_its_token() {
         token_file: None,
         allow_unauthenticated: false,
         allow_interpolation: None,
+        data_dir: vec![dir.path().to_path_buf()],
+        plugins_dir: vec![dir.path().to_path_buf()],
         tls_cert: None,
         tls_key: None,
     };

@@ -260,7 +260,7 @@ async fn bad_configs_get_per_field_errors() {
             Some(Body::Toml("api_version = 1\nname = \n".into())),
         )
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     assert_eq!(err["error"], "invalid_config");
     assert_eq!(err["errors"][0]["path"], "(syntax)");
     assert_eq!(err["errors"][0]["line"], 2);
@@ -269,7 +269,7 @@ async fn bad_configs_get_per_field_errors() {
     let (code, err) = w
         .call(Method::POST, "/jobs", Some(Body::Toml(bad.into())))
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     let errors = err["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{err}");
     assert_eq!(errors[0]["path"], "source.rte", "{err}");
@@ -280,7 +280,7 @@ async fn bad_configs_get_per_field_errors() {
     assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");
 
     // The worker assembles a job exactly as `sluice run` does: a plugin that rejects its
-    // `with` table is a 400 at that key's line, not a job that fails forever.
+    // `with` table is a 422 at that key's line, not a job that fails forever.
     let plugin = format!("{}/add-field.wasm", plugins_dist());
     let rejected = format!(
         "api_version = 1\nname = \"plug\"\n[source]\ntype = \"datagen\"\n[[transforms]]\nplugin = \"{plugin}\"\nwith = {{ rename = {{ a = 5 }} }}\n[[sinks]]\ntype = \"stdout\"\nwhen = {{ header = \"route\" }}\n"
@@ -288,7 +288,7 @@ async fn bad_configs_get_per_field_errors() {
     let (code, err) = w
         .call(Method::POST, "/jobs", Some(Body::Toml(rejected)))
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     assert_eq!(
         err["errors"][0]["path"], "transforms[0].with.rename.a",
         "{err}"
@@ -318,7 +318,7 @@ async fn bad_configs_get_per_field_errors() {
             )),
         )
         .await;
-    assert_eq!(code, 400);
+    assert_eq!(code, 422);
     assert_eq!(err["errors"][0]["path"], "source.rate");
 
     // The URL and the config must agree on the name.
@@ -329,7 +329,7 @@ async fn bad_configs_get_per_field_errors() {
             Some(Body::Toml(datagen_job("mismatch", &out, 10))),
         )
         .await;
-    assert_eq!(code, 400);
+    assert_eq!(code, 422);
     assert_eq!(err["errors"][0]["path"], "name");
 
     // Connector types and their schemas; validation of one connector config.
@@ -414,6 +414,20 @@ async fn bad_configs_get_per_field_errors() {
         )
         .await;
     assert_eq!(code, 400, "{err}");
+    assert_eq!(err["error"], "bad_request");
+    // 400 stays for requests that are not a job config at all; 422 is for configs.
+    let r = w
+        .request(Method::POST, "/jobs")
+        .header("content-type", "application/toml")
+        .body(vec![0xff, 0xfe, b'a'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a body that is not UTF-8");
+    let (code, err) = w
+        .call(Method::POST, "/jobs", Some(Body::Json(json!([1, 2]))))
+        .await;
+    assert_eq!(code, 400, "a JSON body that is not an object: {err}");
     assert_eq!(err["error"], "bad_request");
 
     let openapi = w.get("/openapi.json").await;
@@ -657,7 +671,7 @@ async fn hostile_requests_are_refused_by_default() {
                 Some(Body::Toml(job("peek", &format!("\"{reference}\"")))),
             )
             .await;
-        assert_eq!(code, 400, "{err}");
+        assert_eq!(code, 422, "{err}");
         let message = err["errors"][0]["message"].as_str().unwrap();
         assert!(
             message.starts_with(&format!("{shown}: this worker does not let")),
@@ -674,7 +688,7 @@ async fn hostile_requests_are_refused_by_default() {
             Some(Body::Toml(job("echo", &format!("\"{reference}\"")))),
         )
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     let shown = err.to_string();
     assert!(!shown.contains("s3cr3t"), "the secret is echoed: {shown}");
     assert!(shown.contains(&reference.replace('\\', "\\\\")), "{shown}");
@@ -719,7 +733,7 @@ async fn hostile_requests_are_refused_by_default() {
         let (code, err) = w
             .call(Method::POST, "/jobs", Some(Body::Toml(job(name, "3"))))
             .await;
-        assert_eq!(code, 400, "{name}: {err}");
+        assert_eq!(code, 422, "{name}: {err}");
         assert_eq!(err["errors"][0]["path"], "name");
     }
     assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");

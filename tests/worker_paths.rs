@@ -13,7 +13,7 @@ use serde_json::Value;
 use worker_support::{Body, Worker, plugins_dist, seqs};
 
 /// The status of a refused job config.
-const INVALID: u16 = 400;
+const INVALID: u16 = 422;
 
 fn job(name: &str, sink: &str) -> String {
     format!(

@@ -107,6 +107,9 @@ pub struct LoadedJob {
     pub pipeline: PipelineConfig,
     /// The interpolated job as TOML (for display; secrets included, do not log).
     pub raw: toml::Table,
+    /// The job's text as written, before interpolation: where errors found after loading
+    /// ([`LoadedJob::check`]) are located.
+    pub text: String,
     /// The values `${...}` references expanded to: [`Expanded::redact`] keeps them out of
     /// messages.
     pub expanded: Expanded,
@@ -378,6 +381,7 @@ pub(crate) fn load_job_with(
         dead_letter,
         pipeline: raw.pipeline,
         raw: table,
+        text: text.to_string(),
         expanded,
     })
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sluice_core::error::with_causes;
 use sluice_core::metrics::JobMetrics;
 use sluice_core::offset_store::OffsetStore;
-use sluice_core::{Checkpoint, ErrorKind, Fault, Offset, Pipeline};
+use sluice_core::{Checkpoint, Fault, Offset, Pipeline};
 use tokio_util::sync::CancellationToken;
 
 use crate::{exit, progress, registry, summary};
@@ -24,13 +24,14 @@ pub async fn validate(path: &Path) -> ExitCode {
             return exit::code(&e);
         }
     };
-    let (refused, not_asked) = check_sinks(&mut pipeline).await;
-    if !refused.is_empty() {
-        for r in &refused {
-            eprintln!("{r}");
+    // The same check the worker runs on a job submitted to it.
+    let unchecked = match pipeline.job_mut().check().await {
+        Ok(unchecked) => unchecked,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::code(&e);
         }
-        return ExitCode::from(exit::CONFIG);
-    }
+    };
     let job = pipeline.job();
     println!(
         "{}: job {:?} is valid: {} → {} transform(s) → {} sink(s) [{}], {} guarantee",
@@ -47,21 +48,11 @@ pub async fn validate(path: &Path) -> ExitCode {
         job.delivery.guarantee
     );
     // What could only be checked by connecting: said, not silently assumed.
-    let mut unchecked: Vec<String> = job
-        .source
-        .unchecked()
+    let unchecked: Vec<String> = unchecked
+        .needs_running
         .into_iter()
-        .map(|u| format!("source ({}): {u}", job.source_type))
+        .chain(unchecked.not_asked)
         .collect();
-    for plan in job.sinks.iter().chain(job.dead_letter.as_ref()) {
-        unchecked.extend(
-            plan.sink
-                .unchecked()
-                .into_iter()
-                .map(|u| format!("sink {:?} ({}): {u}", plan.name, plan.type_name)),
-        );
-    }
-    unchecked.extend(not_asked);
     if !unchecked.is_empty() {
         println!("Not checked (it needs the services; `sluice run` finds out):");
         for u in unchecked {
@@ -69,41 +60,6 @@ pub async fn validate(path: &Path) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-/// Ask each sink (`Sink::check`): the refusals as `file: field: message` lines, and the sinks
-/// whose service could not be asked, with why.
-async fn check_sinks(pipeline: &mut Pipeline) -> (Vec<String>, Vec<String>) {
-    let job = pipeline.job_mut();
-    let (mut refused, mut not_asked) = (Vec::new(), Vec::new());
-    for (i, plan) in job.sinks.iter_mut().enumerate() {
-        let ctx = sluice_core::SinkContext {
-            job: job.name.clone(),
-            sink: plan.name.clone(),
-            guarantee: job.delivery.guarantee,
-        };
-        let Err(e) = plan.sink.check(&ctx).await else {
-            continue;
-        };
-        let sink = format!("sinks[{i}] ({:?}, type {:?})", plan.name, plan.type_name);
-        if e.kind != ErrorKind::Config {
-            not_asked.push(format!(
-                "sink {:?} ({}): could not be asked: {}",
-                plan.name,
-                plan.type_name,
-                with_causes(&e)
-            ));
-            continue;
-        }
-        // `guarantee` is the job's, not the sink's: the delivery section names it.
-        let field = match e.field.as_deref() {
-            Some("guarantee") => "delivery.guarantee".to_string(),
-            Some(f) => format!("sinks[{i}].{f}"),
-            None => format!("sinks[{i}]"),
-        };
-        refused.push(format!("{}: {field}: {sink}: {}", job.file, e.message));
-    }
-    (refused, not_asked)
 }
 
 /// Assemble a job off the async threads (plugins compile).

@@ -227,7 +227,7 @@ async fn worker_offsets_show_patch_and_delete_kinesis_shard_positions() {
     let (stream, shards) = fed_stream("worker-reset").await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.jsonl");
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
     let (code, body) = w
         .call(
             Method::POST,

@@ -99,7 +99,7 @@ async fn change_stream_positions_are_resume_tokens_shown_resumed_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let input = unique("cli_in");
     let out = dir.path().join("out.jsonl");
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
     // The stream starts a little before now: the collection is new, so nothing older is in it.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -196,14 +196,11 @@ batch = {{ max_records = 5, max_wait = "20ms" }}
     assert_eq!(counts.values().sum::<u32>(), 30, "{counts:?}");
 }
 
-/// `sluice validate` on a job into MongoDB with `guarantee`, to `url`.
-fn validate(dir: &Path, guarantee: &str, url: &str) -> std::process::Output {
-    let job = write_job(
-        dir,
-        &format!("{guarantee}.toml"),
-        &format!(
-            r#"api_version = 1
-name = "check"
+/// A job `name` into MongoDB with `guarantee`, to `url`, that writes nothing when checked.
+fn check_job(name: &str, guarantee: &str, url: &str) -> String {
+    format!(
+        r#"api_version = 1
+name = "{name}"
 [delivery]
 guarantee = "{guarantee}"
 [source]
@@ -216,9 +213,67 @@ database = "{DB}"
 collection = "never_written"
 timeout = "2s"
 "#
-        ),
+    )
+}
+
+/// `sluice validate` on a job into MongoDB with `guarantee`, to `url`.
+fn validate(dir: &Path, guarantee: &str, url: &str) -> std::process::Output {
+    let job = write_job(
+        dir,
+        &format!("{guarantee}.toml"),
+        &check_job("check", guarantee, url),
     );
     run(&["validate", job.to_str().unwrap()])
+}
+
+/// The worker checks a submitted job as `sluice validate` does: the sink's refusal is a 422
+/// at the field and line; a server that cannot be asked leaves the job accepted (201) with
+/// `not_checked` saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_checks_a_submitted_job_like_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let standalone = env_url("SLUICE_TEST_MONGODB_STANDALONE_URL");
+    let (code, err) = w
+        .call(
+            Method::POST,
+            "/jobs",
+            Some(Body::Toml(check_job("alone", "exactly-once", &standalone))),
+        )
+        .await;
+    assert_eq!(code, 422, "{err}");
+    assert_eq!(err["error"], "invalid_config", "{err}");
+    assert_eq!(err["errors"][0]["path"], "delivery.guarantee", "{err}");
+    assert_eq!(err["errors"][0]["line"], 4, "{err}");
+    let message = err["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("standalone server"), "{message}");
+    assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");
+
+    let (code, body) = w
+        .call(
+            Method::PUT,
+            "/jobs/unreachable/config",
+            Some(Body::Toml(check_job(
+                "unreachable",
+                "exactly-once",
+                "mongodb://127.0.0.1:9",
+            ))),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let why = body["not_checked"].as_str().unwrap_or_default();
+    assert!(why.contains("could not be asked"), "{body}");
+
+    let set = env_url("SLUICE_TEST_MONGODB_URL");
+    let (code, body) = w
+        .call(
+            Method::POST,
+            "/jobs?initial_state=stopped",
+            Some(Body::Toml(check_job("replica", "exactly-once", &set))),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert!(body.get("not_checked").is_none(), "{body}");
 }
 
 #[test]

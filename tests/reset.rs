@@ -146,7 +146,7 @@ async fn wait_lines(w: &Worker, path: &Path, n: usize) {
 async fn worker_offsets_delete_and_job_delete_reset_sink_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("eos.jsonl");
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
     let (code, body) = w
         .call(
             Method::POST,

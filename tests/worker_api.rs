@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use worker_support::{Body, Worker, assert_no_gaps, datagen_job, eventually, routed_job, seqs};
+use worker_support::{
+    Body, Worker, assert_no_gaps, datagen_job, eventually, plugins_dist, routed_job, seqs,
+};
 
 fn lines_with_seq(path: &std::path::Path, seq: u64) -> usize {
     seqs(path).into_iter().filter(|s| *s == seq).count()
@@ -18,7 +20,13 @@ fn lines_with_seq(path: &std::path::Path, seq: u64) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_are_per_sink_when_a_sink_is_routed() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let plugins = plugins_dist();
+    let w = Worker::start_with_data(
+        &dir.path().join("state"),
+        dir.path(),
+        &["--plugins-dir", &plugins],
+    )
+    .await;
     let (code, job) = w
         .call(
             Method::POST,
@@ -63,7 +71,7 @@ async fn counts_are_per_sink_when_a_sink_is_routed() {
 async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("life.jsonl");
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
 
     let root = w.get("/").await;
     assert_eq!(root["name"], "sluice");
@@ -237,7 +245,13 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_configs_get_per_field_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let plugins = plugins_dist();
+    let w = Worker::start_with_data(
+        &dir.path().join("state"),
+        dir.path(),
+        &["--plugins-dir", &plugins],
+    )
+    .await;
 
     let (code, err) = w
         .call(
@@ -246,7 +260,7 @@ async fn bad_configs_get_per_field_errors() {
             Some(Body::Toml("api_version = 1\nname = \n".into())),
         )
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     assert_eq!(err["error"], "invalid_config");
     assert_eq!(err["errors"][0]["path"], "(syntax)");
     assert_eq!(err["errors"][0]["line"], 2);
@@ -255,7 +269,7 @@ async fn bad_configs_get_per_field_errors() {
     let (code, err) = w
         .call(Method::POST, "/jobs", Some(Body::Toml(bad.into())))
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     let errors = err["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{err}");
     assert_eq!(errors[0]["path"], "source.rte", "{err}");
@@ -266,15 +280,15 @@ async fn bad_configs_get_per_field_errors() {
     assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");
 
     // The worker assembles a job exactly as `sluice run` does: a plugin that rejects its
-    // `with` table is a 400 at that key's line, not a job that fails forever.
-    let plugin = format!("{}/plugins/dist/add-field.wasm", env!("CARGO_MANIFEST_DIR"));
+    // `with` table is a 422 at that key's line, not a job that fails forever.
+    let plugin = format!("{}/add-field.wasm", plugins_dist());
     let rejected = format!(
         "api_version = 1\nname = \"plug\"\n[source]\ntype = \"datagen\"\n[[transforms]]\nplugin = \"{plugin}\"\nwith = {{ rename = {{ a = 5 }} }}\n[[sinks]]\ntype = \"stdout\"\nwhen = {{ header = \"route\" }}\n"
     );
     let (code, err) = w
         .call(Method::POST, "/jobs", Some(Body::Toml(rejected)))
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     assert_eq!(
         err["errors"][0]["path"], "transforms[0].with.rename.a",
         "{err}"
@@ -304,7 +318,7 @@ async fn bad_configs_get_per_field_errors() {
             )),
         )
         .await;
-    assert_eq!(code, 400);
+    assert_eq!(code, 422);
     assert_eq!(err["errors"][0]["path"], "source.rate");
 
     // The URL and the config must agree on the name.
@@ -315,7 +329,7 @@ async fn bad_configs_get_per_field_errors() {
             Some(Body::Toml(datagen_job("mismatch", &out, 10))),
         )
         .await;
-    assert_eq!(code, 400);
+    assert_eq!(code, 422);
     assert_eq!(err["errors"][0]["path"], "name");
 
     // Connector types and their schemas; validation of one connector config.
@@ -400,6 +414,20 @@ async fn bad_configs_get_per_field_errors() {
         )
         .await;
     assert_eq!(code, 400, "{err}");
+    assert_eq!(err["error"], "bad_request");
+    // 400 stays for requests that are not a job config at all; 422 is for configs.
+    let r = w
+        .request(Method::POST, "/jobs")
+        .header("content-type", "application/toml")
+        .body(vec![0xff, 0xfe, b'a'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a body that is not UTF-8");
+    let (code, err) = w
+        .call(Method::POST, "/jobs", Some(Body::Json(json!([1, 2]))))
+        .await;
+    assert_eq!(code, 400, "a JSON body that is not an object: {err}");
     assert_eq!(err["error"], "bad_request");
 
     let openapi = w.get("/openapi.json").await;
@@ -563,7 +591,7 @@ async fn sigterm_drains_and_commits_every_job() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
-    let mut w = Worker::start(&state, &[]).await;
+    let mut w = Worker::start_with_data(&state, dir.path(), &[]).await;
     for (name, out) in [("a", &a), ("b", &b)] {
         let (code, body) = w
             .call(
@@ -583,7 +611,7 @@ async fn sigterm_drains_and_commits_every_job() {
 
     // Everything written was committed: after a restart no record is written twice.
     let before = (seqs(&a).len(), seqs(&b).len());
-    let w = Worker::start(&state, &[]).await;
+    let w = Worker::start_with_data(&state, dir.path(), &[]).await;
     eventually(
         "both jobs writing again",
         Duration::from_secs(20),
@@ -643,7 +671,7 @@ async fn hostile_requests_are_refused_by_default() {
                 Some(Body::Toml(job("peek", &format!("\"{reference}\"")))),
             )
             .await;
-        assert_eq!(code, 400, "{err}");
+        assert_eq!(code, 422, "{err}");
         let message = err["errors"][0]["message"].as_str().unwrap();
         assert!(
             message.starts_with(&format!("{shown}: this worker does not let")),
@@ -660,7 +688,7 @@ async fn hostile_requests_are_refused_by_default() {
             Some(Body::Toml(job("echo", &format!("\"{reference}\"")))),
         )
         .await;
-    assert_eq!(code, 400, "{err}");
+    assert_eq!(code, 422, "{err}");
     let shown = err.to_string();
     assert!(!shown.contains("s3cr3t"), "the secret is echoed: {shown}");
     assert!(shown.contains(&reference.replace('\\', "\\\\")), "{shown}");
@@ -705,7 +733,7 @@ async fn hostile_requests_are_refused_by_default() {
         let (code, err) = w
             .call(Method::POST, "/jobs", Some(Body::Toml(job(name, "3"))))
             .await;
-        assert_eq!(code, 400, "{name}: {err}");
+        assert_eq!(code, 422, "{name}: {err}");
         assert_eq!(err["errors"][0]["path"], "name");
     }
     assert_eq!(w.get("/jobs").await, json!([]), "nothing was created");

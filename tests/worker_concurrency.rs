@@ -121,7 +121,7 @@ async fn racing_requests_on_one_name_leave_api_store_and_runs_in_agreement() {
     let dir = tempfile::tempdir().unwrap();
     let state_dir = dir.path().join("state");
     let out = dir.path().join("race.jsonl");
-    let mut worker = Arc::new(Worker::start(&state_dir, &[]).await);
+    let mut worker = Arc::new(Worker::start_with_data(&state_dir, dir.path(), &[]).await);
     for round in 0..ROUNDS {
         let mut clients = Vec::new();
         for client in 0..CLIENTS {
@@ -150,7 +150,7 @@ async fn racing_requests_on_one_name_leave_api_store_and_runs_in_agreement() {
         // What the operator last asked for survives a restart of the worker.
         let mut owned = Arc::try_unwrap(worker).unwrap_or_else(|_| panic!("clients finished"));
         owned.terminate();
-        worker = Arc::new(Worker::start(&state_dir, &[]).await);
+        worker = Arc::new(Worker::start_with_data(&state_dir, dir.path(), &[]).await);
         let after = eventually(
             "the stored jobs to be back",
             Duration::from_secs(30),

@@ -16,7 +16,7 @@ async fn jobs_resume_in_their_states_without_loss_after_kill_9() {
     let held = dir.path().join("held.jsonl");
     let parked = dir.path().join("parked.jsonl");
 
-    let mut w = Worker::start(&state, &[]).await;
+    let mut w = Worker::start_with_data(&state, dir.path(), &[]).await;
     for (name, out, initial) in [
         ("steady", &steady, "running"),
         ("held", &held, "running"),
@@ -53,7 +53,7 @@ async fn jobs_resume_in_their_states_without_loss_after_kill_9() {
     w.kill9();
     let max_before = seqs(&steady).into_iter().max().unwrap();
 
-    let w = Worker::start(&state, &[]).await;
+    let w = Worker::start_with_data(&state, dir.path(), &[]).await;
     w.wait_state("steady", "running").await;
     assert_eq!(w.status("held").await["state"], "paused");
     assert_eq!(w.status("parked").await["state"], "stopped");
@@ -107,7 +107,7 @@ async fn a_job_that_cannot_succeed_stays_failed_with_its_error_and_does_not_dist
     // The sink's path is a directory: opening it fails every time, and no retry can help.
     let not_a_file = dir.path().join("a-directory");
     std::fs::create_dir_all(&not_a_file).unwrap();
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
 
     let (code, body) = w
         .call(
@@ -190,7 +190,7 @@ async fn a_job_that_cannot_succeed_stays_failed_with_its_error_and_does_not_dist
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_whose_database_is_down_is_retried_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
     // Nothing listens on port 1: every connection is refused.
     let job = r#"api_version = 1
 name = "db-down"

@@ -57,7 +57,13 @@ fn dump_dom(bin: &str, url: &str) -> String {
 async fn status_page_lists_jobs_with_state_in_a_browser() {
     let bin = chromium();
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&dir.path().join("state"), &[]).await;
+    let plugins = worker_support::plugins_dist();
+    let w = Worker::start_with_data(
+        &dir.path().join("state"),
+        dir.path(),
+        &["--plugins-dir", &plugins],
+    )
+    .await;
     let (code, _) = w
         .call(
             Method::POST,

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 
 use crate::error::ConnectorError;
 use crate::job::{Guarantee, RetryConfig};
+use crate::local::Confinement;
 use crate::record::{Batch, Checkpoint, Record};
 
 /// What a connector knows about the job it is built for.
@@ -34,6 +35,8 @@ pub struct BuildContext {
     pub retry: RetryConfig,
     /// Private so that every construction goes through `new` (and gets a fresh map).
     resources: Resources,
+    /// Where a job from an untrusted party may reach; `None` for the operator's own jobs.
+    confinement: Option<Arc<Confinement>>,
 }
 
 impl BuildContext {
@@ -51,6 +54,62 @@ impl BuildContext {
             guarantee,
             retry: RetryConfig::default(),
             resources: Resources::default(),
+            confinement: None,
+        }
+    }
+
+    /// The same context for a job from an untrusted party: [`BuildContext::local_file`] and
+    /// [`BuildContext::allow_code`] refuse what `confinement` does not allow.
+    pub fn confined(mut self, confinement: Option<Arc<Confinement>>) -> Self {
+        self.confinement = confinement;
+        self
+    }
+
+    /// The same context without confinement, for what the runtime itself puts in place (the
+    /// default dead-letter file in the job's state directory).
+    pub fn trusted(&self) -> Self {
+        Self {
+            confinement: None,
+            ..self.clone()
+        }
+    }
+
+    /// The confinement of this job, `None` for the operator's own jobs.
+    pub fn confinement(&self) -> Option<&Confinement> {
+        self.confinement.as_deref()
+    }
+
+    /// Resolve a local path a config names at `field` (a file to read or write, a certificate,
+    /// a directory) against the job file's directory. For a confined job, a `Config` error at
+    /// `field` when the path (`..` and symlinks resolved) is outside the worker's `--data-dir`:
+    /// connectors call this before they open, read or even look at the path.
+    pub fn local_file(
+        &self,
+        field: &str,
+        path: &std::path::Path,
+    ) -> Result<PathBuf, ConnectorError> {
+        let resolved = self.resolve(path);
+        self.allow_file(field, &resolved)?;
+        Ok(resolved)
+    }
+
+    /// [`BuildContext::local_file`] for a path the connector resolved itself (a database file
+    /// or a certificate named inside a URL), as it will open it.
+    pub fn allow_file(&self, field: &str, path: &std::path::Path) -> Result<(), ConnectorError> {
+        match &self.confinement {
+            Some(c) => c
+                .check_file(path)
+                .map_err(|why| ConnectorError::config(why).at(field)),
+            None => Ok(()),
+        }
+    }
+
+    /// For a confined job, a `Config` error at `field` for a setting that loads native code or
+    /// runs a command (`what` says which, in words); nothing for the operator's own jobs.
+    pub fn allow_code(&self, field: &str, what: &str) -> Result<(), ConnectorError> {
+        match &self.confinement {
+            Some(c) => Err(ConnectorError::config(c.refuse_code(what)).at(field)),
+            None => Ok(()),
         }
     }
 

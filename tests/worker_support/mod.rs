@@ -32,6 +32,17 @@ impl Worker {
         Self::start_with_token(state_dir, extra, None).await
     }
 
+    /// Like [`Worker::start`], letting jobs submitted through the API name files under
+    /// `data_dir` (`--data-dir`).
+    pub async fn start_with_data(state_dir: &Path, data_dir: &Path, extra: &[&str]) -> Worker {
+        let data = data_dir.to_str().expect("a UTF-8 data dir");
+        let args: Vec<&str> = ["--data-dir", data]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        Self::start(state_dir, &args).await
+    }
+
     /// Like [`Worker::start`]; requests carry `token` when given.
     pub async fn start_with_token(state_dir: &Path, extra: &[&str], token: Option<&str>) -> Worker {
         let port = free_port();
@@ -260,6 +271,12 @@ batch = {{ max_records = 50, max_wait = "100ms" }}
 
 /// A bounded datagen job (`count` records) with an `archive` of everything and an `alerts` sink
 /// routed by the header the bundled anomaly plugin sets on about 1% of the readings.
+/// The bundled plugins (`scripts/build-plugins.sh` builds them): what a worker's
+/// `--plugins-dir` names for the jobs of these tests.
+pub fn plugins_dist() -> String {
+    format!("{}/plugins/dist", env!("CARGO_MANIFEST_DIR"))
+}
+
 pub fn routed_job(name: &str, dir: &Path, count: u64) -> String {
     format!(
         r#"api_version = 1
@@ -273,7 +290,7 @@ type = "datagen"
 count = {count}
 
 [[transforms]]
-plugin = "{root}/plugins/dist/anomaly.wasm"
+plugin = "{plugins}/anomaly.wasm"
 with = {{ field = "temperature_c", max = 90.0, header = "route", header_value = "alert" }}
 
 [[sinks]]
@@ -287,7 +304,7 @@ type = "file"
 path = "{dir}/alerts.jsonl"
 when = {{ header = "route", equals = "alert" }}
 "#,
-        root = env!("CARGO_MANIFEST_DIR"),
+        plugins = plugins_dist(),
         dir = dir.display()
     )
 }

@@ -147,9 +147,13 @@ async fn validate(
             message: e.message().trim().to_string(),
         }])
     })?;
-    let scratch = app.sup.ctx.state_dir.join("validate");
+    // Confined like a job submitted through the API: the config comes from the same callers.
+    let scratch = app
+        .sup
+        .ctx
+        .api_base_dir(&app.sup.ctx.state_dir.join("validate"));
     let errors =
-        config::validate_connector(&app.sup.ctx.toolkit, kind, &type_name, table, &scratch)?;
+        config::validate_connector(&app.sup.ctx.api_toolkit, kind, &type_name, table, &scratch)?;
     Ok(Json(json!({
         "type": type_name,
         "kind": kind,

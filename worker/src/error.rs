@@ -1,5 +1,5 @@
 //! API errors: a JSON body `{ "error": ..., "message": ..., "errors": [...] }` with a status
-//! that fits (400 bad config with per-field errors, 401, 404, 409, 500).
+//! that fits (400 malformed request, 422 bad config with per-field errors, 401, 404, 409, 500).
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -51,7 +51,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    /// 400: a config with per-field errors.
+    /// 422: a well-formed request whose job config is wrong, with per-field errors.
     pub fn invalid_config(errors: Vec<FieldError>) -> Self {
         let message = match errors.len() {
             1 => format!("invalid config: {}: {}", errors[0].path, errors[0].message),
@@ -59,7 +59,7 @@ impl ApiError {
         };
         Self {
             errors,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_config", message)
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", message)
         }
     }
 

@@ -42,13 +42,32 @@ async fn lock<'j>(job: &'j JobHandle) -> Result<tokio::sync::MutexGuard<'j, ()>,
     job.lock_live().await.ok_or_else(|| gone(&job.name))
 }
 
-/// Parse and validate a submitted definition; `expected` is the name the URL gives.
+/// A submitted definition that passed the checks, and what could not be checked.
+struct Checked {
+    def: JobDef,
+    /// Why the sinks' services were not asked (unreachable): the job is accepted unchecked.
+    not_checked: Option<String>,
+}
+
+impl Checked {
+    /// The job's detail, saying what was not checked.
+    fn detail(&self, job: &JobHandle) -> Value {
+        let mut detail = view::detail(job);
+        if let (Some(why), Some(map)) = (&self.not_checked, detail.as_object_mut()) {
+            map.insert("not_checked".into(), Value::String(why.clone()));
+        }
+        detail
+    }
+}
+
+/// Parse and validate a submitted definition the way `sluice validate` does (assembled, then
+/// [`LoadedJob::check`](sluice_core::LoadedJob::check)); `expected` is the name the URL gives.
 async fn parse_def(
     app: &App,
     headers: &HeaderMap,
     body: &[u8],
     expected: Option<&str>,
-) -> Result<JobDef, ApiError> {
+) -> Result<Checked, ApiError> {
     let text = config::to_toml_text(content_type(headers), body)?;
     let name = config::job_name(&text);
     if let (Some(expected), Some(name)) = (expected, name.as_deref())
@@ -74,10 +93,15 @@ async fn parse_def(
         config: text,
         source_file: None,
     };
-    let pipeline = ctx.assemble(&scratch).await?;
-    Ok(JobDef {
-        name: pipeline.job().name.clone(),
-        ..scratch
+    let mut pipeline = ctx.assemble(&scratch).await?;
+    let unchecked = pipeline.job_mut().check().await?;
+    let not_checked = (!unchecked.not_asked.is_empty()).then(|| unchecked.not_asked.join("; "));
+    Ok(Checked {
+        def: JobDef {
+            name: pipeline.job().name.clone(),
+            ..scratch
+        },
+        not_checked,
     })
 }
 
@@ -126,9 +150,18 @@ pub async fn create(
             ApiError::bad_request("initial_state is one of running, paused, stopped")
         })?,
     };
-    let def = parse_def(&app, &headers, &body, None).await?;
-    let name = def.name.clone();
-    let job = match app.sup.create(def, desired).await {
+    let checked = parse_def(&app, &headers, &body, None).await?;
+    create_checked(&app, checked, desired).await
+}
+
+/// Create a job from a checked definition: 201 with its detail once it reached `desired`.
+async fn create_checked(
+    app: &App,
+    checked: Checked,
+    desired: Desired,
+) -> Result<Response, ApiError> {
+    let name = checked.def.name.clone();
+    let job = match app.sup.create(checked.def.clone(), desired).await {
         Ok(job) => job,
         Err(CreateError::Exists) => {
             return Err(ApiError::conflict(format!(
@@ -147,7 +180,7 @@ pub async fn create(
     };
     let seq = job.control().seq;
     app.sup.wait(&job, seq, states, WAIT).await;
-    let mut response = Json(view::detail(&job)).into_response();
+    let mut response = Json(checked.detail(&job)).into_response();
     *response.status_mut() = StatusCode::CREATED;
     if let Ok(location) = format!("/jobs/{name}").parse() {
         response.headers_mut().insert(header::LOCATION, location);
@@ -181,35 +214,29 @@ pub async fn put_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let def = parse_def(&app, &headers, &body, Some(&name)).await?;
-    let create_it = || {
-        create(
-            State(app.clone()),
-            Ok(Query(CreateQuery {
-                initial_state: None,
-            })),
-            headers.clone(),
-            body.clone(),
-        )
-    };
+    // A jobs-dir job is changed through its file, whatever the body says.
+    if let Some(e) = app.sup.get(&name).as_deref().and_then(file_managed) {
+        return Err(e);
+    }
+    let checked = parse_def(&app, &headers, &body, Some(&name)).await?;
     let Some(job) = app.sup.get(&name) else {
-        return create_it().await;
+        return create_checked(&app, checked, Desired::Running).await;
     };
     if let Some(e) = file_managed(&job) {
         return Err(e);
     }
     let Some(_op) = job.lock_live().await else {
         // A DELETE got there first: this PUT creates the job afresh.
-        return create_it().await;
+        return create_checked(&app, checked, Desired::Running).await;
     };
-    if job.control().def.config == def.config {
-        return Ok(Json(view::detail(&job)).into_response());
+    if job.control().def.config == checked.def.config {
+        return Ok(Json(checked.detail(&job)).into_response());
     }
-    let seq = app.sup.update_config(&job, def).await?;
+    let seq = app.sup.update_config(&job, checked.def.clone()).await?;
     if job.control().desired == Desired::Running {
         app.sup.wait(&job, seq, &STARTED, WAIT).await;
     }
-    Ok(Json(view::detail(&job)).into_response())
+    Ok(Json(checked.detail(&job)).into_response())
 }
 
 /// `DELETE /jobs/{name}`: stop gracefully, forget the job and its positions.

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use sluice_core::job::Interpolation;
+use sluice_core::local::Confinement;
 use tokio_util::sync::CancellationToken;
 
 use supervisor::{Ctx, Supervisor};
@@ -63,6 +64,22 @@ pub struct WorkerArgs {
     /// anything.
     #[arg(long, env = "SLUICE_WORKER_ALLOW_INTERPOLATION", value_parser = parse_interpolation)]
     pub allow_interpolation: Option<Interpolation>,
+    /// A directory whose files jobs submitted through the API may read and write: file
+    /// source and sink paths, SQLite databases, dead-letter files, certificates, sockets —
+    /// every local path a connector opens, compared after `..` and symlinks are resolved.
+    /// Repeat for more; relative paths in API jobs resolve against the first. Without it, API
+    /// jobs may name no local file at all. The worker's --state-dir stays off limits; job files
+    /// in --jobs-dir (the operator's) are not confined.
+    #[arg(long = "data-dir", value_name = "DIR", env = "SLUICE_WORKER_DATA_DIR")]
+    pub data_dir: Vec<PathBuf>,
+    /// A directory of WebAssembly plugins (`transforms[].plugin`) jobs submitted through the
+    /// API may load. Repeat for more. Without it, API jobs may use no plugin.
+    #[arg(
+        long = "plugins-dir",
+        value_name = "DIR",
+        env = "SLUICE_WORKER_PLUGINS_DIR"
+    )]
+    pub plugins_dir: Vec<PathBuf>,
     /// PEM certificate chain: serve HTTPS (with `--tls-key`) instead of plain HTTP.
     #[arg(long, env = "SLUICE_WORKER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -179,16 +196,27 @@ pub async fn serve(
     let _lock = lock_state_dir(&args.state_dir)?;
     let store = store::Store::open(&args.state_dir).await?;
     let state_dir = std::fs::canonicalize(&args.state_dir)?;
+    let confinement = Confinement::new(&args.data_dir, &args.plugins_dir)
+        .context("opening a --data-dir or --plugins-dir")?
+        .with_private(&state_dir);
+    let data_dir = args
+        .data_dir
+        .first()
+        .map(std::fs::canonicalize)
+        .transpose()?;
     let shutdown = CancellationToken::new();
     let sup = Arc::new(Supervisor::new(Ctx {
         store: store.clone(),
-        api_toolkit: toolkit.with_interpolation(
-            args.allow_interpolation
-                .clone()
-                .unwrap_or_else(Interpolation::none),
-        ),
+        api_toolkit: toolkit
+            .with_interpolation(
+                args.allow_interpolation
+                    .clone()
+                    .unwrap_or_else(Interpolation::none),
+            )
+            .with_confinement(confinement),
         toolkit,
         state_dir,
+        data_dir,
         shutdown: shutdown.clone(),
     }));
     let ready = Arc::new(AtomicBool::new(false));

@@ -33,6 +33,8 @@ pub struct Ctx {
     pub api_toolkit: Toolkit,
     /// `--state-dir`.
     pub state_dir: PathBuf,
+    /// The first `--data-dir`: where relative paths of API jobs resolve.
+    pub data_dir: Option<PathBuf>,
     /// Fired on worker shutdown: every runner drains its pipeline and exits.
     pub shutdown: CancellationToken,
 }
@@ -43,13 +45,22 @@ impl Ctx {
         self.state_dir.join("jobs").join(name)
     }
 
-    /// Where relative paths in a job's config resolve: the jobs-dir file's directory, or the
-    /// job's state directory for jobs created through the API.
+    /// Where relative paths in a job's config resolve: the jobs-dir file's directory, or for
+    /// jobs created through the API the first `--data-dir` (the job's state directory when
+    /// there is none: such jobs may name no file anyway).
     pub fn base_dir(&self, def: &JobDef) -> PathBuf {
         match def.source_file.as_deref().and_then(Path::parent) {
             Some(dir) => dir.to_path_buf(),
-            None => self.job_dir(&def.name),
+            None => self.api_base_dir(&self.job_dir(&def.name)),
         }
+    }
+
+    /// Where relative paths of API-submitted configs resolve: the first `--data-dir`, else
+    /// `fallback`.
+    pub fn api_base_dir(&self, fallback: &Path) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| fallback.to_path_buf())
     }
 
     /// The operator's job files (from `--jobs-dir`) read any reference; API jobs what is allowed.

@@ -22,6 +22,8 @@ async fn an_embedded_worker_runs_jobs_and_stops_on_its_token() {
         token_file: None,
         allow_unauthenticated: false,
         allow_interpolation: None,
+        data_dir: vec![dir.path().to_path_buf()],
+        plugins_dir: vec![dir.path().to_path_buf()],
         tls_cert: None,
         tls_key: None,
     };
@@ -90,7 +92,7 @@ async fn an_embedded_worker_runs_jobs_and_stops_on_its_token() {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status().as_u16(), 400);
+    assert_eq!(refused.status().as_u16(), 422);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["errors"][0]["path"], "transforms[0].plugin", "{body}");
 

@@ -2,7 +2,6 @@
 //! a deterministic generator of IoT sensor readings for demos, tests and benchmarks.
 #![deny(missing_docs)]
 
-mod canonical;
 pub mod config;
 pub mod datagen;
 mod error;

@@ -12,9 +12,9 @@ use sluice_core::{
     WriteReport,
 };
 
-use crate::canonical::canonical_target;
 use crate::config::FileSinkConfig;
 use crate::sink_state::{self, SinkState};
+use sluice_core::local::canonical_target;
 
 /// Registers the file sink.
 pub struct FileSinkConnector;
@@ -29,7 +29,7 @@ impl SinkConnector for FileSinkConnector {
             return Err(ConnectorError::config("rotate_bytes must be more than 0"));
         }
         Ok(Box::new(FileSink {
-            path: ctx.resolve(&config.path),
+            path: ctx.local_file("path", &config.path)?,
             config,
             open: None,
             state: None,

@@ -16,12 +16,12 @@ use sluice_core::{
     SourceConnector,
 };
 
-use crate::canonical::canonical_target;
 use crate::config::FileSourceConfig;
 use crate::fingerprint::{DiskId, Fingerprint, Identity};
 use crate::follow::{self, Change};
 use crate::lines::{LineRules, TOO_LONG_HEAD, split_lines};
 use crate::resume::{self, Observed, next_identity};
+use sluice_core::local::canonical_target;
 
 /// Registers the file source.
 pub struct FileSourceConnector;
@@ -50,7 +50,7 @@ impl SourceConnector for FileSourceConnector {
                 ConnectorError::config("max_json_depth must be at least 1").at("max_json_depth")
             );
         }
-        let path = ctx.resolve(&config.path);
+        let path = ctx.local_file("path", &config.path)?;
         // A bounded read of a file that is not there can never succeed: say so at the job
         // file's line, before anything runs. A followed file may appear later.
         if !config.follow && !path.exists() {

@@ -130,7 +130,7 @@ impl HttpSink {
             .timeout(config.timeout.0)
             .connect_timeout(config.timeout.0.min(Duration::from_secs(5)));
         if let Some(ca) = config.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
-            let path = ctx.resolve(ca);
+            let path = ctx.local_file("tls.ca_file", ca)?;
             let pem = std::fs::read(&path).map_err(|e| {
                 ConnectorError::config(format!("tls.ca_file {}: {e}", path.display()))
                     .at("tls.ca_file")

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
-use sluice_core::ConnectorError;
+use sluice_core::{BuildContext, ConnectorError};
 
 use crate::config::{SaslConfig, TlsConfig};
 
@@ -38,7 +38,89 @@ const ALWAYS_OWNED: &[(&str, &str)] = &[
     ),
 ];
 
+/// What a librdkafka property reaches on the worker's machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Local {
+    /// Its value is a path librdkafka reads or writes.
+    File,
+    /// It loads native code or runs a command (what, in words).
+    Code(&'static str),
+}
+
+/// The librdkafka properties (2.12) that reach the local machine: the ones that load native
+/// code or run a command, refused outright in jobs submitted through the worker's API, and the
+/// ones naming files, which such jobs may only point under the worker's `--data-dir`. The
+/// `ssl.ca/certificate/key.location` files are set through `tls` (see [`ALWAYS_OWNED`]) and
+/// checked the same way. The operator's own job files may use all of them.
+pub(crate) const LOCAL_PROPERTIES: &[(&str, Local)] = &[
+    (
+        "plugin.library.paths",
+        Local::Code("loads shared libraries"),
+    ),
+    (
+        "ssl.engine.location",
+        Local::Code("loads an OpenSSL engine library"),
+    ),
+    (
+        "ssl.engine.id",
+        Local::Code("selects an OpenSSL engine to load"),
+    ),
+    (
+        "ssl.providers",
+        Local::Code("loads OpenSSL provider modules"),
+    ),
+    (
+        "sasl.kerberos.kinit.cmd",
+        Local::Code("runs a shell command"),
+    ),
+    ("ssl.crl.location", Local::File),
+    ("ssl.keystore.location", Local::File),
+    ("https.ca.location", Local::File),
+    ("sasl.kerberos.keytab", Local::File),
+    ("sasl.oauthbearer.assertion.file", Local::File),
+    ("sasl.oauthbearer.assertion.private.key.file", Local::File),
+    ("sasl.oauthbearer.assertion.jwt.template.file", Local::File),
+    ("offset.store.path", Local::File),
+];
+
 impl Connection<'_> {
+    /// Refuse, for a job confined by the worker, the TLS files and `properties` that reach
+    /// outside its `--data-dir` or load code ([`LOCAL_PROPERTIES`]). Before anything opens
+    /// them.
+    pub fn allow_local(&self, ctx: &BuildContext) -> Result<(), ConnectorError> {
+        if let Some(tls) = self.tls {
+            for (field, file) in [
+                ("tls.ca_file", &tls.ca_file),
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
+                if let Some(path) = file {
+                    // librdkafka opens it as written.
+                    ctx.allow_file(field, path)?;
+                }
+            }
+        }
+        for (key, value) in self.properties {
+            let key = key.trim();
+            match LOCAL_PROPERTIES.iter().find(|(k, _)| *k == key) {
+                Some((_, Local::Code(what))) => {
+                    ctx.allow_code("properties", &format!("properties.\"{key}\" {what}"))?;
+                }
+                Some((_, Local::File)) => {
+                    for path in value
+                        .split([';', ','])
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                    {
+                        ctx.allow_file("properties", std::path::Path::new(path))?;
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
     /// A librdkafka config with the connection settings, after checking that `properties` sets
     /// nothing Sluice owns (`owned`: the connector's own list, with the reason for each).
     pub fn client_config(&self, owned: &[(&str, &str)]) -> Result<ClientConfig, ConnectorError> {

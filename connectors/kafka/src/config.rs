@@ -212,7 +212,10 @@ pub struct KafkaSourceConfig {
     #[serde(default)]
     pub sasl: Option<SaslConfig>,
     /// Extra librdkafka consumer properties, e.g. `{ "fetch.max.bytes" = "52428800" }`. The ones
-    /// Sluice owns (offsets, group, brokers, security) are refused.
+    /// Sluice owns (offsets, group, brokers, security) are refused. In jobs submitted through
+    /// the worker's API, the ones that load native code or run commands (`plugin.library.paths`,
+    /// `ssl.engine.location`, `ssl.engine.id`, `ssl.providers`, `sasl.kerberos.kinit.cmd`) are
+    /// refused and the ones naming files must point under the worker's `--data-dir`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -256,6 +259,14 @@ impl KafkaSourceConfig {
             sasl: self.sasl.as_ref(),
             properties: &self.properties,
         }
+    }
+
+    /// Refuse, for a confined job, local files and code outside what the worker allows.
+    pub(crate) fn allow_local(
+        &self,
+        ctx: &sluice_core::BuildContext,
+    ) -> Result<(), ConnectorError> {
+        self.connection().allow_local(ctx)
     }
 
     /// The consumer's connection settings (the rest is set at open).
@@ -398,7 +409,10 @@ pub struct KafkaSinkConfig {
     #[serde(default)]
     pub sasl: Option<SaslConfig>,
     /// Extra librdkafka producer properties, e.g. `{ "batch.size" = "1000000" }`. The ones
-    /// Sluice owns are refused.
+    /// Sluice owns are refused. In jobs submitted through the worker's API, the ones that load
+    /// native code or run commands (`plugin.library.paths`, `ssl.engine.location`,
+    /// `ssl.engine.id`, `ssl.providers`, `sasl.kerberos.kinit.cmd`) are refused and the ones
+    /// naming files must point under the worker's `--data-dir`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -484,6 +498,14 @@ impl KafkaSinkConfig {
             return Err(ConnectorError::config("`progress_topic` is empty"));
         }
         Ok(())
+    }
+
+    /// Refuse, for a confined job, local files and code outside what the worker allows.
+    pub(crate) fn allow_local(
+        &self,
+        ctx: &sluice_core::BuildContext,
+    ) -> Result<(), ConnectorError> {
+        self.connection().allow_local(ctx)
     }
 
     /// The connection settings alone (for the helper clients of the transactional mode).

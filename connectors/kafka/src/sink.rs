@@ -31,6 +31,7 @@ impl SinkConnector for KafkaSinkConnector {
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
         config.validate()?;
+        config.allow_local(ctx)?;
         Ok(Box::new(KafkaSink::in_job(config, ctx)))
     }
 }

@@ -48,6 +48,7 @@ impl SourceConnector for KafkaSourceConnector {
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
         config.validate()?;
+        config.allow_local(ctx)?;
         Ok(Box::new(KafkaSource::in_job(config, ctx)))
     }
 }

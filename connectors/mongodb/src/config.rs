@@ -14,6 +14,35 @@ use sluice_core::{ConnectorError, HumanDuration, ValuePath};
 #[serde(transparent)]
 pub struct Url(pub String);
 
+impl Url {
+    /// Refuse, for a job confined by the worker, the local files the connection string names
+    /// (`tlsCAFile`, `tlsCertificateKeyFile`, a Unix socket host) outside its `--data-dir`.
+    pub(crate) fn allow_local(
+        &self,
+        ctx: &sluice_core::BuildContext,
+    ) -> Result<(), ConnectorError> {
+        let (head, query) = self.0.split_once('?').unwrap_or((self.0.as_str(), ""));
+        let hosts = head
+            .split_once("://")
+            .map(|(_, rest)| rest.rsplit_once('@').map_or(rest, |(_, h)| h))
+            .map(|rest| rest.split('/').next().unwrap_or(""))
+            .unwrap_or("");
+        for host in hosts.split(',') {
+            let host = sluice_core::local::percent_decode(host);
+            if host.starts_with('/') {
+                ctx.allow_file("url", std::path::Path::new(&host))?;
+            }
+        }
+        for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+            if ["tlscafile", "tlscertificatekeyfile"].contains(&key.to_ascii_lowercase().as_str()) {
+                let path = sluice_core::local::percent_decode(value);
+                ctx.allow_file("url", std::path::Path::new(&path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&crate::client::redact(&self.0))

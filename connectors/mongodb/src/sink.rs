@@ -40,8 +40,9 @@ impl SinkConnector for MongoSinkConnector {
     const DOC: &'static str = "Documents in MongoDB via bulk writes (insert/upsert/replace/delete); exactly-once with a transaction per batch on a replica set.";
     type Config = MongoSinkConfig;
 
-    fn build(config: Self::Config, _ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+    fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
         config.validate()?;
+        config.url.allow_local(ctx)?;
         Ok(Box::new(MongoSink::new(config)))
     }
 }

@@ -44,8 +44,9 @@ impl SourceConnector for MongoSourceConnector {
     const DOC: &'static str = "Change events of a MongoDB collection, database or deployment (change streams), resumable at the exact event, with an optional initial snapshot.";
     type Config = MongoSourceConfig;
 
-    fn build(config: Self::Config, _ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+    fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
         config.validate()?;
+        config.url.allow_local(ctx)?;
         Ok(Box::new(MongoSource::new(config)))
     }
 }

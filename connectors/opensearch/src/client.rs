@@ -116,7 +116,7 @@ impl Client {
             aws_credentials = Some(credentials);
         }
         if let Some(ca) = config.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
-            let path = ctx.resolve(ca);
+            let path = ctx.local_file("tls.ca_file", ca)?;
             let pem = std::fs::read(&path).map_err(|e| {
                 ConnectorError::config(format!("tls.ca_file {}: {e}", path.display()))
                     .at("tls.ca_file")

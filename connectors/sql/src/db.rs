@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sluice_core::ConnectorError;
 use sluice_core::job::RetryConfig;
+use sluice_core::local::{canonical_target, percent_decode};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
@@ -456,7 +457,7 @@ pub fn database_identity(url: &str, base_dir: &Path) -> Option<String> {
             let path = sqlite_path(url)?;
             Some(format!(
                 "sqlite://{}",
-                canonical(&base_dir.join(path)).display()
+                canonical_target(&base_dir.join(path)).display()
             ))
         }
     }
@@ -476,6 +477,64 @@ pub fn table_identity(url: &str, table: &str) -> String {
     table.to_string()
 }
 
+/// The URL query parameters that name local files: certificates and keys (PostgreSQL's
+/// libpq names, MySQL's); sockets are read from the parsed options.
+const URL_FILE_PARAMS: [&str; 6] = [
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+];
+
+/// The local files a connection to `url` with `tls` uses, as it will open them, each with the
+/// field that names it: a SQLite database file, a Unix socket, certificates and keys named in
+/// the URL or in `tls.ca_file`.
+pub fn local_files(
+    url: &str,
+    tls: Option<&TlsConfig>,
+    base_dir: &Path,
+) -> Vec<(&'static str, std::path::PathBuf)> {
+    let url_field = "url";
+    let mut uses = Vec::new();
+    match Dialect::of_url(url) {
+        Ok(Dialect::Sqlite) => {
+            if let Some(path) = sqlite_path(url) {
+                uses.push((url_field, base_dir.join(path)));
+            }
+        }
+        Ok(Dialect::Postgres) => {
+            if let Some(socket) = PgConnectOptions::from_str(url)
+                .ok()
+                .and_then(|o| o.get_socket().cloned())
+            {
+                uses.push((url_field, socket));
+            }
+        }
+        Ok(Dialect::MySql) => {
+            if let Some(socket) =
+                MySqlConnectOptions::from_str(&url.replacen("mariadb:", "mysql:", 1))
+                    .ok()
+                    .and_then(|o| o.get_socket().cloned())
+            {
+                uses.push((url_field, socket));
+            }
+        }
+        Err(_) => {}
+    }
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        if URL_FILE_PARAMS.contains(&key) && !value.is_empty() {
+            uses.push((url_field, percent_decode(value).into()));
+        }
+    }
+    if let Some(ca) = tls.and_then(|t| t.ca_file.as_ref()) {
+        uses.push(("tls.ca_file", base_dir.join(ca)));
+    }
+    uses
+}
+
 /// The file of a SQLite URL, as written (`None` for an in-memory database).
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
@@ -484,24 +543,6 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .unwrap_or("");
     let path = rest.split('?').next().unwrap_or("");
     (!path.is_empty() && path != ":memory:").then_some(path)
-}
-
-/// `path` with its longest existing ancestor canonicalized (the file may not exist yet).
-fn canonical(path: &Path) -> std::path::PathBuf {
-    let mut rest = Vec::new();
-    let mut at = path;
-    loop {
-        if let Ok(c) = at.canonicalize() {
-            return rest.iter().rev().fold(c, |p, part| p.join(part));
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                at = parent;
-            }
-            _ => return path.to_path_buf(),
-        }
-    }
 }
 
 /// A URL without its password, for messages: `user:***@host`, and `password=***` (or

@@ -41,6 +41,7 @@ impl SinkConnector for SqlSinkConnector {
     type Config = SqlSinkConfig;
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+        allow_local_files(&config.url, config.tls.as_ref(), ctx)?;
         Ok(Box::new(
             SqlSink::new(config, ctx.base_dir.clone())?.with_retry(ctx.retry.clone()),
         ))
@@ -56,6 +57,20 @@ impl SourceConnector for SqlSourceConnector {
     type Config = SqlSourceConfig;
 
     fn build(config: Self::Config, ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        allow_local_files(&config.url, config.tls.as_ref(), ctx)?;
         Ok(Box::new(SqlSource::new(config, ctx.base_dir.clone())?))
     }
+}
+
+/// Refuse, for a confined job, the local files the connection would use outside what the
+/// worker allows (a SQLite file, a socket, certificates).
+fn allow_local_files(
+    url: &str,
+    tls: Option<&config::TlsConfig>,
+    ctx: &BuildContext,
+) -> Result<(), ConnectorError> {
+    for (field, path) in db::local_files(url, tls, &ctx.base_dir) {
+        ctx.allow_file(field, &path)?;
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use super::load::{
 use super::path::{ConfigIssue, FieldPath};
 use crate::connector::BuildContext;
 use crate::job::Guarantee;
+use crate::local::Confinement;
 use crate::registry::Registry;
 use crate::runtime::Pipeline;
 use crate::transform::{Transform, TransformError, TransformErrorKind, TransformSpec};
@@ -44,6 +45,7 @@ pub struct Toolkit {
     registry: Arc<Registry>,
     transforms: Arc<dyn TransformFactory>,
     interpolation: Arc<Interpolation>,
+    confinement: Option<Arc<Confinement>>,
 }
 
 impl std::fmt::Debug for Toolkit {
@@ -59,6 +61,7 @@ impl Toolkit {
             registry: Arc::new(registry),
             transforms: Arc::new(transforms),
             interpolation: Arc::new(Interpolation::All),
+            confinement: None,
         }
     }
 
@@ -67,6 +70,16 @@ impl Toolkit {
     pub fn with_interpolation(&self, policy: Interpolation) -> Self {
         Self {
             interpolation: Arc::new(policy),
+            ..self.clone()
+        }
+    }
+
+    /// The same toolkit, letting jobs name local files only where `confinement` allows (jobs
+    /// that arrive through the worker's API, confined to its `--data-dir` and
+    /// `--plugins-dir`).
+    pub fn with_confinement(&self, confinement: Confinement) -> Self {
+        Self {
+            confinement: Some(Arc::new(confinement)),
             ..self.clone()
         }
     }
@@ -93,7 +106,8 @@ impl Toolkit {
         table: toml::Table,
         scratch_dir: &Path,
     ) -> Result<(), Vec<ConfigIssue>> {
-        let ctx = BuildContext::new("validate", scratch_dir, scratch_dir, Guarantee::AtLeastOnce);
+        let ctx = BuildContext::new("validate", scratch_dir, scratch_dir, Guarantee::AtLeastOnce)
+            .confined(self.confinement.clone());
         let root = FieldPath::root();
         if sink {
             build_sink(table, &root, &self.registry, &ctx).map(drop)
@@ -119,6 +133,7 @@ impl Toolkit {
             state_dir,
             &self.registry,
             &self.interpolation,
+            self.confinement.as_ref(),
         )
     }
 

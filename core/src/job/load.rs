@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::interpolate::{Expanded, Interpolation, Interpolator};
 use super::path::{ConfigIssue, FieldPath};
@@ -11,6 +12,7 @@ use super::{
     PipelineConfig, RawJob, SinkCommon, Tolerance,
 };
 use crate::connector::{BuildContext, Sink, Source};
+use crate::local::Confinement;
 use crate::registry::{Registry, typed_config, typed_value};
 use crate::transform::TransformSpec;
 
@@ -105,6 +107,9 @@ pub struct LoadedJob {
     pub pipeline: PipelineConfig,
     /// The interpolated job as TOML (for display; secrets included, do not log).
     pub raw: toml::Table,
+    /// The job's text as written, before interpolation: where errors found after loading
+    /// ([`LoadedJob::check`]) are located.
+    pub text: String,
     /// The values `${...}` references expanded to: [`Expanded::redact`] keeps them out of
     /// messages.
     pub expanded: Expanded,
@@ -174,11 +179,13 @@ pub fn load_job_str(
         state_dir,
         registry,
         &Interpolation::All,
+        None,
     )
 }
 
-/// [`load_job_str`], expanding only the references `policy` allows. No error message quotes a
-/// value a reference expanded to.
+/// [`load_job_str`], expanding only the references `policy` allows, and with a `confinement`
+/// refusing local files and plugins outside what it allows (jobs from the worker's API). No
+/// error message quotes a value a reference expanded to.
 pub(crate) fn load_job_with(
     text: &str,
     label: &str,
@@ -186,6 +193,7 @@ pub(crate) fn load_job_with(
     state_dir: Option<&Path>,
     registry: &Registry,
     policy: &Interpolation,
+    confinement: Option<&Arc<Confinement>>,
 ) -> Result<LoadedJob, JobError> {
     let doc = match toml_edit::Document::parse(text.to_string()) {
         Ok(doc) => doc,
@@ -262,7 +270,8 @@ pub(crate) fn load_job_with(
         base_dir,
         state_dir.clone(),
         raw.delivery.guarantee,
-    );
+    )
+    .confined(confinement.cloned());
 
     let source_path = FieldPath::root().key("source");
     let source = build_source(raw.source.clone(), &source_path, registry, &ctx)
@@ -298,10 +307,15 @@ pub(crate) fn load_job_with(
     check_one_writer_per_destination(writers, &mut issues);
 
     for (i, t) in raw.transforms.iter().enumerate() {
+        let field = FieldPath::root().key("transforms").index(i).key("plugin");
         let plugin = ctx.resolve(&t.plugin);
-        if !plugin.is_file() {
+        // Checked first: whether a file outside the allowed directories exists is not for an
+        // untrusted job to learn.
+        if let Some(Err(why)) = ctx.confinement().map(|c| c.check_plugin(&plugin)) {
+            issues.push(ConfigIssue::new(field, why));
+        } else if !plugin.is_file() {
             issues.push(ConfigIssue::new(
-                FieldPath::root().key("transforms").index(i).key("plugin"),
+                field,
                 format!("plugin file {} does not exist", plugin.display()),
             ));
         }
@@ -373,6 +387,7 @@ pub(crate) fn load_job_with(
         dead_letter,
         pipeline: raw.pipeline,
         raw: table,
+        text: text.to_string(),
         expanded,
     })
 }
@@ -558,14 +573,18 @@ fn build_dead_letter(
     issues: &mut Vec<ConfigIssue>,
 ) -> Option<SinkPlan> {
     let path = FieldPath::root().key("errors").key("dead_letter");
-    let table = match (&errors.dead_letter, errors.tolerance) {
-        (Some(t), _) => t.clone(),
+    // The default file in the job's state directory is the runtime's choice, not the job's:
+    // a confined job may have it.
+    let trusted;
+    let (table, ctx) = match (&errors.dead_letter, errors.tolerance) {
+        (Some(t), _) => (t.clone(), ctx),
         (None, Tolerance::All) => {
             let mut t = toml::Table::new();
             t.insert("type".into(), "file".into());
             let file = state_dir.join("dead-letter.jsonl");
             t.insert("path".into(), file.display().to_string().into());
-            t
+            trusted = ctx.trusted();
+            (t, &trusted)
         }
         (None, Tolerance::None) => return None,
     };

@@ -1,6 +1,7 @@
 //! The job file (`connector.toml`): model, loading, interpolation and validation.
 
 mod assemble;
+mod check;
 mod interpolate;
 mod load;
 pub mod path;
@@ -13,6 +14,7 @@ use crate::transform::TransformSpec;
 use crate::units::{ByteSize, HumanDuration};
 
 pub use assemble::{NoTransforms, Toolkit, TransformFactory};
+pub use check::Unchecked;
 pub use interpolate::{Expanded, Interpolation};
 pub use load::{
     ConfigError, JobError, LoadedJob, MAX_JOB_NAME, SinkPlan, check_job_name, load_job_file,

@@ -70,6 +70,7 @@ fn job(
         dead_letter: dlq.map(|d| plan("dlq", d, 1000)),
         pipeline: PipelineConfig::default(),
         raw: toml::Table::new(),
+        text: String::new(),
         expanded: Default::default(),
     }
 }

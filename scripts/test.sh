@@ -12,6 +12,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.c
 export SLUICE_PLUGINS_TARGET_DIR="${SLUICE_PLUGINS_TARGET_DIR:-$HOME/.cache/sluice/plugins-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 mkdir -p "$CARGO_TARGET_DIR"
+# A full disk fails the build half-way with a linker bus error; say how much room there is, and
+# start the shared target dir over when what is left would not hold a build of the workspace.
+avail_kb=$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }')
+printf 'disk: %d GiB free where the build goes (%s)\n' $((avail_kb / 1048576)) "$CARGO_TARGET_DIR" >&2
+if [ "$avail_kb" -lt $((15 * 1048576)) ]; then
+  echo "disk: under 15 GiB free: removing the shared target dir $CARGO_TARGET_DIR" >&2
+  rm -rf "$CARGO_TARGET_DIR" && mkdir -p "$CARGO_TARGET_DIR"
+fi
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "system dependencies"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kafka → Kafka benchmark: RECORDS (default 1,000,000) datagen records of ~220 bytes, moved from
 # one topic to another by `sluice run` and by a plain rdkafka consume → produce loop
-# (connectors/kafka/examples/bench_loop.rs) on the same broker, in the same invocation,
+# (connectors/kafka/examples/kafka_loop.rs) on the same broker, in the same invocation,
 # at-least-once and exactly-once. Times run from the member's partition assignment (the group
 # join is excluded: on Tansu it waits session.timeout.ms / 2) to the last offset commit.
 # Prints a Markdown table (target: Sluice ≥ 0.8 × the loop) and writes it to
@@ -24,9 +24,9 @@ if [ -z "${SLUICE_BENCH_BIN:-}" ]; then
   cargo build --release --locked -p sluice >&2
   SLUICE_BENCH_BIN="$CARGO_TARGET_DIR/release/sluice"
 fi
-cargo build --release --locked -p sluice-connector-kafka --example bench_loop >&2
+cargo build --release --locked -p sluice-connector-kafka --example kafka_loop >&2
 bin=$SLUICE_BENCH_BIN
-loop_bin="$CARGO_TARGET_DIR/release/examples/bench_loop"
+loop_bin="$CARGO_TARGET_DIR/release/examples/kafka_loop"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-kafka.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 run_id="$(date +%s)-$$"

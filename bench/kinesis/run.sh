@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kinesis benchmark on one endpoint (kinesis-local unless $SLUICE_TEST_KINESIS_ENDPOINT says
 # otherwise), both directions against plain aws-sdk-kinesis loops
-# (connectors/kinesis/examples/bench_loop.rs), interleaved, TRIALS (default 3) times each, in
+# (connectors/kinesis/examples/kinesis_loop.rs), interleaved, TRIALS (default 3) times each, in
 # one invocation:
 #   read:  Kinesis → file. A 2-shard stream holding RECORDS (default 20,000) `datagen` readings
 #          (~220 bytes) is read to a JSON-lines file by `sluice run` (kinesis source, 10,000
@@ -39,9 +39,9 @@ if [ -z "${SLUICE_BENCH_BIN:-}" ]; then
   cargo build --profile "$PROFILE" --locked -p sluice >&2
   SLUICE_BENCH_BIN="$CARGO_TARGET_DIR/$dir/sluice"
 fi
-cargo build --profile "$PROFILE" --locked -p sluice-connector-kinesis --example bench_loop >&2
+cargo build --profile "$PROFILE" --locked -p sluice-connector-kinesis --example kinesis_loop >&2
 bin=$SLUICE_BENCH_BIN
-loop_bin="$CARGO_TARGET_DIR/$dir/examples/bench_loop"
+loop_bin="$CARGO_TARGET_DIR/$dir/examples/kinesis_loop"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-kinesis.XXXXXX")
 streams=()
 cleanup() {

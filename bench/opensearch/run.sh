@@ -2,7 +2,7 @@
 # datagen → OpenSearch benchmark: RECORDS (default 100,000) `datagen` readings (~220 bytes)
 # indexed by `sluice run` (datagen source → opensearch sink, default batch: 10,000-record _bulk
 # requests, position-derived ids) and by a plain `opensearch` crate bulk loop
-# (connectors/opensearch/examples/bench_loop.rs: the same records, 10,000 per _bulk, ids from
+# (connectors/opensearch/examples/opensearch_loop.rs: the same records, 10,000 per _bulk, ids from
 # positions, every response checked) on the same server, interleaved, TRIALS (default 3) times
 # each, in one invocation. Wall time of each process; `_count` is checked after each run.
 # Prints a Markdown table of medians (target: Sluice ≥ 0.8 × the loop) and writes it to
@@ -25,9 +25,9 @@ if [ -z "${SLUICE_BENCH_BIN:-}" ]; then
   cargo build --release --locked -p sluice >&2
   SLUICE_BENCH_BIN="$CARGO_TARGET_DIR/release/sluice"
 fi
-cargo build --release --locked -p sluice-connector-opensearch --example bench_loop >&2
+cargo build --release --locked -p sluice-connector-opensearch --example opensearch_loop >&2
 bin=$SLUICE_BENCH_BIN
-loop_bin="$CARGO_TARGET_DIR/release/examples/bench_loop"
+loop_bin="$CARGO_TARGET_DIR/release/examples/opensearch_loop"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-os.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 run_id="$(date +%s)-$$"

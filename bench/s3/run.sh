@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # datagen → S3 benchmark on moto: RECORDS (default 200,000) `datagen` readings (~220 bytes)
 # archived by `sluice run` (datagen source → s3 sink, default batch: 10,000-record objects) and
-# by a plain aws-sdk-s3 loop (connectors/s3/examples/bench_loop.rs: the same records, the same
+# by a plain aws-sdk-s3 loop (connectors/s3/examples/s3_loop.rs: the same records, the same
 # objects, one PutObject each) on the same server, interleaved, TRIALS (default 3) times each,
 # for JSON lines + gzip and for Parquet + zstd. Wall time of each process; after each run every
 # object is read back and its records counted. Prints a Markdown table of medians (records/s,
@@ -27,9 +27,9 @@ if [ -z "${SLUICE_BENCH_BIN:-}" ]; then
   cargo build --release --locked -p sluice >&2
   SLUICE_BENCH_BIN="$CARGO_TARGET_DIR/release/sluice"
 fi
-cargo build --release --locked -p sluice-connector-s3 --example bench_loop >&2
+cargo build --release --locked -p sluice-connector-s3 --example s3_loop >&2
 bin=$SLUICE_BENCH_BIN
-loop_bin="$CARGO_TARGET_DIR/release/examples/bench_loop"
+loop_bin="$CARGO_TARGET_DIR/release/examples/s3_loop"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-s3.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 run_id="$(date +%s)-$$"

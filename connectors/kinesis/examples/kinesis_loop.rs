@@ -2,19 +2,19 @@
 //! loops on the same endpoint, doing what a user would write instead of Sluice.
 //!
 //! ```text
-//! bench_loop ENDPOINT create STREAM SHARDS
+//! kinesis_loop ENDPOINT create STREAM SHARDS
 //!     create the stream and wait until it is ACTIVE.
-//! bench_loop ENDPOINT put STREAM FILE
+//! kinesis_loop ENDPOINT put STREAM FILE
 //!     PutRecords every line of the JSON-lines FILE, 500 records a call, one call at a time,
 //!     partition key = the line's `device_id`; failed entries are sent again (only them).
 //!     Prints `seconds=S records=N rate=R`.
-//! bench_loop ENDPOINT get STREAM RECORDS OUT
+//! kinesis_loop ENDPOINT get STREAM RECORDS OUT
 //!     read every shard from TRIM_HORIZON with GetRecords (10,000 a call, the shards in turn,
 //!     at most 5 calls a second each), writing each record's data as a line of OUT, until
 //!     RECORDS records are written. Prints `seconds=S records=N rate=R`.
-//! bench_loop ENDPOINT count STREAM
+//! kinesis_loop ENDPOINT count STREAM
 //!     print how many records the stream holds (every shard, TRIM_HORIZON to the end).
-//! bench_loop ENDPOINT delete STREAM
+//! kinesis_loop ENDPOINT delete STREAM
 //!     delete the stream.
 //! ```
 //! Region and credentials: `AWS_REGION` (default us-east-1) and the standard chain.
@@ -31,7 +31,7 @@ use sluice_aws::AwsConnection;
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
-        eprintln!("usage: bench_loop ENDPOINT create|put|get|count STREAM ...");
+        eprintln!("usage: kinesis_loop ENDPOINT create|put|get|count STREAM ...");
         std::process::exit(2);
     }
     let conn = AwsConnection {

@@ -2,14 +2,14 @@
 //! consume → produce loop, with the same delivery care as Sluice, on the same broker.
 //!
 //! ```text
-//! bench_loop loop BROKERS INPUT OUTPUT GROUP RECORDS alo|eos
+//! kafka_loop loop BROKERS INPUT OUTPUT GROUP RECORDS alo|eos
 //!     at-least-once: produce every record, await the delivery reports of each 10,000-record
 //!     slice, then commit the consumer offsets; exactly-once: one transaction per slice with the
 //!     offsets sent to the transaction. Prints `seconds=S` from the first record to the last
 //!     commit.
-//! bench_loop create BROKERS TOPIC PARTITIONS
+//! kafka_loop create BROKERS TOPIC PARTITIONS
 //!     create a topic.
-//! bench_loop wait BROKERS GROUP TOPIC RECORDS
+//! kafka_loop wait BROKERS GROUP TOPIC RECORDS
 //!     wait until GROUP has committed RECORDS offsets on TOPIC; print the Unix time then.
 //! ```
 
@@ -48,7 +48,7 @@ async fn main() {
         Some("wait") => wait(&args[2], &args[3], &args[4], args[5].parse().unwrap()),
         _ => {
             eprintln!(
-                "usage: bench_loop loop BROKERS IN OUT GROUP N alo|eos | wait BROKERS GROUP TOPIC N"
+                "usage: kafka_loop loop BROKERS IN OUT GROUP N alo|eos | wait BROKERS GROUP TOPIC N"
             );
             std::process::exit(2);
         }

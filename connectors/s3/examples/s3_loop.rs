@@ -5,7 +5,7 @@
 //! each, every answer checked.
 //!
 //! ```text
-//! bench_loop ENDPOINT BUCKET RECORDS json-gz|parquet
+//! s3_loop ENDPOINT BUCKET RECORDS json-gz|parquet
 //!     Prints `seconds=S records=N bytes=B`.
 //! ```
 
@@ -25,7 +25,7 @@ use sluice_core::{BuildContext, Guarantee, Registry};
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 5 {
-        eprintln!("usage: bench_loop ENDPOINT BUCKET RECORDS json-gz|parquet");
+        eprintln!("usage: s3_loop ENDPOINT BUCKET RECORDS json-gz|parquet");
         std::process::exit(2);
     }
     let (endpoint, bucket, records, format) = (

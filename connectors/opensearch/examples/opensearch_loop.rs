@@ -3,7 +3,7 @@
 //! the sink (ids from the record's position, every response read, a failed item is fatal).
 //!
 //! ```text
-//! bench_loop URL INDEX RECORDS
+//! opensearch_loop URL INDEX RECORDS
 //!     generate RECORDS datagen readings (seed 42, the `datagen` source's defaults) in
 //!     10,000-record slices, index each slice with one _bulk request, check every item.
 //!     Prints `seconds=S records=N rate=R`.
@@ -21,7 +21,7 @@ use sluice_core::{BuildContext, Guarantee, Registry};
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 4 {
-        eprintln!("usage: bench_loop URL INDEX RECORDS");
+        eprintln!("usage: opensearch_loop URL INDEX RECORDS");
         std::process::exit(2);
     }
     let (url, index, records) = (&args[1], &args[2], args[3].parse::<u64>().unwrap());

@@ -28,10 +28,7 @@ impl SinkPlace {
             name: plan.name.clone(),
             type_name: plan.type_name.clone(),
             destination: plan.sink.destination(),
-            route: plan.common.when.as_ref().map(|w| match &w.equals {
-                Some(v) => format!("header {} = {v:?}", w.header),
-                None => format!("header {}", w.header),
-            }),
+            route: plan.common.when.as_ref().map(ToString::to_string),
         }
     }
 

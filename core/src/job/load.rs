@@ -521,6 +521,10 @@ pub(crate) fn build_sink(
                     "must be at least 1",
                 ));
             }
+            if let Some(when) = &common.when {
+                when.check()
+                    .map_err(|(at, why)| ConfigIssue::new(at.under(&path.key("when")), why))?;
+            }
             Ok(common)
         });
     // The sink is built knowing the retry policy it will run under (a bad `retry` table is

@@ -5,6 +5,7 @@ mod check;
 mod interpolate;
 mod load;
 pub mod path;
+mod route;
 mod schema;
 
 use schemars::JsonSchema;
@@ -20,6 +21,7 @@ pub use load::{
     ConfigError, JobError, LoadedJob, MAX_JOB_NAME, SinkPlan, check_job_name, load_job_file,
     load_job_str,
 };
+pub use route::{RouteCondition, RouteInput};
 pub use schema::job_schema;
 
 /// The job-file format version this build understands.
@@ -146,8 +148,10 @@ pub struct SinkCommon {
     /// Retry policy for retryable failures.
     #[serde(default)]
     pub retry: RetryConfig,
-    /// Only records matching this condition go to this sink (e.g. alerts routed by a header a
-    /// transform set). Every record by default.
+    /// Only records matching this condition go to this sink: a header a transform set
+    /// (`{ header = "route", equals = "alert" }`), a field of the record's JSON value
+    /// (`{ field = "status", in = ["error", "fatal"] }`, `{ field = "t", gte = 80 }`), or
+    /// conditions combined with `not`, `all`, `any`. Every record by default.
     #[serde(default)]
     pub when: Option<RouteCondition>,
 }
@@ -176,28 +180,6 @@ impl SinkCommon {
             }
         }
         common
-    }
-}
-
-/// A per-sink routing condition on a record header.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteCondition {
-    /// The header name.
-    pub header: String,
-    /// The value it must have; when omitted, the header only has to be present.
-    #[serde(default)]
-    pub equals: Option<String>,
-}
-
-impl RouteCondition {
-    /// Does `record` match?
-    pub fn matches(&self, record: &crate::record::Record) -> bool {
-        match (record.header(&self.header), &self.equals) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(v), Some(want)) => v.as_ref() == want.as_bytes(),
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use super::buffer::Unit;
 use super::dead_letter::DeadLetters;
 use super::source_task::SourceBatch;
 use crate::chain::{Chain, Fate};
-use crate::job::RouteCondition;
+use crate::job::{RouteCondition, RouteInput};
 use crate::metrics::JobMetrics;
 use crate::record::{Checkpoint, DeadRecord, Record};
 use crate::transform::Transform;
@@ -174,11 +174,33 @@ pub(super) async fn route(
         dead_letters
             .handle_batch(staged.dead, &staged.delta, &metrics)
             .await?;
+        // Which records each routed sink takes, decided before any is handed over: a record's
+        // value is parsed once however many sinks test its fields.
+        let routed: Vec<Option<Vec<Record>>> = {
+            let inputs: Vec<RouteInput<'_>> = if sinks.iter().any(|(_, w)| w.is_some()) {
+                staged.records.iter().map(RouteInput::new).collect()
+            } else {
+                Vec::new()
+            };
+            sinks
+                .iter()
+                .map(|(_, when)| {
+                    when.as_ref().map(|cond| {
+                        inputs
+                            .iter()
+                            .zip(&staged.records)
+                            .filter(|(input, _)| cond.test(input))
+                            .map(|(_, r)| r.clone())
+                            .collect()
+                    })
+                })
+                .collect()
+        };
         let mut records = Some(staged.records);
-        for (i, (tx, when)) in sinks.iter().enumerate() {
+        for (i, ((tx, _), routed)) in sinks.iter().zip(routed).enumerate() {
             let all = records.as_deref().unwrap_or_default();
-            let records = match when {
-                Some(cond) => all.iter().filter(|r| cond.matches(r)).cloned().collect(),
+            let records = match routed {
+                Some(taken) => taken,
                 None if i + 1 == sinks.len() => records.take().unwrap_or_default(),
                 None => all.to_vec(),
             };

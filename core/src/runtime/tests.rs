@@ -315,10 +315,7 @@ async fn transform_outcomes_are_routed_and_keep_their_positions() {
     let dir = tempfile::tempdir().unwrap();
     let (all, alerts, dlq) = (MemSink::default(), MemSink::default(), MemSink::default());
     let mut alert_plan = plan("alerts", alerts.clone(), 100);
-    alert_plan.common.when = Some(RouteCondition {
-        header: "route".into(),
-        equals: Some("alert".into()),
-    });
+    alert_plan.common.when = Some(RouteCondition::header_equals("route", "alert"));
     let j = job(
         source(20),
         vec![plan("all", all.clone(), 3), alert_plan],
@@ -606,10 +603,7 @@ async fn a_sink_whose_route_never_matches_still_moves_its_checkpoint() {
     let (all, rare) = (MemSink::default(), MemSink::default());
     let never = |sink: &MemSink| {
         let mut p = plan("rare", sink.clone(), 100);
-        p.common.when = Some(RouteCondition {
-            header: "route".into(),
-            equals: Some("never".into()),
-        });
+        p.common.when = Some(RouteCondition::header_equals("route", "never"));
         p
     };
     let j = job(

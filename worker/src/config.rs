@@ -65,7 +65,9 @@ pub fn job_name(text: &str) -> Option<String> {
 }
 
 /// Whether a connector type is a source or a sink.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A source type.

@@ -6,17 +6,36 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sluice_core::offset_store::OffsetStore;
 use sluice_core::record::{Checkpoint, Offset};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
 use super::model::JobDef;
 use super::supervisor::Ctx;
 
 /// One partition's position.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PartitionOffset {
     /// Source partition.
+    #[schema(min_length = 1)]
     pub partition: String,
     /// A number for integer offsets, a string for textual ones.
+    #[schema(schema_with = offset_schema)]
     pub offset: serde_json::Value,
+}
+
+/// An [`Offset`]: a 64-bit integer or a string.
+fn offset_schema() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(i64::MIN))
+                .maximum(Some(i64::MAX)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
 }
 
 /// A checkpoint as JSON rows, by partition.

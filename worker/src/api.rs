@@ -157,7 +157,8 @@ async fn connectors(State(app): State<App>) -> Json<Vec<Connector>> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct KindQuery {
-    /// Source or sink: needed when the type is both (such as `file`).
+    /// Source or sink. Required when the type is both (such as `file` or `mongodb`: 400
+    /// without it); optional otherwise.
     kind: Option<Kind>,
 }
 
@@ -185,9 +186,10 @@ pub struct Validation {
         ("type" = String, Path, description = "A connector type, as listed by `GET /connectors`"),
         KindQuery,
     ),
-    request_body(description = "The connector's config, as a TOML table or a JSON object", content(
-        (String = "application/toml"),
-        (Object = "application/json"),
+    // Optional: no body is the empty config (a connector whose every key has a default is valid).
+    request_body(description = "The connector's config, as a TOML table or a JSON object; none is the empty config", content(
+        (Option<String> = "application/toml"),
+        (Option<Object> = "application/json"),
     )),
     responses(
         (status = 200, description = "Validated: `valid` says whether the config is", body = Validation),

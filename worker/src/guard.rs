@@ -95,18 +95,22 @@ fn body_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
+        .map(media_type);
     match media.as_deref() {
         Some("application/toml" | "application/json") => Ok(()),
         None if !has_body => Ok(()),
         _ => Err(ApiError::unsupported_media_type()),
     }
+}
+
+/// The media type of a `Content-Type` value, without parameters, lowercase.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.

@@ -277,7 +277,7 @@ pub async fn get_config(
         (status = 200, description = "Replaced (or unchanged)", body = Detail),
         (status = 201, description = "Created", body = Detail,
             headers(("Location" = String, description = "`/jobs/{name}`"))),
-        (status = 400, description = "A malformed request: a body that is not UTF-8 or JSON that is not an object", body = ErrorBody),
+        (status = 400, description = "A malformed request: a body that is not UTF-8 or JSON that is not an object, or a name no job can have", body = ErrorBody),
         (status = 409, description = "The job is defined by a file in the jobs directory", body = ErrorBody),
         (status = 422, description = "The job config is invalid: `errors` lists each problem (path, line, message)", body = ErrorBody),
         (status = 503, description = "The worker is shutting down", body = ErrorBody),
@@ -289,6 +289,8 @@ pub async fn put_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // The URL names the job: a name no job can have is a malformed request, before the body.
+    check_job_name(&name).map_err(ApiError::bad_request)?;
     // A jobs-dir job is changed through its file, whatever the body says.
     if let Some(e) = app.sup.get(&name).as_deref().and_then(file_managed) {
         return Err(e);

@@ -78,8 +78,12 @@ pub fn finish(mut doc: OpenApi, has_token: bool) -> Document {
             }
         }
     }
-    let json = doc
-        .to_pretty_json()
+    let json = serde_json::to_value(&doc)
+        .map(|mut doc| {
+            link_created_jobs(&mut doc);
+            doc
+        })
+        .and_then(|doc| serde_json::to_string_pretty(&doc))
         .unwrap_or_else(|e| format!(r#"{{"error": "internal", "message": "{e}"}}"#));
     Document { json }
 }
@@ -131,6 +135,40 @@ fn shared_rules(path: &str, method: &str, op: &mut Operation, has_token: bool) {
         // Without a token the worker ignores one: either is fine.
         vec![SecurityRequirement::default(), bearer]
     });
+}
+
+/// A created job (the 201 of `POST /jobs` and `PUT /jobs/{name}/config`) links to every
+/// operation on a job, by its name: clients, and schemathesis' stateful phase, can follow them.
+/// Written into the JSON: utoipa 5 spells a link's fields in snake_case (`operation_id`), which
+/// is not OpenAPI.
+fn link_created_jobs(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let on_a_job: Vec<serde_json::Value> = paths
+        .iter()
+        .filter(|(path, _)| path.starts_with("/jobs/{name}"))
+        .flat_map(|(_, item)| item.as_object().into_iter().flat_map(|ops| ops.values()))
+        .filter_map(|op| op.get("operationId").cloned())
+        .collect();
+    let links: serde_json::Map<String, serde_json::Value> = on_a_job
+        .into_iter()
+        .filter_map(|id| {
+            let name = id.as_str()?.to_string();
+            let link = serde_json::json!({
+                "operationId": id,
+                "parameters": { "name": "$response.body#/name" },
+            });
+            Some((name, link))
+        })
+        .collect();
+    for item in paths.values_mut() {
+        for method in ["post", "put"] {
+            if let Some(created) = item.pointer_mut(&format!("/{method}/responses/201")) {
+                created["links"] = serde_json::Value::Object(links.clone());
+            }
+        }
+    }
 }
 
 /// The `name` path parameter is a job name: give it the rules of `check_job_name`.
@@ -194,6 +232,19 @@ mod tests {
         assert_eq!(param["name"], "name");
         assert_eq!(param["schema"]["maxLength"], MAX_JOB_NAME);
         assert_eq!(param["schema"]["pattern"], JOB_NAME_PATTERN);
+    }
+
+    #[test]
+    fn a_created_job_links_to_the_operations_on_it() {
+        let doc = document(false);
+        for created in ["/paths/~1jobs/post", "/paths/~1jobs~1{name}~1config/put"] {
+            let links = &doc.pointer(created).unwrap()["responses"]["201"]["links"];
+            assert_eq!(links["delete"]["operationId"], "delete", "{created}");
+            assert_eq!(
+                links["status"]["parameters"]["name"], "$response.body#/name",
+                "{created}"
+            );
+        }
     }
 
     #[test]

@@ -186,10 +186,10 @@ pub struct Validation {
         ("type" = String, Path, description = "A connector type, as listed by `GET /connectors`"),
         KindQuery,
     ),
-    // Optional: no body is the empty config (a connector whose every key has a default is valid).
+    // Optional (openapi::OPTIONAL_BODIES): no body is the empty config.
     request_body(description = "The connector's config, as a TOML table or a JSON object; none is the empty config", content(
-        (Option<String> = "application/toml"),
-        (Option<Object> = "application/json"),
+        (String = "application/toml"),
+        (Object = "application/json"),
     )),
     responses(
         (status = 200, description = "Validated: `valid` says whether the config is", body = Validation),

@@ -11,7 +11,7 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, OpenApiBuilder, Ref, RefOr};
+use utoipa::openapi::{ContentBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required};
 
 use super::guard;
 
@@ -22,6 +22,11 @@ const BEARER: &str = "bearer";
 /// (the length is `maxLength`). The rule is [`check_job_name`](sluice_core::job::check_job_name);
 /// a test holds the two together.
 pub const JOB_NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]*$";
+
+/// Operations whose body may be left out: `PUT /connectors/{type}/validate` reads no body as the
+/// empty config. (utoipa says a body is optional only by making it nullable, and `null` is not
+/// a config.)
+const OPTIONAL_BODIES: [(&str, &str); 1] = [("/connectors/{type}/validate", "PUT")];
 
 /// The document served, as JSON text.
 pub struct Document {
@@ -75,6 +80,11 @@ pub fn finish(mut doc: OpenApi, has_token: bool) -> Document {
             if let Some(op) = op {
                 shared_rules(path, method, op, has_token);
                 job_name_constraints(op);
+                if OPTIONAL_BODIES.contains(&(path.as_str(), method))
+                    && let Some(body) = &mut op.request_body
+                {
+                    body.required = Some(Required::False);
+                }
             }
         }
     }
@@ -223,6 +233,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_validate_body_is_optional_and_not_null() {
+        let doc = document(false);
+        let body = &doc["paths"]["/connectors/{type}/validate"]["put"]["requestBody"];
+        assert_eq!(body["required"], false, "{body}");
+        let json = &body["content"]["application/json"]["schema"];
+        assert_eq!(json["type"], "object", "{body}");
+        assert_eq!(
+            doc["paths"]["/jobs"]["post"]["requestBody"]["required"],
+            true
+        );
     }
 
     #[test]

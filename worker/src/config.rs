@@ -8,13 +8,12 @@ use sluice_core::job::path::FieldPath;
 
 use super::error::{ApiError, FieldError};
 
-/// Turn a request body into TOML text. JSON is recognised by its content type or by a leading
-/// `{` (which no TOML document starts with).
+/// Turn a request body into TOML text. The content type says which it is (the guard lets only
+/// TOML and JSON through): a TOML body that looks like JSON is TOML, and not valid.
 pub fn to_toml_text(content_type: Option<&str>, body: &[u8]) -> Result<String, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
-    let is_json =
-        content_type.is_some_and(|c| c.contains("json")) || text.trim_start().starts_with('{');
+    let is_json = content_type.is_some_and(|c| super::guard::media_type(c) == "application/json");
     if !is_json {
         return Ok(text.to_string());
     }
@@ -65,7 +64,9 @@ pub fn job_name(text: &str) -> Option<String> {
 }
 
 /// Whether a connector type is a source or a sink.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// A source type.
@@ -156,6 +157,14 @@ mod tests {
     fn reports_the_path_of_a_json_null() {
         let err = json_to_table(r#"{"sinks": [{"type": "file", "path": null}]}"#).unwrap_err();
         assert!(format!("{err:?}").contains("sinks[0].path"), "{err:?}");
+    }
+
+    #[test]
+    fn the_content_type_says_json_not_the_first_character() {
+        // TOML that looks like JSON stays TOML (and does not parse as a job).
+        assert_eq!(to_toml_text(Some("application/toml"), b"{}").unwrap(), "{}");
+        let text = to_toml_text(Some("Application/JSON; charset=utf-8"), br#"{"name": "j"}"#);
+        assert_eq!(job_name(&text.unwrap()).as_deref(), Some("j"));
     }
 
     #[test]

@@ -6,11 +6,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sluice_core::job::JobError;
+use utoipa::ToSchema;
 
 /// One problem with a field of a submitted config.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct FieldError {
     /// Field path like `sinks[0].batch.max_bytes` (`(syntax)` for a parse error).
+    #[schema(example = "sinks[0].batch.max_bytes")]
     pub path: String,
     /// Line in the submitted TOML, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -19,25 +21,57 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// What went wrong, for programs: one code per status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request itself is malformed.
+    BadRequest,
+    /// 422: the job config is invalid; `errors` lists each problem.
+    InvalidConfig,
+    /// 401: the bearer token is missing or wrong.
+    Unauthorized,
+    /// 403: a cross-site request, or a host name a loopback worker does not answer to.
+    Forbidden,
+    /// 415: a body that is not TOML or JSON.
+    UnsupportedMediaType,
+    /// 404: no such job, connector type or endpoint.
+    NotFound,
+    /// 405: the endpoint does not take that method.
+    MethodNotAllowed,
+    /// 409: the request conflicts with the job's state.
+    Conflict,
+    /// 503: the worker is shutting down.
+    Unavailable,
+    /// 500: the worker failed.
+    Internal,
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     errors: Vec<FieldError>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: ErrorCode,
+    /// What went wrong, for people.
+    message: String,
+    /// Each problem of an invalid config (422 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    errors: Vec<FieldError>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -48,7 +82,7 @@ impl ApiError {
 
     /// 400: the request itself is malformed.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
     /// 422: a well-formed request whose job config is wrong, with per-field errors.
@@ -59,7 +93,11 @@ impl ApiError {
         };
         Self {
             errors,
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", message)
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidConfig,
+                message,
+            )
         }
     }
 
@@ -67,53 +105,61 @@ impl ApiError {
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "this worker needs `Authorization: Bearer <token>`",
         )
     }
 
     /// 403: a request from another site, or to a name this worker does not answer to.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     /// 415: a body of another type than TOML or JSON.
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as `Content-Type: application/toml` or `application/json`",
         )
     }
 
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// 405.
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this endpoint does not take that method (see /openapi.json)",
         )
     }
 
     /// 409: the request conflicts with the job's state.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
     }
 
     /// 503: the worker is shutting down.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            message,
+        )
     }
 
     /// 500.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "Request failed.");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        )
     }
 }
 
@@ -140,10 +186,10 @@ impl From<anyhow::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
+        let body = ErrorBody {
             error: self.code,
-            message: &self.message,
-            errors: &self.errors,
+            message: self.message,
+            errors: self.errors,
         };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

@@ -4,7 +4,7 @@
 //! a page cannot reach it through a DNS name rebound to 127.0.0.1.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -24,10 +24,20 @@ pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Resp
     }
 }
 
+/// Whether a request to `path` needs the token (when the worker has one): all but the probes.
+pub fn needs_token(path: &str) -> bool {
+    path != "/healthz" && path != "/readyz"
+}
+
+/// Whether a request of this method may change something: it is checked for its origin and the
+/// type of its body.
+pub fn changes(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
 fn check(app: &App, request: &Request) -> Result<(), ApiError> {
     let headers = request.headers();
-    let path = request.uri().path();
-    let probe = path == "/healthz" || path == "/readyz";
+    let probe = !needs_token(request.uri().path());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     if app.loopback_only && !probe && !host.is_some_and(is_loopback_host) {
         return Err(ApiError::forbidden(
@@ -46,11 +56,7 @@ fn check(app: &App, request: &Request) -> Result<(), ApiError> {
             return Err(ApiError::unauthorized());
         }
     }
-    let changes = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if changes {
+    if changes(request.method().as_str()) {
         cross_site(headers, host)?;
         body_type(headers)?;
     }
@@ -89,18 +95,22 @@ fn body_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
+        .map(media_type);
     match media.as_deref() {
         Some("application/toml" | "application/json") => Ok(()),
         None if !has_body => Ok(()),
         _ => Err(ApiError::unsupported_media_type()),
     }
+}
+
+/// The media type of a `Content-Type` value, without parameters, lowercase.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.

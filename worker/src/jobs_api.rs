@@ -13,16 +13,30 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::api::{App, content_type};
 use super::config;
-use super::error::{ApiError, FieldError};
+use super::error::{ApiError, ErrorBody, FieldError};
 use super::model::{Desired, JobDef, State as JobState};
 use super::offsets::{self, PartitionOffset};
 use super::supervisor::{CreateError, JobHandle};
-use super::view;
+use super::view::{self, Detail, Offsets, OffsetsChanged, Status, Summary};
 use sluice_core::job::check_job_name;
+
+/// The job name in a URL; its pattern and length are set by [`super::openapi`] from
+/// [`check_job_name`]'s rules.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct JobName {
+    /// The job name.
+    #[param(example = "example")]
+    name: String,
+}
+
+/// The example job of the document (`example = ...` takes an expression).
+const EXAMPLE_TOML: &str = "api_version = 1\nname = \"example\"\n\n[source]\ntype = \"datagen\"\ncount = 10\n\n[[sinks]]\ntype = \"stdout\"\n";
 
 /// Longest a request waits for a job to reach the state it asked for.
 const WAIT: Duration = Duration::from_secs(30);
@@ -51,11 +65,9 @@ struct Checked {
 
 impl Checked {
     /// The job's detail, saying what was not checked.
-    fn detail(&self, job: &JobHandle) -> Value {
+    fn detail(&self, job: &JobHandle) -> Detail {
         let mut detail = view::detail(job);
-        if let (Some(why), Some(map)) = (&self.not_checked, detail.as_object_mut()) {
-            map.insert("not_checked".into(), Value::String(why.clone()));
-        }
+        detail.not_checked.clone_from(&self.not_checked);
         detail
     }
 }
@@ -126,17 +138,49 @@ fn file_managed(job: &JobHandle) -> Option<ApiError> {
     })
 }
 
-/// `GET /jobs`
-pub async fn list(State(app): State<App>) -> Json<Vec<view::Summary>> {
+/// The jobs.
+///
+/// Name, state, desired state, origin (api or jobs-dir), counters and last error of each.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", responses(
+    (status = 200, description = "Every job", body = Vec<Summary>),
+))]
+pub async fn list(State(app): State<App>) -> Json<Vec<Summary>> {
     Json(app.sup.list().iter().map(|j| view::summary(j)).collect())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
+    /// Create the job `paused` or `stopped` instead of starting it.
+    #[param(value_type = Option<Desired>)]
     initial_state: Option<String>,
 }
 
-/// `POST /jobs`
+/// Create a job, and start it.
+///
+/// The job is assembled exactly as `sluice run` does (plugins compiled and initialised), then
+/// checked as `sluice validate` checks it. A job whose services cannot be asked (unreachable)
+/// is accepted with `not_checked` saying why. The answer comes once the job has reached its
+/// initial state (up to 30 s).
+#[utoipa::path(post, path = "/jobs", tag = "jobs",
+    params(CreateQuery),
+    request_body(description = "A job definition: the TOML of a job file for `sluice run`, or the same model as JSON (no nulls)", content(
+        (String = "application/toml", example = json!(EXAMPLE_TOML)),
+        (Object = "application/json", example = json!({
+            "api_version": 1, "name": "example",
+            "source": {"type": "datagen", "count": 10},
+            "sinks": [{"type": "stdout"}],
+        })),
+    )),
+    responses(
+        (status = 201, description = "Created; `Location` names the job", body = Detail,
+            headers(("Location" = String, description = "`/jobs/{name}`"))),
+        (status = 400, description = "A malformed request: a body that is not UTF-8, JSON that is not an object, or a bad `initial_state`", body = ErrorBody),
+        (status = 409, description = "A job of that name exists", body = ErrorBody),
+        (status = 422, description = "The job config is invalid: `errors` lists each problem (path, line, message)", body = ErrorBody),
+        (status = 503, description = "The worker is shutting down", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(app): State<App>,
     q: Result<Query<CreateQuery>, QueryRejection>,
@@ -188,16 +232,24 @@ async fn create_checked(
     Ok(response)
 }
 
-/// `GET /jobs/{name}`
+/// One job: its summary and its definition.
+#[utoipa::path(get, path = "/jobs/{name}", tag = "jobs", params(JobName), responses(
+    (status = 200, description = "The job", body = Detail),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
 pub async fn get(
     State(app): State<App>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Detail>, ApiError> {
     let job = find(&app, &name)?;
     Ok(Json(view::detail(&job)))
 }
 
-/// `GET /jobs/{name}/config`: the definition as TOML text.
+/// A job's definition, as TOML.
+#[utoipa::path(get, path = "/jobs/{name}/config", tag = "jobs", params(JobName), responses(
+    (status = 200, description = "The job file", body = String, content_type = "application/toml"),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
 pub async fn get_config(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -207,13 +259,38 @@ pub async fn get_config(
     Ok(([(header::CONTENT_TYPE, "application/toml")], text).into_response())
 }
 
-/// `PUT /jobs/{name}/config`: create the job, or replace its definition and restart it.
+/// Replace a job's definition, or create the job.
+///
+/// A running job is drained and restarted with the new definition. The definition's `name`,
+/// when it has one, must be the URL's. Checked as `POST /jobs` checks it.
+#[utoipa::path(put, path = "/jobs/{name}/config", tag = "jobs",
+    params(JobName),
+    request_body(description = "A job definition: the TOML of a job file for `sluice run`, or the same model as JSON (no nulls)", content(
+        (String = "application/toml", example = json!(EXAMPLE_TOML)),
+        (Object = "application/json", example = json!({
+            "api_version": 1, "name": "example",
+            "source": {"type": "datagen", "count": 10},
+            "sinks": [{"type": "stdout"}],
+        })),
+    )),
+    responses(
+        (status = 200, description = "Replaced (or unchanged)", body = Detail),
+        (status = 201, description = "Created", body = Detail,
+            headers(("Location" = String, description = "`/jobs/{name}`"))),
+        (status = 400, description = "A malformed request: a body that is not UTF-8 or JSON that is not an object, or a name no job can have", body = ErrorBody),
+        (status = 409, description = "The job is defined by a file in the jobs directory", body = ErrorBody),
+        (status = 422, description = "The job config is invalid: `errors` lists each problem (path, line, message)", body = ErrorBody),
+        (status = 503, description = "The worker is shutting down", body = ErrorBody),
+    ),
+)]
 pub async fn put_config(
     State(app): State<App>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // The URL names the job: a name no job can have is a malformed request, before the body.
+    check_job_name(&name).map_err(ApiError::bad_request)?;
     // A jobs-dir job is changed through its file, whatever the body says.
     if let Some(e) = app.sup.get(&name).as_deref().and_then(file_managed) {
         return Err(e);
@@ -239,7 +316,15 @@ pub async fn put_config(
     Ok(Json(checked.detail(&job)).into_response())
 }
 
-/// `DELETE /jobs/{name}`: stop gracefully, forget the job and its positions.
+/// Delete a job.
+///
+/// The job is drained and committed, then forgotten together with its positions (a job
+/// created again under that name starts from the beginning).
+#[utoipa::path(delete, path = "/jobs/{name}", tag = "jobs", params(JobName), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, description = "No such job", body = ErrorBody),
+    (status = 409, description = "The job is defined by a file in the jobs directory", body = ErrorBody),
+))]
 pub async fn delete(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -253,11 +338,18 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /jobs/{name}/status`
+/// A job's status.
+///
+/// State, committed position per source partition, state and counters per sink, last error,
+/// restarts and counters.
+#[utoipa::path(get, path = "/jobs/{name}/status", tag = "jobs", params(JobName), responses(
+    (status = 200, description = "The status", body = Status),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
 pub async fn status(
     State(app): State<App>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     let job = find(&app, &name)?;
     Ok(Json(view::status(&app.sup.ctx, &job).await?))
 }
@@ -279,12 +371,22 @@ async fn change_state(app: App, name: &str, desired: Desired) -> Result<Response
     settled(&app, &job, reached).await
 }
 
-/// `PUT /jobs/{name}/pause`: drain, commit and keep the pipeline stopped until resumed.
+/// Pause a job: drain, commit, and keep it stopped until resumed.
+#[utoipa::path(put, path = "/jobs/{name}/pause", tag = "jobs", params(JobName), responses(
+    (status = 200, description = "Paused", body = Status),
+    (status = 202, description = "Still on its way after 30 s", body = Status),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
 pub async fn pause(State(app): State<App>, Path(name): Path<String>) -> Result<Response, ApiError> {
     change_state(app, &name, Desired::Paused).await
 }
 
-/// `PUT /jobs/{name}/resume`
+/// Resume a paused or stopped job from its committed positions.
+#[utoipa::path(put, path = "/jobs/{name}/resume", tag = "jobs", params(JobName), responses(
+    (status = 200, description = "Running (or failed, or finished)", body = Status),
+    (status = 202, description = "Still on its way after 30 s", body = Status),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
 pub async fn resume(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -292,12 +394,25 @@ pub async fn resume(
     change_state(app, &name, Desired::Running).await
 }
 
-/// `PUT /jobs/{name}/stop`: like pause, and offsets may then be changed.
+/// Stop a job: like pause, and its offsets may then be changed.
+#[utoipa::path(put, path = "/jobs/{name}/stop", tag = "jobs", params(JobName), responses(
+    (status = 200, description = "Stopped", body = Status),
+    (status = 202, description = "Still on its way after 30 s", body = Status),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
 pub async fn stop(State(app): State<App>, Path(name): Path<String>) -> Result<Response, ApiError> {
     change_state(app, &name, Desired::Stopped).await
 }
 
-/// `POST /jobs/{name}/restart`
+/// Restart a running job's pipeline: a graceful stop, then a fresh start.
+///
+/// The failure backoff is reset.
+#[utoipa::path(post, path = "/jobs/{name}/restart", tag = "jobs", params(JobName), responses(
+    (status = 200, description = "Restarted", body = Status),
+    (status = 202, description = "Still on its way after 30 s", body = Status),
+    (status = 404, description = "No such job", body = ErrorBody),
+    (status = 409, description = "The job is paused or stopped: resume it instead", body = ErrorBody),
+))]
 pub async fn restart(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -316,11 +431,15 @@ pub async fn restart(
     settled(&app, &job, reached).await
 }
 
-/// `GET /jobs/{name}/offsets`
+/// A job's committed positions (readable in any state).
+#[utoipa::path(get, path = "/jobs/{name}/offsets", tag = "offsets", params(JobName), responses(
+    (status = 200, description = "The positions", body = Offsets),
+    (status = 404, description = "No such job", body = ErrorBody),
+))]
 pub async fn get_offsets(
     State(app): State<App>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Offsets>, ApiError> {
     let job = find(&app, &name)?;
     let stored = offsets::load(&app.sup.ctx.job_dir(&name), &name).await?;
     let owns = job
@@ -329,12 +448,12 @@ pub async fn get_offsets(
         .shape
         .as_ref()
         .map(|s| s.source_owns_offsets);
-    Ok(Json(json!({
-        "name": name,
-        "state": job.observed().state,
-        "source_owns_offsets": owns,
-        "offsets": stored.as_ref().map(offsets::to_rows).unwrap_or_default(),
-    })))
+    Ok(Json(Offsets {
+        state: job.observed().state,
+        source_owns_offsets: owns,
+        offsets: stored.as_ref().map(offsets::to_rows).unwrap_or_default(),
+        name,
+    }))
 }
 
 /// The job, when its offsets may be changed: stopped, and its source uses the offset store.
@@ -361,17 +480,32 @@ fn stopped(app: &App, name: &str) -> Result<Arc<JobHandle>, ApiError> {
     Ok(job)
 }
 
-#[derive(Deserialize)]
+/// New positions for some partitions.
+#[derive(Deserialize, ToSchema)]
 pub struct OffsetsBody {
+    /// The partitions to set; the others keep their positions.
     offsets: Vec<PartitionOffset>,
 }
 
-/// `PATCH /jobs/{name}/offsets`: set the given partitions' positions (others are kept).
+/// Set the positions of some partitions; the others keep theirs.
+///
+/// Only while the job is stopped. Changes every place a run resumes from: the job's offset
+/// store and, for an exactly-once job, the checkpoint each sink stores with its data.
+#[utoipa::path(patch, path = "/jobs/{name}/offsets", tag = "offsets",
+    params(JobName),
+    request_body(content = OffsetsBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The positions now stored", body = OffsetsChanged),
+        (status = 400, description = "A body that is not such an object", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not stopped, or its source keeps its own offsets", body = ErrorBody),
+    ),
+)]
 pub async fn patch_offsets(
     State(app): State<App>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OffsetsChanged>, ApiError> {
     let body: OffsetsBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "expected {{\"offsets\": [{{\"partition\": ..., \"offset\": ...}}]}}: {e}"
@@ -385,21 +519,32 @@ pub async fn patch_offsets(
         .await?
         .unwrap_or_default();
     job.stats.lock().committed = Some(cp.clone());
-    Ok(Json(
-        json!({ "name": name, "offsets": offsets::to_rows(&cp) }),
-    ))
+    Ok(Json(OffsetsChanged {
+        name,
+        offsets: offsets::to_rows(&cp),
+    }))
 }
 
-/// `DELETE /jobs/{name}/offsets`: forget every position, sink checkpoints included; the next
-/// run starts from the start (and writes again what the sinks already hold).
+/// Forget every position, sink checkpoints included.
+///
+/// Only while the job is stopped. The next run starts from the beginning (and writes again
+/// what the sinks already hold).
+#[utoipa::path(delete, path = "/jobs/{name}/offsets", tag = "offsets", params(JobName), responses(
+    (status = 200, description = "Forgotten", body = OffsetsChanged),
+    (status = 404, description = "No such job", body = ErrorBody),
+    (status = 409, description = "The job is not stopped, or its source keeps its own offsets", body = ErrorBody),
+))]
 pub async fn delete_offsets(
     State(app): State<App>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OffsetsChanged>, ApiError> {
     let job = stopped(&app, &name)?;
     let _op = lock(&job).await?;
     let def = job.control().def.clone();
     offsets::reset_job(&app.sup.ctx, &def, None).await?;
     job.stats.lock().committed = None;
-    Ok(Json(json!({ "name": name, "offsets": [] })))
+    Ok(Json(OffsetsChanged {
+        name,
+        offsets: Vec::new(),
+    }))
 }

@@ -17,6 +17,7 @@ mod jobs_dir;
 mod latency;
 mod model;
 mod offsets;
+mod openapi;
 mod page;
 mod prometheus;
 mod runner;

@@ -9,9 +9,11 @@ use std::time::SystemTime;
 use serde::Serialize;
 use sluice_core::error::{ErrorKind, Fault, causes};
 use sluice_core::metrics::JobMetrics;
+use utoipa::ToSchema;
+use utoipa::openapi::{ObjectBuilder, Type};
 
 /// What the operator asked a job to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Desired {
     /// Run the pipeline (restarting it with backoff when it fails).
@@ -46,7 +48,7 @@ impl std::str::FromStr for Desired {
 }
 
 /// What a job is actually doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Loading the definition and building the pipeline.
@@ -118,11 +120,12 @@ pub struct Control {
 
 /// Why a run failed, as the status, the metrics and the page show it (Kafka Connect's FAILED
 /// state with its trace): whose fault, whether the runner retries, and the cause chain.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Failure {
     /// The error.
     pub message: String,
     /// Whose fault: `config`, `data`, `external` or `internal`.
+    #[schema(schema_with = error_kind_schema)]
     pub kind: ErrorKind,
     /// True when the runner retries on its own (an external service that may come back);
     /// otherwise the job stays `failed` until it is changed or restarted.
@@ -131,6 +134,23 @@ pub struct Failure {
     pub causes: Vec<String>,
     /// The sink that failed, if a sink did.
     pub sink: Option<String>,
+}
+
+/// [`ErrorKind`] (a core type) as a string enum.
+fn error_kind_schema() -> ObjectBuilder {
+    // Fails to compile when ErrorKind gains a variant, so the list below stays complete.
+    let _: fn(ErrorKind) = |k| match k {
+        ErrorKind::Config | ErrorKind::External | ErrorKind::Data | ErrorKind::Internal => {}
+    };
+    let kinds = [
+        ErrorKind::Config,
+        ErrorKind::Data,
+        ErrorKind::External,
+        ErrorKind::Internal,
+    ];
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(kinds.map(ErrorKind::as_str)))
 }
 
 impl Failure {

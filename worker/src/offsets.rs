@@ -6,17 +6,36 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sluice_core::offset_store::OffsetStore;
 use sluice_core::record::{Checkpoint, Offset};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
 use super::model::JobDef;
 use super::supervisor::Ctx;
 
 /// One partition's position.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PartitionOffset {
     /// Source partition.
+    #[schema(min_length = 1)]
     pub partition: String,
     /// A number for integer offsets, a string for textual ones.
+    #[schema(schema_with = offset_schema)]
     pub offset: serde_json::Value,
+}
+
+/// An [`Offset`]: a 64-bit integer or a string.
+fn offset_schema() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(i64::MIN))
+                .maximum(Some(i64::MAX)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
 }
 
 /// A checkpoint as JSON rows, by partition.
@@ -33,14 +52,26 @@ pub fn to_rows(cp: &Checkpoint) -> Vec<PartitionOffset> {
         .collect()
 }
 
+/// A JSON number that is an integer in `i64`'s range. `5.0` is one: JSON (and JSON Schema's
+/// `integer`) do not tell it from `5`. A number that is read as a float is taken only up to
+/// 2^53, where every integer is exact: -9223372036854775809 reads as the float -2^63, which
+/// must not become `i64::MIN`.
+fn integer(n: &serde_json::Number) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    n.as_i64().or_else(|| {
+        let f = n.as_f64()?;
+        (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
+    })
+}
+
 /// Parse JSON rows into offsets; the message names the bad row.
 pub fn from_rows(rows: &[PartitionOffset]) -> Result<Checkpoint, String> {
     let mut cp = Checkpoint::default();
     for (i, row) in rows.iter().enumerate() {
         let offset = match &row.offset {
             serde_json::Value::Number(n) => Offset::Int(
-                n.as_i64()
-                    .ok_or_else(|| format!("offsets[{i}].offset: expected an integer"))?,
+                integer(n)
+                    .ok_or_else(|| format!("offsets[{i}].offset: expected a 64-bit integer"))?,
             ),
             serde_json::Value::String(s) => Offset::Text(s.clone()),
             _ => {
@@ -117,6 +148,21 @@ mod tests {
         let bad: Vec<PartitionOffset> =
             serde_json::from_str(r#"[{"partition": "a", "offset": true}]"#).unwrap();
         assert!(from_rows(&bad).unwrap_err().contains("offsets[0].offset"));
+        // JSON does not tell 42.0 from 42; 42.5 and 2^64 are not 64-bit integers.
+        let float: Vec<PartitionOffset> =
+            serde_json::from_str(r#"[{"partition": "a", "offset": 42.0}]"#).unwrap();
+        assert_eq!(from_rows(&float).unwrap().get("a"), Some(&Offset::Int(42)));
+        for bad in [
+            "42.5",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "1e300",
+        ] {
+            let rows: Vec<PartitionOffset> =
+                serde_json::from_str(&format!(r#"[{{"partition": "a", "offset": {bad}}}]"#))
+                    .unwrap();
+            assert!(from_rows(&rows).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -21,8 +21,10 @@
 //!
 //! `vars = { name = value }` binds each value (any JSON) as `$name`. `now` is the batch's
 //! processing time in seconds (the sandbox has no clock); `env` is empty; `input`, `inputs`
-//! and modules are not available. Output is compact JSON with object keys in order; numbers
-//! read from the input keep their text, non-finite numbers are written as `null` (as jq does).
+//! and modules are not available. Output is compact JSON with object keys in order (but jaq's
+//! `del` moves an object's last key into the deleted key's place); numbers read from the input
+//! keep their text, a division's result is a float (`212.0`), non-finite numbers are written as
+//! `null` (as jq does).
 
 mod compile;
 mod write;

@@ -280,6 +280,9 @@ mod tests {
             e.starts_with("`filter`: expected closing parenthesis"),
             "{e}"
         );
+        // No input stream beside the record.
+        let e = plugin(json!({ "filter": "[., input]" })).err().unwrap();
+        assert!(e.contains("undefined filter `input/0`"), "{e}");
         assert!(plugin(json!({ "filter": ".", "extra": 1 })).is_err());
     }
 

@@ -2,7 +2,8 @@
 # Benchmark harness: builds release binaries, then runs each case against its baseline in the
 # same invocation, TRIALS times each, and prints the medians (records/s, ratio, peak RSS) as
 # Markdown rows; the rows also go to bench/results/<case>.md for bench/REPORT.md.
-#   bench/run.sh [CASE...]       cases: file-json wasm-add-field wasm-add-field-2t (default: all)
+#   bench/run.sh [CASE...]       cases: file-json wasm-add-field wasm-add-field-2t wasm-jq
+#                                (default: all)
 #   RECORDS=2000000 TRIALS=3 bench/run.sh
 # The SQL, Kafka and WASM-boundary cases have their own scripts (bench/sql, bench/kafka,
 # transforms/benches), listed in bench/REPORT.md.
@@ -13,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.c
 RECORDS=${RECORDS:-2000000}
 TRIALS=${TRIALS:-3}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(file-json wasm-add-field wasm-add-field-2t)
+[ ${#cases[@]} -gt 0 ] || cases=(file-json wasm-add-field wasm-add-field-2t wasm-jq)
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 bash scripts/build-plugins.sh >&2
@@ -118,6 +119,22 @@ transform_threads = 2"
       done
       report wasm-add-field-2t loop-edit sluice-wasm-2t
       rm -f "$work/loop-edit.times" "$work/sluice-wasm-2t.times"
+      ;;
+    wasm-jq)
+      # The wasm-add-field edit written as a jq filter (`now` is the batch time in seconds);
+      # its baseline is the add-field plugin's job, not the loop: jq against hand-written Rust.
+      job wasm-add-field "[[transforms]]
+plugin = \"$root/plugins/dist/add-field.wasm\"
+with = { set = { pipeline = \"sluice\" }, timestamp = \"processed_at\", timestamp_format = \"millis\" }"
+      job wasm-jq "[[transforms]]
+plugin = \"$root/plugins/dist/jq.wasm\"
+with = { filter = '.pipeline = \"sluice\" | .processed_at = (now * 1000 | round)' }"
+      for _ in $(seq "$TRIALS"); do
+        measure sluice-wasm "$bin/sluice" run "$work/wasm-add-field.toml" --no-progress --state-dir "$work/state"
+        measure sluice-jq "$bin/sluice" run "$work/wasm-jq.toml" --no-progress --state-dir "$work/state"
+      done
+      report wasm-jq sluice-wasm sluice-jq
+      rm -f "$work/sluice-wasm.times" "$work/sluice-jq.times"
       ;;
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac

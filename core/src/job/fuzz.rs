@@ -4,7 +4,6 @@
 //! reference expanded to (the secret file's content below).
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use super::interpolate::Interpolation;
 use super::load::load_job_with;
@@ -71,15 +70,11 @@ fn job_text(picks: &[u8]) -> String {
         .collect()
 }
 
-/// A directory with `secret.txt`, shared by every iteration.
-fn base_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("secret.txt"), SECRET).expect("secret file");
-        dir
-    })
-    .path()
+/// A directory with `secret.txt`, for every iteration of one harness.
+fn base_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("secret.txt"), SECRET).expect("secret file");
+    dir
 }
 
 fn registry() -> Registry {
@@ -88,10 +83,9 @@ fn registry() -> Registry {
     registry
 }
 
-/// Load `text` under `policy`; no panic, and no error quotes the secret.
-fn load(text: &str, policy: &Interpolation) {
+/// Load `text` from `base` under `policy`; no panic, and no error quotes the secret.
+fn load(text: &str, base: &Path, policy: &Interpolation) {
     let registry = registry();
-    let base = base_dir();
     let result = load_job_with(
         text,
         "fuzz.toml",
@@ -112,37 +106,39 @@ fn load(text: &str, policy: &Interpolation) {
     }
 }
 
-fn policies() -> [Interpolation; 3] {
+fn policies(base: &Path) -> [Interpolation; 3] {
     [
         Interpolation::All,
         Interpolation::none(),
         Interpolation::Only {
             env: vec!["SLUICE_FUZZ_*".into()],
-            files: vec![std::fs::canonicalize(base_dir()).expect("canonical temp dir")],
+            files: vec![std::fs::canonicalize(base).expect("canonical temp dir")],
         },
     ]
 }
 
 #[test]
 fn fuzz_job_loader_bytes() {
-    let policies = policies();
+    let base = base_dir();
+    let policies = policies(base.path());
     bolero::check!().for_each(|input: &[u8]| {
         let text = String::from_utf8_lossy(input);
         for policy in &policies {
-            load(&text, policy);
+            load(&text, base.path(), policy);
         }
     });
 }
 
 #[test]
 fn fuzz_job_loader_pieces() {
-    let policies = policies();
+    let base = base_dir();
+    let policies = policies(base.path());
     bolero::check!()
         .with_type::<Vec<u8>>()
         .for_each(|picks: &Vec<u8>| {
             let text = job_text(picks);
             for policy in &policies {
-                load(&text, policy);
+                load(&text, base.path(), policy);
             }
         });
 }
@@ -160,10 +156,11 @@ fn the_pieces_make_jobs_that_load_and_errors_that_hide_the_secret() {
         p("[[sinks]]\n"),
         p("type = \"nope\"\n"),
     ]);
+    let base = base_dir();
     let err = load_job_with(
         &text,
         "fuzz.toml",
-        base_dir(),
+        base.path(),
         None,
         &registry(),
         &Interpolation::All,
@@ -173,5 +170,5 @@ fn the_pieces_make_jobs_that_load_and_errors_that_hide_the_secret() {
     .to_string();
     assert!(err.contains("source.count"), "{err}");
     assert!(!err.contains(SECRET), "{err}");
-    load(&text, &Interpolation::All);
+    load(&text, base.path(), &Interpolation::All);
 }

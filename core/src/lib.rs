@@ -10,6 +10,7 @@ pub mod chain;
 pub mod connector;
 pub mod error;
 pub mod job;
+pub mod json;
 pub mod local;
 pub mod metrics;
 pub mod offset_store;

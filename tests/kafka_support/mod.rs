@@ -40,6 +40,12 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
 
 /// Produce raw values (in order, round-robin over partitions by key) through the Kafka sink.
 pub fn produce_values(brokers: &str, topic: &str, values: &[String]) {
+    let values: Vec<Vec<u8>> = values.iter().map(|v| v.clone().into_bytes()).collect();
+    produce_bytes(brokers, topic, &values);
+}
+
+/// [`produce_values`] for values that need not be text.
+pub fn produce_bytes(brokers: &str, topic: &str, values: &[Vec<u8>]) {
     let cfg: KafkaSinkConfig = serde_json::from_value(serde_json::json!({
         "brokers": brokers, "topic": topic, "linger": "5ms"
     }))

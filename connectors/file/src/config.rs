@@ -58,22 +58,17 @@ pub struct FileSourceConfig {
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: ByteSize,
     /// With `format = "json"`: a line whose arrays and objects nest deeper than this is
-    /// dead-lettered.
-    #[serde(default = "default_max_json_depth")]
+    /// dead-lettered (at least 1). The default, 127, is the deepest serde_json parses (its
+    /// limit is 128), so whatever passes also parses in plugins and sinks downstream.
+    #[serde(default = "sluice_core::json::default_max_depth")]
     pub max_json_depth: usize,
 }
 
 /// Default of `max_line_bytes`: 64 MiB.
 pub(crate) const DEFAULT_MAX_LINE_BYTES: u64 = 64 << 20;
-/// Default of `max_json_depth`, the recursion limit of common JSON parsers.
-pub(crate) const DEFAULT_MAX_JSON_DEPTH: usize = 128;
 
 fn default_max_line_bytes() -> ByteSize {
     ByteSize(DEFAULT_MAX_LINE_BYTES)
-}
-
-fn default_max_json_depth() -> usize {
-    DEFAULT_MAX_JSON_DEPTH
 }
 
 pub(crate) fn default_poll() -> HumanDuration {
@@ -107,6 +102,11 @@ pub struct StdinConfig {
     /// `"json"` (default) or `"text"`.
     #[serde(default)]
     pub format: LineFormat,
+    /// With `format = "json"`: a line whose arrays and objects nest deeper than this is
+    /// dead-lettered (at least 1). The default, 127, is the deepest serde_json parses (its
+    /// limit is 128), so whatever passes also parses in plugins and sinks downstream.
+    #[serde(default = "sluice_core::json::default_max_depth")]
+    pub max_json_depth: usize,
 }
 
 /// `type = "stdout"` sink.

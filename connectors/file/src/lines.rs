@@ -18,7 +18,8 @@ pub(crate) struct LineRules {
     pub format: LineFormat,
     /// Longer lines are dead-lettered (their first [`TOO_LONG_HEAD`] bytes), never buffered whole.
     pub max_line_bytes: usize,
-    /// JSON nested deeper than this (arrays and objects) is dead-lettered.
+    /// JSON nested deeper than this (arrays and objects) is dead-lettered
+    /// ([`sluice_core::json::check_json`]).
     pub max_json_depth: usize,
 }
 
@@ -28,7 +29,7 @@ impl LineRules {
         Self {
             format,
             max_line_bytes: crate::config::DEFAULT_MAX_LINE_BYTES as usize,
-            max_json_depth: crate::config::DEFAULT_MAX_JSON_DEPTH,
+            max_json_depth: sluice_core::json::DEFAULT_MAX_DEPTH,
         }
     }
 
@@ -47,57 +48,10 @@ impl LineRules {
         if self.format != LineFormat::Json {
             return None;
         }
-        // serde_json skips the UTF-8 check of strings and the depth of values it ignores:
-        // both are checked here, so what passes is JSON any consumer can parse.
-        if let Err(e) = std::str::from_utf8(line) {
-            return Some((
-                "invalid JSON",
-                format!("not UTF-8 at byte {} of the line", e.valid_up_to()),
-            ));
-        }
-        if nested_deeper_than(line, self.max_json_depth) {
-            return Some((
-                "invalid JSON",
-                format!(
-                    "nested deeper than {} levels (max_json_depth)",
-                    self.max_json_depth
-                ),
-            ));
-        }
-        serde_json::from_slice::<serde::de::IgnoredAny>(line)
+        sluice_core::json::check_json(line, self.max_json_depth)
             .err()
-            .map(|e| ("invalid JSON", e.to_string()))
+            .map(|e| ("invalid JSON", format!("{e} of the line")))
     }
-}
-
-/// Whether arrays and objects in `json` nest deeper than `max` (brackets inside strings do not
-/// count).
-fn nested_deeper_than(json: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 /// Split `chunk` (which starts at byte `base` of the partition) into records for every complete
@@ -199,16 +153,16 @@ mod tests {
         let r = reasons(b"{\"a\":\"\xff\xfe\"}\n", json);
         assert_eq!(
             r,
-            ["invalid JSON at byte 0 of f: not UTF-8 at byte 6 of the line"]
+            ["invalid JSON at byte 0 of f: invalid UTF-8 at byte 6 of the line"]
         );
         let deep = format!("{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
         let r = reasons(deep.as_bytes(), json);
         assert_eq!(
             r,
-            ["invalid JSON at byte 0 of f: nested deeper than 128 levels (max_json_depth)"]
+            ["invalid JSON at byte 0 of f: nesting deeper than 127 at byte 127 of the line"]
         );
         // Exactly at the limit, and brackets inside strings (with escaped quotes) do not count.
-        let at_limit = format!("{}{}\n", "[".repeat(128), "]".repeat(128));
+        let at_limit = format!("{}{}\n", "[".repeat(127), "]".repeat(127));
         assert!(reasons(at_limit.as_bytes(), json).is_empty());
         let quoted = format!("{{\"s\":\"\\\"{}\"}}\n", "[".repeat(500));
         assert!(reasons(quoted.as_bytes(), json).is_empty(), "{quoted}");
@@ -236,5 +190,55 @@ mod tests {
                 long.len()
             )
         );
+    }
+
+    /// Fuzz (bolero; ~1 s under `cargo test`, `scripts/fuzz.sh file <harness> <seconds>`
+    /// for longer): any bytes, split at any point into a first read and the rest, give the
+    /// same records and dead letters as one read, and every non-empty line is one of them.
+    #[test]
+    fn fuzz_split_lines() {
+        let p: Arc<str> = Arc::from("f");
+        bolero::check!().for_each(|input: &[u8]| {
+            let Some((&knobs, data)) = input.split_first() else {
+                return;
+            };
+            let mut rules = LineRules::new(if knobs & 1 == 0 {
+                LineFormat::Json
+            } else {
+                LineFormat::Text
+            });
+            rules.max_line_bytes = usize::from(knobs >> 1) + 1;
+            rules.max_json_depth = usize::from(knobs % 5) + 1;
+            let chunk = Bytes::copy_from_slice(data);
+            let (whole, used) = split_lines(&chunk, 0, &p, "f", &rules, true);
+            assert_eq!(used, data.len());
+            let lines = data
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty() && *l != b"\r")
+                .count();
+            assert_eq!(whole.records.len() + whole.dead.len(), lines);
+            assert!(whole.dead.iter().all(|d| !d.reason.is_empty()));
+            // The same bytes in two reads.
+            let cut = usize::from(knobs).min(data.len());
+            let (first, used) = split_lines(&chunk.slice(..cut), 0, &p, "f", &rules, false);
+            assert!(used <= cut);
+            let (rest, used_rest) =
+                split_lines(&chunk.slice(used..), used as u64, &p, "f", &rules, true);
+            assert_eq!(used + used_rest, data.len());
+            let values = |b: &[&Batch]| -> Vec<(Vec<u8>, Offset)> {
+                b.iter()
+                    .flat_map(|b| &b.records)
+                    .map(|r| (r.value.to_vec(), r.position.offset.clone()))
+                    .collect()
+            };
+            assert_eq!(values(&[&whole]), values(&[&first, &rest]));
+            let reasons = |b: &[&Batch]| -> Vec<String> {
+                b.iter()
+                    .flat_map(|b| &b.dead)
+                    .map(|d| d.reason.clone())
+                    .collect()
+            };
+            assert_eq!(reasons(&[&whole]), reasons(&[&first, &rest]));
+        });
     }
 }

@@ -45,11 +45,7 @@ impl SourceConnector for FileSourceConnector {
                     .at("max_line_bytes"),
             );
         }
-        if config.max_json_depth == 0 {
-            return Err(
-                ConnectorError::config("max_json_depth must be at least 1").at("max_json_depth")
-            );
-        }
+        sluice_core::json::max_depth_option(config.max_json_depth)?;
         let path = ctx.local_file("path", &config.path)?;
         // A bounded read of a file that is not there can never succeed: say so at the job
         // file's line, before anything runs. A followed file may appear later.
@@ -450,7 +446,7 @@ mod tests {
             poll_interval: crate::config::default_poll(),
             read_size: ByteSize(read_size),
             max_line_bytes: ByteSize(crate::config::DEFAULT_MAX_LINE_BYTES),
-            max_json_depth: crate::config::DEFAULT_MAX_JSON_DEPTH,
+            max_json_depth: sluice_core::json::DEFAULT_MAX_DEPTH,
         }
     }
 
@@ -524,6 +520,41 @@ mod tests {
         assert!(dead.is_empty(), "{:?}", dead.first().map(|d| &d.reason));
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].value.len(), long.len());
+    }
+
+    #[tokio::test]
+    async fn a_line_nested_deeper_than_max_json_depth_is_dead_lettered_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.jsonl"), "[[1]]\n[[[1]]]\n{\"a\":[]}\n").unwrap();
+        let mut cfg = config("in.jsonl", 1 << 20);
+        cfg.max_json_depth = 2;
+        let mut src = FileSourceConnector::build(cfg.clone(), &ctx(dir.path())).unwrap();
+        src.open(None).await.unwrap();
+        let batches = drain(&mut src).await;
+        let records: usize = batches.iter().map(|b| b.records.len()).sum();
+        let dead: Vec<&String> = batches
+            .iter()
+            .flat_map(|b| &b.dead)
+            .map(|d| &d.reason)
+            .collect();
+        assert_eq!(records, 2);
+        assert_eq!(
+            dead,
+            [&format!(
+                "invalid JSON at byte 6 of {}: nesting deeper than 2 at byte 2 of the line",
+                dir.path().join("in.jsonl").display()
+            )]
+        );
+        // 0 would refuse every array and object: a config error at the field.
+        cfg.max_json_depth = 0;
+        let err = FileSourceConnector::build(cfg, &ctx(dir.path()))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("max_json_depth must be at least 1"),
+            "{err}"
+        );
     }
 
     async fn drain(source: &mut Box<dyn Source>) -> Vec<Batch> {

@@ -24,8 +24,10 @@ impl SourceConnector for StdinConnector {
     type Config = StdinConfig;
 
     fn build(config: StdinConfig, _ctx: &BuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        let mut rules = LineRules::new(config.format);
+        rules.max_json_depth = sluice_core::json::max_depth_option(config.max_json_depth)?;
         Ok(Box::new(Stdin {
-            rules: LineRules::new(config.format),
+            rules,
             rx: None,
             read: 0,
             partition: Arc::from("stdin"),

@@ -25,7 +25,6 @@ use bytes::Bytes;
 use reqwest::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT,
 };
-use serde::de::IgnoredAny;
 use sha2::{Digest, Sha256};
 use sluice_core::{
     BuildContext, Checkpoint, ConnectorError, Record, Sink, SinkConnector, SinkContext,
@@ -279,7 +278,7 @@ impl Sink for HttpSink {
         let mut report = WriteReport::ok();
         let mut valid = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
-            match serde_json::from_slice::<IgnoredAny>(&r.value) {
+            match sluice_core::json::check_json(&r.value, sluice_core::json::DEFAULT_MAX_DEPTH) {
                 Ok(_) => valid.push(i),
                 Err(e) => report
                     .rejected

@@ -189,6 +189,11 @@ pub struct KafkaSourceConfig {
     /// How values are decoded.
     #[serde(default)]
     pub format: ValueFormat,
+    /// With `format = "json"`: a value whose arrays and objects nest deeper than this is
+    /// dead-lettered (at least 1). The default, 127, is the deepest serde_json parses (its
+    /// limit is 128), so whatever passes also parses in plugins and sinks downstream.
+    #[serde(default = "sluice_core::json::default_max_depth")]
+    pub max_json_depth: usize,
     /// Most records in one batch handed to the pipeline.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -277,6 +282,7 @@ impl KafkaSourceConfig {
     /// Check the config without connecting.
     pub fn validate(&self) -> Result<(), ConnectorError> {
         self.client_config()?;
+        sluice_core::json::max_depth_option(self.max_json_depth)?;
         if self.topics.is_empty() {
             return Err(ConnectorError::config(
                 "`topics` is empty: name at least one topic",

@@ -186,7 +186,11 @@ impl KafkaSource {
                 offset: Offset::Int(msg.offset()),
             },
         };
-        match decode_problem(self.config.format, msg.payload()) {
+        match decode_problem(
+            self.config.format,
+            self.config.max_json_depth,
+            msg.payload(),
+        ) {
             None => self.pending.records.push(record),
             Some(reason) => self.pending.dead.push(DeadRecord {
                 record,
@@ -209,8 +213,13 @@ impl KafkaSource {
     }
 }
 
-/// Why a value does not decode in `format`, if it does not.
-fn decode_problem(format: ValueFormat, payload: Option<&[u8]>) -> Option<String> {
+/// Why a value does not decode in `format` (JSON nested at most `max_json_depth` deep), if it
+/// does not.
+fn decode_problem(
+    format: ValueFormat,
+    max_json_depth: usize,
+    payload: Option<&[u8]>,
+) -> Option<String> {
     match (format, payload) {
         (ValueFormat::Bytes, _) => None,
         (ValueFormat::Text, None) => None,
@@ -218,7 +227,7 @@ fn decode_problem(format: ValueFormat, payload: Option<&[u8]>) -> Option<String>
             .err()
             .map(|e| format!("value is not UTF-8 text: {e}")),
         (ValueFormat::Json, None) => Some("value is empty (a tombstone), not JSON".into()),
-        (ValueFormat::Json, Some(v)) => serde_json::from_slice::<serde::de::IgnoredAny>(v)
+        (ValueFormat::Json, Some(v)) => sluice_core::json::check_json(v, max_json_depth)
             .err()
             .map(|e| format!("value is not JSON: {e}")),
     }
@@ -395,11 +404,23 @@ mod tests {
 
     #[test]
     fn decode_failures_are_reported_not_skipped() {
-        assert!(decode_problem(ValueFormat::Json, Some(b"{\"a\":1}")).is_none());
-        assert!(decode_problem(ValueFormat::Json, Some(b"{nope")).is_some());
-        assert!(decode_problem(ValueFormat::Json, None).is_some());
-        assert!(decode_problem(ValueFormat::Text, Some(&[0xff, 0xfe])).is_some());
-        assert!(decode_problem(ValueFormat::Bytes, Some(&[0xff])).is_none());
+        let json = |v: &[u8]| decode_problem(ValueFormat::Json, 3, Some(v));
+        assert!(json(b"{\"a\":1}").is_none());
+        assert!(json(b"{nope").is_some());
+        assert!(decode_problem(ValueFormat::Json, 3, None).is_some());
+        assert!(decode_problem(ValueFormat::Text, 3, Some(&[0xff, 0xfe])).is_some());
+        assert!(decode_problem(ValueFormat::Bytes, 3, Some(&[0xff])).is_none());
+        // RFC 8259: UTF-8 inside strings, no lone surrogate, the depth limit; 1e999 is JSON.
+        assert_eq!(
+            json(b"[\"\xff\"]").as_deref(),
+            Some("value is not JSON: invalid UTF-8 at byte 2")
+        );
+        assert!(json(b"\"\\ud800\"").is_some());
+        assert!(json(b"[[[1e999]]]").is_none());
+        assert_eq!(
+            json(b"[[[[]]]]").as_deref(),
+            Some("value is not JSON: nesting deeper than 3 at byte 3")
+        );
     }
 
     #[test]

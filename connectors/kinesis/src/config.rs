@@ -45,6 +45,25 @@ fn default_max_records() -> i32 {
     1000
 }
 
+/// How record data is checked: its format, and for JSON the depth limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoding {
+    /// The format.
+    pub format: DataFormat,
+    /// With JSON: the nesting limit.
+    pub max_json_depth: usize,
+}
+
+impl From<DataFormat> for Decoding {
+    /// `format` with the default depth limit.
+    fn from(format: DataFormat) -> Self {
+        Decoding {
+            format,
+            max_json_depth: sluice_core::json::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
 /// `[source] type = "kinesis"`.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +87,11 @@ pub struct KinesisSourceConfig {
     /// How record data is decoded: `"json"` (default), `"text"` or `"bytes"`.
     #[serde(default)]
     pub format: DataFormat,
+    /// With `format = "json"`: a value whose arrays and objects nest deeper than this is
+    /// dead-lettered (at least 1). The default, 127, is the deepest serde_json parses (its
+    /// limit is 128), so whatever passes also parses in plugins and sinks downstream.
+    #[serde(default = "sluice_core::json::default_max_depth")]
+    pub max_json_depth: usize,
     /// Most records one GetRecords call returns (1–10000).
     #[serde(default = "default_max_records")]
     pub max_records: i32,
@@ -98,9 +122,18 @@ impl KinesisSourceConfig {
         }
     }
 
+    /// How record data is checked.
+    pub fn decoding(&self) -> Decoding {
+        Decoding {
+            format: self.format,
+            max_json_depth: self.max_json_depth,
+        }
+    }
+
     /// Checks that need no I/O.
     pub fn validate(&self) -> Result<(), ConnectorError> {
         validate_stream(&self.stream)?;
+        sluice_core::json::max_depth_option(self.max_json_depth)?;
         self.connection().validate()?;
         if !(1..=10_000).contains(&self.max_records) {
             return Err(

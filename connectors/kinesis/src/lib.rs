@@ -27,7 +27,9 @@ pub mod stream;
 
 use sluice_core::Registry;
 
-pub use config::{DataFormat, KinesisSinkConfig, KinesisSourceConfig, PartitionKey, StartFrom};
+pub use config::{
+    DataFormat, Decoding, KinesisSinkConfig, KinesisSourceConfig, PartitionKey, StartFrom,
+};
 pub use sink::{KinesisSink, KinesisSinkConnector};
 pub use source::{KinesisSource, KinesisSourceConnector};
 

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use sluice_core::{DeadRecord, Header, Offset, Partition, Position, Record};
 
-use crate::config::DataFormat;
+use crate::config::{DataFormat, Decoding};
 use crate::kpl;
 
 /// Header with the record's partition key.
@@ -43,14 +43,14 @@ impl Raw {
     }
 }
 
-/// Why data does not match `format`, if it does not.
-pub fn decode_problem(format: DataFormat, data: &[u8]) -> Option<String> {
-    match format {
+/// Why data does not match its decoding, if it does not.
+pub fn decode_problem(decoding: Decoding, data: &[u8]) -> Option<String> {
+    match decoding.format {
         DataFormat::Bytes => None,
         DataFormat::Text => std::str::from_utf8(data)
             .err()
             .map(|e| format!("data is not UTF-8 text: {e}")),
-        DataFormat::Json => serde_json::from_slice::<serde::de::IgnoredAny>(data)
+        DataFormat::Json => sluice_core::json::check_json(data, decoding.max_json_depth)
             .err()
             .map(|e| format!("data is not JSON: {e}")),
     }
@@ -62,7 +62,7 @@ pub fn decode_problem(format: DataFormat, data: &[u8]) -> Option<String> {
 pub fn convert(
     raw: Raw,
     partition: &Partition,
-    format: DataFormat,
+    decoding: Decoding,
     records: &mut Vec<Record>,
     dead: &mut Vec<DeadRecord>,
 ) {
@@ -101,7 +101,7 @@ pub fn convert(
             position: position.clone(),
         }
     };
-    let mut push = |record: Record| match decode_problem(format, &record.value) {
+    let mut push = |record: Record| match decode_problem(decoding, &record.value) {
         None => records.push(record),
         Some(reason) => dead.push(DeadRecord {
             record,
@@ -147,7 +147,7 @@ mod tests {
         convert(
             raw(Bytes::from_static(b"{\"a\":1}")),
             &p,
-            DataFormat::Json,
+            DataFormat::Json.into(),
             &mut out,
             &mut dead,
         );
@@ -167,7 +167,7 @@ mod tests {
         convert(
             raw(Bytes::from_static(b"{nope")),
             &p,
-            DataFormat::Json,
+            DataFormat::Json.into(),
             &mut out,
             &mut dead,
         );
@@ -176,11 +176,38 @@ mod tests {
         convert(
             raw(Bytes::from_static(b"{nope")),
             &p,
-            DataFormat::Text,
+            DataFormat::Text.into(),
             &mut out,
             &mut dead,
         );
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn too_deep_json_is_dead_lettered_with_the_limit() {
+        let (mut out, mut dead) = (Vec::new(), Vec::new());
+        let p: Partition = Arc::from("arn/shardId-0");
+        let deep = |n: usize| Bytes::from(format!("{}{}", "[".repeat(n), "]".repeat(n)));
+        let decoding = Decoding {
+            format: DataFormat::Json,
+            max_json_depth: 3,
+        };
+        convert(raw(deep(3)), &p, decoding, &mut out, &mut dead);
+        convert(raw(deep(4)), &p, decoding, &mut out, &mut dead);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            dead[0].reason,
+            "data is not JSON: nesting deeper than 3 at byte 3"
+        );
+        // Invalid UTF-8 inside a string is not JSON either.
+        convert(
+            raw(Bytes::from_static(b"{\"a\":\"\xff\"}")),
+            &p,
+            decoding,
+            &mut out,
+            &mut dead,
+        );
+        assert_eq!(dead[1].reason, "data is not JSON: invalid UTF-8 at byte 6");
     }
 
     #[test]
@@ -197,7 +224,7 @@ mod tests {
         convert(
             raw(Bytes::from(aggregate(&subs))),
             &p,
-            DataFormat::Json,
+            DataFormat::Json.into(),
             &mut out,
             &mut dead,
         );

@@ -281,7 +281,7 @@ impl KinesisSource {
                         convert(
                             raw,
                             &shard.partition,
-                            self.config.format,
+                            self.config.decoding(),
                             &mut batch.records,
                             &mut batch.dead,
                         );
@@ -416,7 +416,7 @@ impl KinesisSource {
                     convert(
                         raw,
                         &shard.partition,
-                        self.config.format,
+                        self.config.decoding(),
                         &mut batch.records,
                         &mut batch.dead,
                     );

@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::config::BulkAction;
@@ -65,7 +64,7 @@ pub fn document<'a>(value: &'a [u8], parsed: Option<&Value>) -> Result<Cow<'a, [
                     "the value is not a JSON object".into()
                 });
             }
-            serde_json::from_slice::<IgnoredAny>(value)
+            sluice_core::json::check_json(value, sluice_core::json::DEFAULT_MAX_DEPTH)
                 .map_err(|e| format!("the value is not valid JSON: {e}"))?;
         }
     }

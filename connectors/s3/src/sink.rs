@@ -478,7 +478,7 @@ impl S3Sink {
             )
         } else {
             if self.config.format == Format::Json {
-                serde_json::from_slice::<serde::de::IgnoredAny>(&r.value)
+                sluice_core::json::check_json(&r.value, sluice_core::json::DEFAULT_MAX_DEPTH)
                     .map_err(|e| format!("the value is not valid JSON: {e}"))?;
             }
             None

@@ -2,6 +2,8 @@
 
 mod assemble;
 mod check;
+#[cfg(test)]
+mod fuzz;
 mod interpolate;
 mod load;
 pub mod path;

@@ -9,6 +9,7 @@ mod registry;
 mod run;
 mod schema_cmd;
 mod summary;
+mod watch_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +119,11 @@ enum Command {
     Plugin(plugin_cli::PluginCommand),
     /// Run the worker daemon: many jobs, a REST API, metrics and health endpoints.
     Worker(sluice_worker::WorkerArgs),
+    /// Print live records of a worker's job at a stage (after the source, a transform, per
+    /// sink, dead letters), sampled, as JSON lines.
+    Tap(watch_cmd::TapArgs),
+    /// Live throughput of a worker's jobs, per job and per sink.
+    Top(watch_cmd::TopArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -185,6 +191,8 @@ fn main() -> ExitCode {
             }
             Command::Plugin(cmd) => report(tokio::task::block_in_place(|| plugin_cli::run(cmd))),
             Command::Worker(args) => report(sluice_worker::run(args, registry::toolkit()).await),
+            Command::Tap(args) => report(watch_cmd::tap(args).await),
+            Command::Top(args) => report(watch_cmd::top(args).await),
         }
     })
 }

@@ -85,6 +85,16 @@ impl Chain {
 
     /// Run `records` through every stage: exactly one [`Fate`] per input, in input order.
     pub fn process(&mut self, records: &[Record]) -> Processed {
+        self.process_observed(records, |_, _| {})
+    }
+
+    /// [`Chain::process`], showing `observe` what each stage passed on (by the stage's name):
+    /// what `sluice tap` samples.
+    pub fn process_observed(
+        &mut self,
+        records: &[Record],
+        mut observe: impl FnMut(&str, &[Record]),
+    ) -> Processed {
         let Some((first, rest)) = self.stages.split_first_mut() else {
             return Processed {
                 records: records.to_vec(),
@@ -100,6 +110,7 @@ impl Chain {
         for (input, outcome) in records.iter().zip(outcomes) {
             states.push(settle(outcome, input, &mut current, first.name()));
         }
+        observe(first.name(), &current);
         for stage in rest {
             if current.is_empty() {
                 break;
@@ -138,6 +149,7 @@ impl Chain {
                 };
             }
             current = next;
+            observe(stage.name(), &current);
         }
         let fates = states
             .into_iter()

@@ -18,6 +18,7 @@ pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod secret;
+pub mod tap;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transform;

@@ -139,6 +139,8 @@ pub struct JobMetrics {
     pub last_error: Mutex<Option<String>>,
     /// Records not yet read, per source partition, for sources that know it (Kafka lag).
     pub source_lag: Mutex<BTreeMap<String, u64>>,
+    /// Live samples of the records passing each stage (`sluice tap`).
+    pub taps: crate::tap::Taps,
 }
 
 impl JobMetrics {

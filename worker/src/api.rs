@@ -23,6 +23,7 @@ use super::guard::guard;
 use super::jobs_api;
 use super::openapi::{self, Document};
 use super::supervisor::Supervisor;
+use super::tap_api;
 
 /// What every handler sees.
 #[derive(Clone)]
@@ -48,6 +49,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(jobs_api::get, jobs_api::delete))
         .routes(routes!(jobs_api::get_config, jobs_api::put_config))
         .routes(routes!(jobs_api::status))
+        .routes(routes!(tap_api::tap))
         .routes(routes!(jobs_api::pause))
         .routes(routes!(jobs_api::resume))
         .routes(routes!(jobs_api::stop))

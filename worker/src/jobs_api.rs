@@ -29,7 +29,7 @@ use sluice_core::job::check_job_name;
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-struct JobName {
+pub(crate) struct JobName {
     /// The job name.
     #[param(example = "example")]
     name: String,

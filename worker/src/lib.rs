@@ -23,6 +23,7 @@ mod prometheus;
 mod runner;
 mod store;
 mod supervisor;
+mod tap_api;
 mod tls;
 mod view;
 

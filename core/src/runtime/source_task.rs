@@ -15,6 +15,7 @@ use crate::connector::Source;
 use crate::job::RetryConfig;
 use crate::metrics::JobMetrics;
 use crate::record::{Batch, Checkpoint, Record};
+use crate::tap::Stage;
 
 /// A source batch with its id, as it travels to the transform stage.
 pub(super) struct SourceBatch {
@@ -91,6 +92,7 @@ async fn read_loop(
             continue;
         }
         next_id += 1;
+        metrics.taps.observe(Stage::Source, &batch.records);
         let count = (batch.records.len() + batch.dead.len()) as u64;
         let delta = Arc::new(batch.checkpoint());
         // Wait for the in-flight byte budget (commits keep flowing meanwhile).

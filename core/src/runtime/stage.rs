@@ -17,6 +17,7 @@ use crate::chain::{Chain, Fate};
 use crate::job::{RouteCondition, RouteInput};
 use crate::metrics::JobMetrics;
 use crate::record::{Checkpoint, DeadRecord, Record};
+use crate::tap::Stage;
 use crate::transform::Transform;
 
 /// A batch after the transform chain.
@@ -140,7 +141,9 @@ fn spawn_chain(
 fn run_chain(chain: &mut Chain, batch: SourceBatch, metrics: &JobMetrics) -> Staged {
     let SourceBatch { id, batch, delta } = batch;
     let mut dead = batch.dead;
-    let processed = chain.process(&batch.records);
+    let processed = chain.process_observed(&batch.records, |stage, records| {
+        metrics.taps.observe(Stage::Transform(stage), records)
+    });
     // Outputs of written inputs are already in order in one vector; only the others need a look.
     for (input, fate) in batch.records.into_iter().zip(processed.fates) {
         match fate {
@@ -171,6 +174,7 @@ pub(super) async fn route(
 ) -> Result<(), RuntimeError> {
     while let Some(staged) = rx.recv().await {
         let staged = staged?;
+        metrics.taps.observe_dead(&staged.dead);
         dead_letters
             .handle_batch(staged.dead, &staged.delta, &metrics)
             .await?;
@@ -204,6 +208,9 @@ pub(super) async fn route(
                 None if i + 1 == sinks.len() => records.take().unwrap_or_default(),
                 None => all.to_vec(),
             };
+            if let Some(sink) = metrics.sinks.get(i) {
+                metrics.taps.observe(Stage::Sink(&sink.name), &records);
+            }
             let unit = Unit {
                 id: staged.id,
                 records,

@@ -102,7 +102,8 @@ fn expected(i: u64) -> Value {
         "row_ts": format!("2026-11-25T10:00:{:02}.000Z", i),
         "row_pin": "****",
         "row_pipeline": "sluice",
-        "row_key": json!({"device": {"id": id}}).to_string(),
+        "row_key_json": json!({"device": {"id": id}}).to_string(),
+        "row_key": id,
         "row_routed_to": format!("readings-{site}"),
     })
 }
@@ -120,6 +121,8 @@ fn every_transform_in_one_chain() {
     { type = "MaskField", fields = ["pin"], replacement = "****" },
     { type = "TimestampConverter", field = "ts", target_type = "rfc3339" },
     { type = "ValueToKey", fields = ["device.id"] },
+    { type = "InsertField", key_field = "key_json" },
+    { type = "ExtractField$Key", field = "device.id" },
     { type = "HeaderFrom", fields = ["device.site"], headers = ["topic"], operation = "copy" },
     { type = "RegexRouter", regex = "(eu|us)", replacement = "readings-$1" },
     { type = "ReplaceField", exclude = ["reading.raw"], rename = { level = "severity" } },

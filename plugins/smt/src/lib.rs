@@ -20,9 +20,9 @@
 //! `MaskField`, `Cast`, `TimestampConverter`, `ExtractField`, `Flatten`, `HoistField`,
 //! `ValueToKey`, `Filter`, `RegexRouter`, and the header ones `InsertHeader`, `HeaderFrom`,
 //! `DropHeaders` (a full class name such as `org.apache.kafka.connect.transforms.Cast$Value` is
-//! read as its short name; the `$Key` variants are not offered). The other keys are that
-//! transform's, named after Kafka's properties (`.` written `_`) where they fit; see each module
-//! and the table in `plugins/README.md`. Fields are named with Sluice's dotted field paths
+//! read as its short name; of the `$Key` variants, `ExtractField$Key` is offered). The other
+//! keys are that transform's, named after Kafka's properties (`.` written `_`) where they fit;
+//! see each module and the table in `plugins/README.md`. Fields are named with Sluice's dotted field paths
 //! ([`ValuePath`]), so they reach into nested objects where Kafka's take top-level names.
 //!
 //! The whole config is checked when the job loads: an unknown transform, an unknown key, a bad
@@ -91,6 +91,9 @@ const SMTS: &[(&str, Build)] = &[
     ("DropHeaders", headers::drop_headers),
 ];
 
+/// The transforms offered on the key too (`ExtractField$Key`).
+const KEY_SMTS: &[(&str, Build)] = &[("ExtractField", shape::extract_key_field)];
+
 /// The `with` table: `{ type = "...", ... }` for one transform, or `{ steps = [...] }`.
 pub type Config = Map<String, Value>;
 
@@ -144,24 +147,25 @@ fn build_step(at_: &str, mut with: Map<String, Value>) -> Result<(String, Box<dy
         let message = format!("unknown transform `{name}`; one of {}", names());
         return Err(config_error(&type_at, message));
     };
-    match variant {
-        None | Some("Value") => {}
-        Some("Key") => {
-            let message = format!(
-                "`{smt}$Key` is not offered: transforms here work on the record's value (use ValueToKey to set the key from it)"
-            );
+    let (build, smt) = match variant {
+        None | Some("Value") => (*build, (*smt).to_string()),
+        Some("Key") => match KEY_SMTS.iter().find(|(n, _)| n == smt) {
+            Some((_, build)) => (*build, format!("{smt}$Key")),
+            None => {
+                let message = format!(
+                    "`{smt}$Key` is not offered: transforms here work on the record's value (ValueToKey sets the key from it, ExtractField$Key picks one field of that key)"
+                );
+                return Err(config_error(&type_at, message));
+            }
+        },
+        Some(other) => {
+            let message = format!("unknown variant `${other}`");
             return Err(config_error(&type_at, message));
         }
-        Some(other) => {
-            return Err(config_error(
-                &type_at,
-                format!("unknown variant `${other}`"),
-            ));
-        }
-    }
+    };
     let step = build(at_, Value::Object(with))?;
     let label = if at_.is_empty() {
-        (*smt).to_string()
+        smt
     } else {
         format!("{at_} ({smt})")
     };
@@ -282,6 +286,8 @@ mod tests {
         assert!(e.starts_with("`type`: missing"), "{e}");
         let e = smt(json!({"type": "InsertField$Key"})).err().unwrap();
         assert!(e.contains("not offered"), "{e}");
+        let e = smt(json!({"type": "Cast$Nope"})).err().unwrap();
+        assert!(e.starts_with("`type`: unknown variant `$Nope`"), "{e}");
         let e = smt(json!({"steps": [], })).err().unwrap();
         assert!(e.starts_with("`steps`: needs at least one"), "{e}");
         let e = smt(json!({"steps": [{"type": "Flatten"}], "type": "Flatten"}))

@@ -1,11 +1,12 @@
-//! Transforms that reshape the whole value or move it into the key: `ExtractField`,
-//! `HoistField`, `Flatten`, `ValueToKey`.
+//! Transforms that reshape the whole value or move it into the key: `ExtractField` (and
+//! `ExtractField$Key`), `HoistField`, `Flatten`, `ValueToKey`.
 //!
 //! ```toml
 //! with = { type = "ExtractField", field = "payload.after" }   # the value becomes that field
 //! with = { type = "HoistField", field = "reading" }           # {"reading": <the value>}
 //! with = { type = "Flatten", delimiter = "_" }                # {"a":{"b":1}} -> {"a_b":1}
 //! with = { type = "ValueToKey", fields = ["device_id"] }      # key = {"device_id":"d-1"}
+//! with = { type = "ExtractField$Key", field = "device_id" }  # then key = d-1
 //! ```
 
 use serde::Deserialize;
@@ -41,6 +42,39 @@ impl Step for ExtractField {
             .remove(value)
             .ok_or_else(|| format!("field `{}` is missing", self.field))?;
         doc.set_value(field);
+        Ok(Flow::Next)
+    }
+}
+
+/// `ExtractField$Key`: the key (a JSON object, as `ValueToKey` writes it) becomes one of its
+/// fields: a string as its text, anything else as JSON text. A record without a key, with a key
+/// that is not a JSON object, or without the field fails.
+struct ExtractKeyField {
+    field: ValuePath,
+}
+
+pub fn extract_key_field(at_: &str, with: Value) -> Result<Box<dyn Step>, String> {
+    let c: ExtractField = config_at(at_, with)?;
+    Ok(Box::new(ExtractKeyField { field: c.field }))
+}
+
+impl Step for ExtractKeyField {
+    fn apply(&self, doc: &mut Doc) -> Result<Flow, String> {
+        let key = doc.record.key.as_ref().ok_or("the record has no key")?;
+        let mut key: Value =
+            serde_json::from_slice(key).map_err(|e| format!("key is not JSON: {e}"))?;
+        if !key.is_object() {
+            return Err(format!("key is {}, not a JSON object", kind(&key)));
+        }
+        let field = self
+            .field
+            .remove(&mut key)
+            .ok_or_else(|| format!("key field `{}` is missing", self.field))?;
+        let text = match field {
+            Value::String(s) => s.into_bytes(),
+            other => serde_json::to_vec(&other).map_err(|e| e.to_string())?,
+        };
+        doc.record.key = Some(Bytes::from(text));
         Ok(Flow::Next)
     }
 }
@@ -157,6 +191,7 @@ impl Step for ValueToKey {
 mod tests {
     use crate::testing::*;
     use serde_json::json;
+    use sluice_plugin_sdk::{Bytes, Record};
 
     #[test]
     fn extract_field_replaces_the_value_or_fails() {
@@ -217,5 +252,23 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.starts_with("`fields`: "), "{e}");
+    }
+
+    #[test]
+    fn extract_field_on_the_key_makes_a_scalar_key() {
+        let with = json!({"steps": [
+            {"type": "ValueToKey", "fields": ["id", "n"]},
+            {"type": "ExtractField$Key", "field": "id"},
+        ]});
+        let out = run(with, r#"{"id":"d-7","n":1}"#).unwrap().unwrap();
+        assert_eq!(out.key.unwrap(), "d-7");
+        let plugin = smt(json!({"type": "ExtractField$Key", "field": "n"})).unwrap();
+        let mut record = Record::new("{}");
+        record.key = Some(Bytes::from_static(br#"{"n":{"a":1}}"#));
+        let out = run_record(&plugin, record).unwrap().unwrap();
+        assert_eq!(out.key.unwrap(), r#"{"a":1}"#);
+        assert_eq!(out.value, "{}", "the value is not touched");
+        let e = run_record(&plugin, Record::new("{}")).unwrap_err();
+        assert_eq!(e, "ExtractField$Key: the record has no key");
     }
 }

@@ -17,9 +17,11 @@ enum Body {
 
 /// A record being transformed: key, headers and timestamp in `record`, the value parsed once.
 pub struct Doc {
-    /// The record; its `value` is stale once the value was parsed.
+    /// The record; its `value` is stale once the value was changed.
     pub record: Record,
     body: Body,
+    /// Whether the value was handed out to change (then it is written back).
+    changed: bool,
 }
 
 /// What a value is, for messages: `a string`, `an object`.
@@ -40,6 +42,7 @@ impl Doc {
         Self {
             record,
             body: Body::Raw,
+            changed: false,
         }
     }
 
@@ -54,10 +57,16 @@ impl Doc {
 
     /// The value as JSON, for reading; `None` when it is not JSON (it then has no fields).
     pub fn json(&mut self) -> Option<&Value> {
+        self.read().ok()
+    }
+
+    /// The value as JSON, for reading; `Err` when it is not JSON.
+    pub fn read(&mut self) -> Result<&Value, String> {
         self.parse();
         match &self.body {
-            Body::Json(v) => Some(v),
-            _ => None,
+            Body::Json(v) => Ok(v),
+            Body::NotJson(e) => Err(format!("value is not JSON: {e}")),
+            Body::Raw => Err("value not parsed".into()),
         }
     }
 
@@ -65,7 +74,10 @@ impl Doc {
     pub fn value(&mut self) -> Result<&mut Value, String> {
         self.parse();
         match &mut self.body {
-            Body::Json(v) => Ok(v),
+            Body::Json(v) => {
+                self.changed = true;
+                Ok(v)
+            }
             Body::NotJson(e) => Err(format!("value is not JSON: {e}")),
             Body::Raw => Err("value not parsed".into()),
         }
@@ -82,12 +94,18 @@ impl Doc {
     /// Replace the value.
     pub fn set_value(&mut self, value: Value) {
         self.body = Body::Json(value);
+        self.changed = true;
     }
 
-    /// The record with its value written back.
+    /// Whether the value may have changed; a value only read keeps its text as it came.
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The record with its value written back, if it was changed.
     pub fn finish(self) -> Result<Record, String> {
         let mut record = self.record;
-        if let Body::Json(v) = self.body {
+        if let (true, Body::Json(v)) = (self.changed, self.body) {
             let text =
                 serde_json::to_vec(&v).map_err(|e| format!("cannot write the value: {e}"))?;
             record.value = Bytes::from(text);

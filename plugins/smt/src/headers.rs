@@ -75,11 +75,10 @@ pub fn header_from(at_: &str, with: Value) -> Result<Box<dyn Step>, String> {
 impl Step for HeaderFrom {
     fn apply(&self, doc: &mut Doc) -> Result<Flow, String> {
         let mut found = Vec::with_capacity(self.fields.len());
-        let value = doc.value()?;
         for (field, header) in self.fields.iter().zip(&self.headers) {
             let v = match self.operation {
-                Operation::Copy => field.get(value).cloned(),
-                Operation::Move => field.remove(value),
+                Operation::Copy => field.get(doc.read()?).cloned(),
+                Operation::Move => field.remove(doc.value()?),
             };
             if let Some(v) = v {
                 let text = match v {

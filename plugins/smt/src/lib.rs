@@ -175,6 +175,7 @@ fn build_step(at_: &str, mut with: Map<String, Value>) -> Result<(String, Box<dy
 impl Smt {
     /// Run every step on `record`.
     fn run(&self, record: Record) -> Result<Outcome, String> {
+        let (key, headers) = (record.key.clone(), record.headers.clone());
         let mut doc = Doc::new(record);
         for (label, step) in &self.steps {
             match step.apply(&mut doc) {
@@ -182,6 +183,10 @@ impl Smt {
                 Ok(Flow::Drop) => return Ok(Outcome::Dropped),
                 Err(reason) => return Err(format!("{label}: {reason}")),
             }
+        }
+        // A record passed unchanged (a `Filter` keeping it) is not copied back to the host.
+        if !doc.changed() && doc.record.key == key && doc.record.headers == headers {
+            return Ok(Outcome::Keep);
         }
         Ok(Outcome::one(doc.finish()?))
     }
@@ -248,7 +253,8 @@ pub(crate) mod testing {
 
     /// Run a built plugin on a record.
     pub fn run_record(plugin: &Smt, record: Record) -> Result<Option<Record>, String> {
-        match plugin.run(record)? {
+        match plugin.run(record.clone())? {
+            Outcome::Keep => Ok(Some(record)),
             Outcome::Dropped => Ok(None),
             Outcome::Ok(mut out) => Ok(out.pop()),
             other => panic!("{other:?}"),
@@ -265,6 +271,7 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::testing::*;
+    use super::*;
     use serde_json::json;
 
     #[test]
@@ -295,6 +302,20 @@ mod tests {
             .unwrap();
         assert!(e.starts_with("`type`: with `steps`"), "{e}");
         assert!(smt(json!({"type": "org.apache.kafka.connect.transforms.Flatten$Value"})).is_ok());
+    }
+
+    #[test]
+    fn records_passed_unchanged_are_kept_without_a_copy() {
+        let filter = json!({"type": "Filter", "when": {"field": "level", "equals": "debug"}});
+        let record = Record::new(r#"{ "level": "info", "n": 1.50 }"#);
+        assert_eq!(smt(filter).unwrap().run(record.clone()), Ok(Outcome::Keep));
+        // Read only: the value keeps its text; the new key is written.
+        let to_key = json!({"type": "ValueToKey", "fields": ["n"]});
+        let out = run_record(&smt(to_key).unwrap(), record.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.value, record.value);
+        assert_eq!(out.key.unwrap(), r#"{"n":1.5}"#);
     }
 
     #[test]

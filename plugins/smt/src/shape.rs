@@ -170,7 +170,7 @@ pub fn value_to_key(at_: &str, with: Value) -> Result<Box<dyn Step>, String> {
 
 impl Step for ValueToKey {
     fn apply(&self, doc: &mut Doc) -> Result<Flow, String> {
-        let value = doc.value()?;
+        let value = doc.read()?;
         if !value.is_object() {
             return Err(not_object(value));
         }

@@ -1,8 +1,8 @@
 //! The bundled `smt` plugin (Kafka Connect's single message transforms) in real jobs: a file of
 //! CDC-like records through every transform in one chain, routed by the header `RegexRouter`
 //! rewrites, with the records a step cannot handle dead-lettered with the step's reason; a
-//! one-transform config and record metadata (`InsertField` on datagen's timestamps); config
-//! errors reported at the key. Needs `plugins/dist/smt.wasm` (`scripts/build-plugins.sh`).
+//! one-transform config and record metadata (`InsertField` on datagen's timestamps, records
+//! split by day with `TimestampRouter`); config errors reported at the key. Needs `plugins/dist/smt.wasm` (`scripts/build-plugins.sh`).
 
 mod common;
 
@@ -217,6 +217,39 @@ fn one_transform_inserts_record_metadata() {
         assert!(record["device_id"].is_string(), "{record}");
     }
     assert!(lines(&dir.path().join("dlq.jsonl")).is_empty());
+}
+
+#[test]
+fn timestamp_router_splits_records_by_day() {
+    compile_once();
+    let dir = tempfile::tempdir().unwrap();
+    let sinks = r#"[[sinks]]
+name = "day1"
+type = "file"
+path = "25.jsonl"
+fsync = false
+when = { header = "topic", equals = "readings-20261125" }
+[[sinks]]
+name = "day2"
+type = "file"
+path = "26.jsonl"
+fsync = false
+when = { header = "topic", equals = "readings-20261126" }"#;
+    let job = job(
+        dir.path(),
+        "[source]\ntype = \"datagen\"\ncount = 20\nstart_time = \"2026-11-25T23:59:50Z\"\nstep = \"1s\"",
+        r#"{ steps = [{ type = "InsertHeader", header = "topic", value_literal = "readings" }, { type = "TimestampRouter" }] }"#,
+        sinks,
+    );
+    run_job_ok(&job, Duration::from_secs(120));
+    let seqs = |file: &str| -> Vec<u64> {
+        lines(&dir.path().join(file))
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs("25.jsonl"), (0..10).collect::<Vec<_>>());
+    assert_eq!(seqs("26.jsonl"), (10..20).collect::<Vec<_>>());
 }
 
 #[test]

@@ -18,12 +18,13 @@
 //!
 //! `type` is the Kafka Connect transform's class name: `InsertField`, `ReplaceField`,
 //! `MaskField`, `Cast`, `TimestampConverter`, `ExtractField`, `Flatten`, `HoistField`,
-//! `ValueToKey`, `Filter`, `RegexRouter`, and the header ones `InsertHeader`, `HeaderFrom`,
-//! `DropHeaders` (a full class name such as `org.apache.kafka.connect.transforms.Cast$Value` is
-//! read as its short name; of the `$Key` variants, `ExtractField$Key` is offered). The other
-//! keys are that transform's, named after Kafka's properties (`.` written `_`) where they fit;
-//! see each module and the table in `plugins/README.md`. Fields are named with Sluice's dotted field paths
-//! ([`ValuePath`]), so they reach into nested objects where Kafka's take top-level names.
+//! `ValueToKey`, `Filter`, `RegexRouter`, `TimestampRouter`, and the header ones
+//! `InsertHeader`, `HeaderFrom`, `DropHeaders` (a full class name such as
+//! `org.apache.kafka.connect.transforms.Cast$Value` is read as its short name; of the `$Key`
+//! variants, `ExtractField$Key` is offered). The other keys are that transform's, named after
+//! Kafka's properties (`.` written `_`) where they fit; see each module and the table in
+//! `plugins/README.md`. Fields are named with Sluice's dotted field paths ([`ValuePath`]), so
+//! they reach into nested objects where Kafka's take top-level names.
 //!
 //! The whole config is checked when the job loads: an unknown transform, an unknown key, a bad
 //! regex, cast type or time format rejects the job, naming the key (`steps[2].regex`). Per
@@ -86,6 +87,7 @@ const SMTS: &[(&str, Build)] = &[
     ("ValueToKey", shape::value_to_key),
     ("Filter", route::filter),
     ("RegexRouter", route::regex_router),
+    ("TimestampRouter", route::timestamp_router),
     ("InsertHeader", headers::insert_header),
     ("HeaderFrom", headers::header_from),
     ("DropHeaders", headers::drop_headers),

@@ -1,4 +1,4 @@
-//! Transforms that decide where a record goes: `Filter` and `RegexRouter`.
+//! Transforms that decide where a record goes: `Filter`, `RegexRouter` and `TimestampRouter`.
 //!
 //! ```toml
 //! with = { type = "Filter", when = { field = "level", equals = "debug" } }   # drops matches
@@ -14,6 +14,11 @@
 //! the header, or whose header does not match, passes unchanged. Sinks choose by that header:
 //! a route `when = { header = "topic", equals = "readings-eu" }`, or the Kafka sink's
 //! `topic_header = "topic"`.
+//!
+//! `TimestampRouter` sets that header to `topic_format` (default `${topic}-${timestamp}`), where
+//! `${timestamp}` is the record's timestamp written with `timestamp_format` (strftime, UTC,
+//! default `%Y%m%d`); a record without a timestamp fails, one without the header passes
+//! unchanged when the format uses `${topic}`.
 
 use regex_bites::Regex;
 use serde::Deserialize;
@@ -145,6 +150,61 @@ impl Step for RegexRouter {
     }
 }
 
+fn topic_format() -> String {
+    "${topic}-${timestamp}".to_string()
+}
+
+fn date_format() -> String {
+    "%Y%m%d".to_string()
+}
+
+/// `TimestampRouter`: the topic header becomes `topic_format` with `${topic}` (its old text)
+/// and `${timestamp}` (the record's timestamp written with `timestamp_format`, strftime, UTC).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimestampRouter {
+    #[serde(default = "topic_format")]
+    topic_format: String,
+    #[serde(default = "date_format")]
+    timestamp_format: String,
+    #[serde(default = "topic_header")]
+    header: String,
+}
+
+pub fn timestamp_router(at_: &str, with: Value) -> Result<Box<dyn Step>, String> {
+    let c: TimestampRouter = config_at(at_, with)?;
+    jiff::fmt::strtime::format(c.timestamp_format.as_str(), jiff::Timestamp::UNIX_EPOCH)
+        .map_err(|e| config_error(&at(at_, "timestamp_format"), e))?;
+    if c.header.is_empty() {
+        return Err(config_error(&at(at_, "header"), "an empty header name"));
+    }
+    Ok(Box::new(c))
+}
+
+impl Step for TimestampRouter {
+    fn apply(&self, doc: &mut Doc) -> Result<Flow, String> {
+        let topic = match doc.record.header(&self.header) {
+            Some(t) => String::from_utf8_lossy(t).into_owned(),
+            None if self.topic_format.contains("${topic}") => return Ok(Flow::Next),
+            None => String::new(),
+        };
+        let ms = doc
+            .record
+            .timestamp
+            .ok_or("the record has no timestamp to route by")?;
+        let ts =
+            jiff::Timestamp::from_millisecond(ms).map_err(|e| format!("timestamp {ms}: {e}"))?;
+        let stamp = jiff::fmt::strtime::format(self.timestamp_format.as_str(), ts)
+            .map_err(|e| e.to_string())?;
+        let routed = self
+            .topic_format
+            .replace("${topic}", &topic)
+            .replace("${timestamp}", &stamp);
+        doc.record.set_header(&self.header, routed);
+        Ok(Flow::Next)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testing::*;
@@ -194,6 +254,33 @@ mod tests {
             Some("xsensors-eu-7")
         );
         assert_eq!(routed(None), None);
+    }
+
+    #[test]
+    fn timestamp_router_appends_the_records_date() {
+        let plugin = smt(json!({"type": "TimestampRouter"})).unwrap();
+        let mut r = Record::new("{}");
+        r.set_header("topic", "sensors");
+        r.timestamp = Some(1_795_600_800_123);
+        let out = run_record(&plugin, r.clone()).unwrap().unwrap();
+        assert_eq!(out.header("topic").unwrap(), "sensors-20261125");
+        let plugin = smt(
+            json!({"type": "TimestampRouter", "topic_format": "archive/${timestamp}",
+            "timestamp_format": "%Y/%m/%d/%H"}),
+        )
+        .unwrap();
+        let out = run_record(&plugin, r.clone()).unwrap().unwrap();
+        assert_eq!(out.header("topic").unwrap(), "archive/2026/11/25/10");
+        r.timestamp = None;
+        let e = run_record(&plugin, r).unwrap_err();
+        assert_eq!(
+            e,
+            "TimestampRouter: the record has no timestamp to route by"
+        );
+        let e = smt(json!({"type": "TimestampRouter", "timestamp_format": "%Y %"}))
+            .err()
+            .unwrap();
+        assert!(e.starts_with("`timestamp_format`: "), "{e}");
     }
 
     #[test]

@@ -220,7 +220,7 @@ fn one_transform_inserts_record_metadata() {
 }
 
 #[test]
-fn timestamp_router_splits_records_by_day() {
+fn timestamp_router_splits_records_by_day_and_dropped_headers_route_nothing() {
     compile_once();
     let dir = tempfile::tempdir().unwrap();
     let sinks = r#"[[sinks]]
@@ -234,11 +234,22 @@ name = "day2"
 type = "file"
 path = "26.jsonl"
 fsync = false
-when = { header = "topic", equals = "readings-20261126" }"#;
+when = { header = "topic", equals = "readings-20261126" }
+[[sinks]]
+name = "debug"
+type = "file"
+path = "debug.jsonl"
+fsync = false
+when = { header = "debug", exists = true }"#;
     let job = job(
         dir.path(),
         "[source]\ntype = \"datagen\"\ncount = 20\nstart_time = \"2026-11-25T23:59:50Z\"\nstep = \"1s\"",
-        r#"{ steps = [{ type = "InsertHeader", header = "topic", value_literal = "readings" }, { type = "TimestampRouter" }] }"#,
+        r#"{ steps = [
+    { type = "InsertHeader", header = "topic", value_literal = "readings" },
+    { type = "InsertHeader", header = "debug", value_literal = "1" },
+    { type = "TimestampRouter" },
+    { type = "DropHeaders", headers = ["debug"] },
+] }"#,
         sinks,
     );
     run_job_ok(&job, Duration::from_secs(120));
@@ -250,6 +261,11 @@ when = { header = "topic", equals = "readings-20261126" }"#;
     };
     assert_eq!(seqs("25.jsonl"), (0..10).collect::<Vec<_>>());
     assert_eq!(seqs("26.jsonl"), (10..20).collect::<Vec<_>>());
+    assert_eq!(
+        seqs("debug.jsonl"),
+        [] as [u64; 0],
+        "DropHeaders removed the header"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 # same invocation, TRIALS times each, and prints the medians (records/s, ratio, peak RSS) as
 # Markdown rows; the rows also go to bench/results/<case>.md for bench/REPORT.md.
 #   bench/run.sh [CASE...]       cases: file-json wasm-add-field wasm-add-field-2t wasm-jq
-#                                (default: all)
+#                                (default: these four), wasm-smt
 #   RECORDS=2000000 TRIALS=3 bench/run.sh
 # The SQL, Kafka and WASM-boundary cases have their own scripts (bench/sql, bench/kafka,
 # transforms/benches), listed in bench/REPORT.md.
@@ -135,6 +135,22 @@ with = { filter = '.pipeline = \"sluice\" | .processed_at = (now * 1000 | round)
       done
       report wasm-jq sluice-wasm sluice-jq
       rm -f "$work/sluice-wasm.times" "$work/sluice-jq.times"
+      ;;
+    wasm-smt)
+      # One static field added by the smt plugin's InsertField (the value parsed into a tree
+      # and written back) against add-field's `set` (appended to the JSON text).
+      job wasm-add-field-set "[[transforms]]
+plugin = \"$root/plugins/dist/add-field.wasm\"
+with = { set = { pipeline = \"sluice\" } }"
+      job wasm-smt "[[transforms]]
+plugin = \"$root/plugins/dist/smt.wasm\"
+with = { type = \"InsertField\", static_field = \"pipeline\", static_value = \"sluice\" }"
+      for _ in $(seq "$TRIALS"); do
+        measure sluice-wasm "$bin/sluice" run "$work/wasm-add-field-set.toml" --no-progress --state-dir "$work/state"
+        measure sluice-smt "$bin/sluice" run "$work/wasm-smt.toml" --no-progress --state-dir "$work/state"
+      done
+      report wasm-smt sluice-wasm sluice-smt
+      rm -f "$work/sluice-wasm.times" "$work/sluice-smt.times"
       ;;
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac

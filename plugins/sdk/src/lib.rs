@@ -5,14 +5,16 @@
 
 mod record;
 mod rt;
+mod value_path;
 
 pub mod json;
 pub mod log;
 
 pub use bytes::Bytes;
 pub use record::{Header, IntoOutcome, Outcome, Record};
-pub use rt::batch_time_ms;
+pub use rt::{batch_time_ms, config_at};
 pub use serde_json;
+pub use value_path::ValuePath;
 
 /// Bindings generated from `transforms/wit` (the `sluice:transform` world).
 #[doc(hidden)]

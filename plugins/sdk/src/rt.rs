@@ -72,6 +72,25 @@ fn parse_config<C: DeserializeOwned>(config: &str) -> Result<C, String> {
     })
 }
 
+/// `value`, a part of the `with` table found at `at`, deserialized into `C`; a rejection names
+/// the field as `at` followed by the path inside `value`.
+pub fn config_at<C: DeserializeOwned>(at: &str, value: serde_json::Value) -> Result<C, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let message = e.into_inner();
+        let field = match (at, inner.as_str()) {
+            (at, ".") => at.to_string(),
+            ("", inner) => inner.to_string(),
+            (at, inner) if inner.starts_with('[') => format!("{at}{inner}"),
+            (at, inner) => format!("{at}.{inner}"),
+        };
+        if field.is_empty() {
+            return format!("invalid config: {message}");
+        }
+        crate::config_error(&field, message)
+    })
+}
+
 fn install(plugin: Box<dyn Erased>) {
     PLUGIN.with(|p| *p.borrow_mut() = Some(plugin));
 }
@@ -233,5 +252,20 @@ mod config_tests {
         let err = parse_config::<Config>("{}").unwrap_err();
         assert_eq!(err, "invalid config: missing field `rename`");
         assert!(parse_config::<Config>(r#"{"rename": {"a": "b"}}"#).is_ok());
+    }
+
+    #[test]
+    fn config_at_prefixes_the_field_path() {
+        use super::config_at;
+        let v = serde_json::json!({"rename": {"a": 5}});
+        let err = config_at::<Config>("steps[2]", v.clone()).unwrap_err();
+        assert!(
+            err.starts_with("`steps[2].rename.a`: invalid type: integer `5`"),
+            "{err}"
+        );
+        let err = config_at::<Config>("", v).unwrap_err();
+        assert!(err.starts_with("`rename.a`: "), "{err}");
+        let err = config_at::<Config>("steps[0]", serde_json::json!({})).unwrap_err();
+        assert_eq!(err, "`steps[0]`: missing field `rename`");
     }
 }

@@ -3,11 +3,15 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod csv_in;
+mod csv_out;
 pub mod datagen;
+mod decompress;
 mod error;
 mod fingerprint;
 mod follow;
 mod lines;
+mod many;
 mod resume;
 pub mod sink;
 mod sink_state;
@@ -27,5 +31,6 @@ pub fn register(registry: &mut Registry) {
 }
 
 pub use config::{
-    DatagenConfig, FileSinkConfig, FileSourceConfig, LineFormat, StdinConfig, StdoutConfig,
+    Compression, CsvInput, CsvOutput, CsvType, DatagenConfig, FileSinkConfig, FileSourceConfig,
+    LineFormat, OutputFormat, StdinConfig, StdoutConfig,
 };

@@ -1,0 +1,244 @@
+//! File formats end to end: CSV in (file and stdin) and out (file and stdout), bad rows
+//! dead-lettered, the header read again when a killed job resumes in the middle of a file.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn csv_rows_become_typed_records_and_bad_rows_are_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "device,temp,n,ok,note\n\
+         d1,21.5,1,true,plain\n\
+         d2,x,2,true,bad temp\n\
+         d3,22,3,false,\"two\nlines, \"\"quoted\"\"\"\n\
+         d4,23\n\
+         d5,,5,TRUE,\r\n",
+    )
+    .unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        r#"
+api_version = 1
+name = "csv-in"
+[source]
+type = "file"
+path = "in.csv"
+format = "csv"
+csv = { types = { temp = "float", n = "int", ok = "bool" } }
+[[sinks]]
+type = "file"
+path = "out.jsonl"
+[errors]
+tolerance = "all"
+dead_letter = { type = "file", path = "dlq.jsonl" }
+"#,
+    );
+    run_job_ok(&job, Duration::from_secs(60));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(),
+        concat!(
+            r#"{"device":"d1","temp":21.5,"n":1,"ok":true,"note":"plain"}"#,
+            "\n",
+            r#"{"device":"d3","temp":22.0,"n":3,"ok":false,"note":"two\nlines, \"quoted\""}"#,
+            "\n",
+            r#"{"device":"d5","temp":null,"n":5,"ok":true,"note":""}"#,
+            "\n",
+        )
+    );
+    let dead = json_lines(&dir.path().join("dlq.jsonl"));
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let input = dir.path().join("in.csv").display().to_string();
+    assert_eq!(dead[0]["record"]["value"], "d2,x,2,true,bad temp");
+    assert_eq!(
+        dead[0]["reason"],
+        format!("bad value at byte 43 of {input}: column \"temp\": \"x\" is not a finite float")
+    );
+    assert_eq!(dead[1]["record"]["value"], "d4,23");
+    assert_eq!(
+        dead[1]["reason"],
+        format!("wrong number of fields at byte 102 of {input}: 2 fields, the header has 5")
+    );
+    assert_eq!(dead[1]["stage"], "source");
+}
+
+/// `rows` CSV rows `seq,device,temp`, device and temp derived from seq.
+fn csv_input(path: &std::path::Path, rows: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(f, "seq,device,temp").unwrap();
+    for seq in 0..rows {
+        writeln!(
+            f,
+            "{seq},\"dev {}, room {}\",{}.5",
+            seq % 7,
+            seq % 3,
+            seq % 40
+        )
+        .unwrap();
+    }
+}
+
+fn check_row(seq: u64, device: &str, temp: f64) {
+    assert_eq!(
+        device,
+        format!("dev {}, room {}", seq % 7, seq % 3),
+        "seq {seq}"
+    );
+    assert_eq!(temp, (seq % 40) as f64 + 0.5, "seq {seq}");
+}
+
+#[test]
+fn csv_exactly_once_survives_kill_nine_with_the_header_read_again() {
+    const ROWS: u64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    csv_input(&dir.path().join("in.csv"), ROWS);
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        r#"
+api_version = 1
+name = "csv-eos"
+[delivery]
+guarantee = "exactly-once"
+commit_interval = "50ms"
+[source]
+type = "file"
+path = "in.csv"
+format = "csv"
+read_size = "16KiB"
+csv = { types = { seq = "int", temp = "float" } }
+[[sinks]]
+name = "json"
+type = "file"
+path = "out/out.jsonl"
+batch = { max_records = 200, max_wait = "20ms" }
+[[sinks]]
+name = "csv"
+type = "file"
+path = "out/out.csv"
+format = "csv"
+rotate_bytes = "256KiB"
+batch = { max_records = 300, max_wait = "20ms" }
+"#,
+    );
+    let kills = run_with_kills(&job, 6);
+    assert!(kills >= 3, "only {kills} kills landed mid-run");
+    // JSON: every row once, its columns mapped right after every restart.
+    let mut counts = BTreeMap::new();
+    for v in json_lines(&dir.path().join("out/out.jsonl")) {
+        let seq = v["seq"].as_u64().unwrap_or_else(|| panic!("{v}"));
+        check_row(
+            seq,
+            v["device"].as_str().unwrap(),
+            v["temp"].as_f64().unwrap(),
+        );
+        *counts.entry(seq).or_insert(0u32) += 1;
+    }
+    assert_eq!(assert_all_present(&counts, ROWS), 0, "after {kills} kills");
+    // CSV: a header at the top of every file, then every row once.
+    let mut counts = BTreeMap::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("out.csv") || name.contains(".sluice-checkpoint") {
+            continue;
+        }
+        files += 1;
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        assert_eq!(
+            reader.headers().unwrap(),
+            vec!["seq", "device", "temp"],
+            "{name}"
+        );
+        for row in reader.records() {
+            let row = row.unwrap();
+            let seq: u64 = row[0].parse().unwrap();
+            check_row(seq, &row[1], row[2].parse().unwrap());
+            *counts.entry(seq).or_insert(0u32) += 1;
+        }
+    }
+    assert!(files > 3, "rotated into {files} files");
+    assert_eq!(assert_all_present(&counts, ROWS), 0, "after {kills} kills");
+}
+
+#[test]
+fn stdin_csv_without_a_header_to_stdout_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        r#"
+api_version = 1
+name = "pipe"
+[source]
+type = "stdin"
+format = "csv"
+csv = { header = false, delimiter = ";", columns = ["id", "text"], types = { id = "int" } }
+[[sinks]]
+type = "stdout"
+format = "csv"
+csv = { columns = ["text", "id"] }
+"#,
+    );
+    let mut child = sluice()
+        .args(["run", job.to_str().unwrap(), "--no-progress"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"1;plain\n2;\"a;b\nc\"\n3;last").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "text,id\nplain,1\n\"a;b\nc\",2\nlast,3\n"
+    );
+}
+
+#[test]
+fn csv_options_that_cannot_work_are_refused_at_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "a\n1\n").unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        "api_version = 1\nname = \"j\"\n[source]\ntype = \"file\"\npath = \"in.csv\"\nformat = \"csv\"\ncsv = { header = false }\n[[sinks]]\ntype = \"file\"\npath = \"out.csv\"\ncsv = { delimiter = \";\" }\n",
+    );
+    let out = run(&["validate", job.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).replace(&job.display().to_string(), "job.toml");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "job.toml:7: source.csv.columns: with `header = false` the columns must be named"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("job.toml:11: sinks[0].csv: `csv` options need `format = \"csv\"`"),
+        "{err}"
+    );
+}

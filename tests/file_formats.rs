@@ -242,3 +242,126 @@ fn csv_options_that_cannot_work_are_refused_at_their_line() {
         "{err}"
     );
 }
+
+/// `{"seq":N}` lines for `seqs`.
+fn seq_lines(seqs: std::ops::Range<u64>) -> Vec<u8> {
+    seqs.map(|s| format!("{{\"seq\":{s}}}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn a_glob_of_gzip_and_plain_files_is_read_once_across_kill_nine() {
+    const PER_FILE: u64 = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("part-0.jsonl.gz"), gzip(&seq_lines(0..PER_FILE))).unwrap();
+    std::fs::write(
+        input.join("part-1.jsonl"),
+        seq_lines(PER_FILE..2 * PER_FILE),
+    )
+    .unwrap();
+    // Two gzip members, as `cat a.gz b.gz` makes.
+    let mut two = gzip(&seq_lines(2 * PER_FILE..2 * PER_FILE + 100));
+    two.extend(gzip(&seq_lines(2 * PER_FILE + 100..3 * PER_FILE)));
+    std::fs::write(input.join("part-2.jsonl.gz"), two).unwrap();
+    std::fs::write(input.join("notes.txt"), "not matched\n").unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        r#"
+api_version = 1
+name = "glob-eos"
+[delivery]
+guarantee = "exactly-once"
+commit_interval = "50ms"
+[source]
+type = "file"
+path = "in/part-*"
+read_size = "16KiB"
+[[sinks]]
+type = "file"
+path = "out.jsonl"
+batch = { max_records = 200, max_wait = "20ms" }
+"#,
+    );
+    let kills = run_with_kills(&job, 6);
+    assert!(kills >= 3, "only {kills} kills landed mid-run");
+    let (counts, bad) = seq_counts(&dir.path().join("out.jsonl"));
+    assert!(bad.is_empty(), "{:?}", &bad[..bad.len().min(3)]);
+    assert_eq!(
+        assert_all_present(&counts, 3 * PER_FILE),
+        0,
+        "duplicates after {kills} kills"
+    );
+    // Run again: every file is read to its end already.
+    run_job_ok(&job, Duration::from_secs(60));
+    let (counts, _) = seq_counts(&dir.path().join("out.jsonl"));
+    assert_eq!(
+        counts.values().map(|c| u64::from(*c)).sum::<u64>(),
+        3 * PER_FILE
+    );
+}
+
+#[test]
+fn a_truncated_gzip_file_stops_the_job_after_delivering_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = gzip(&seq_lines(0..50_000));
+    std::fs::write(dir.path().join("in.jsonl.gz"), &whole[..whole.len() / 2]).unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        "api_version = 1\nname = \"gz\"\n[source]\ntype = \"file\"\npath = \"in.jsonl.gz\"\n[[sinks]]\ntype = \"file\"\npath = \"out.jsonl\"\n",
+    );
+    let mut child = spawn_run(&job);
+    let status = wait_with_deadline(&mut child, Duration::from_secs(60));
+    let err = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("reading ") && err.contains("in.jsonl.gz"),
+        "{err}"
+    );
+    let (counts, bad) = seq_counts(&dir.path().join("out.jsonl"));
+    assert!(bad.is_empty(), "{bad:?}");
+    assert!(
+        !counts.is_empty(),
+        "nothing before the damage was delivered"
+    );
+    assert_eq!(assert_all_present(&counts, counts.len() as u64), 0);
+}
+
+#[test]
+fn following_a_compressed_file_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl.gz"), gzip(b"{}\n")).unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        "api_version = 1\nname = \"j\"\n[source]\ntype = \"file\"\npath = \"in.jsonl.gz\"\nfollow = true\n[[sinks]]\ntype = \"stdout\"\n",
+    );
+    let out = run(&["validate", job.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr).replace(&job.display().to_string(), "job.toml");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("job.toml:6: source.follow: ")
+            && err.contains("`follow = true` cannot be used"),
+        "{err}"
+    );
+}

@@ -73,6 +73,9 @@ pub(crate) struct Decompressed {
     /// Bytes decompressed but not yet asked past.
     held: Vec<u8>,
     ended: bool,
+    /// A decoding error met after some bytes were decompressed: those are handed out first,
+    /// then this error.
+    failed: Option<std::io::Error>,
 }
 
 impl Decompressed {
@@ -88,6 +91,7 @@ impl Decompressed {
             held_at: 0,
             held: Vec::new(),
             ended: false,
+            failed: None,
         })
     }
 
@@ -115,7 +119,19 @@ impl Decompressed {
         self.held.drain(..skip);
         self.held_at += skip as u64;
         while self.held.len() < len && !self.ended {
-            self.fill(&mut buf)?;
+            if let Err(e) = self.fill(&mut buf) {
+                if self.held.is_empty() {
+                    return Err(e);
+                }
+                // Hand out what came before the damage; the next read fails.
+                self.failed = Some(e);
+                self.ended = true;
+            }
+        }
+        if self.held.is_empty()
+            && let Some(e) = self.failed.take()
+        {
+            return Err(e);
         }
         Ok(self.held[..len.min(self.held.len())].to_vec())
     }
@@ -180,7 +196,10 @@ mod tests {
         let data = vec![b'x'; 100_000];
         let gz = gzip(&data);
         let mut d = open(dir.path(), "t.gz", &gz[..gz.len() / 2], Codec::Gzip);
-        assert!(d.read_at(0, 200_000).is_err());
+        // What came before the damage, then the error.
+        let before = d.read_at(0, 200_000).unwrap();
+        assert!(!before.is_empty() && before.len() < data.len());
+        assert!(d.read_at(before.len() as u64, 200_000).is_err());
     }
 
     #[test]

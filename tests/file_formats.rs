@@ -365,3 +365,54 @@ fn following_a_compressed_file_is_refused_at_load() {
         "{err}"
     );
 }
+
+#[test]
+fn gzip_output_exactly_once_survives_kill_nine() {
+    const N: u64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), seq_lines(0..N)).unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        r#"
+api_version = 1
+name = "gz-eos"
+[delivery]
+guarantee = "exactly-once"
+commit_interval = "50ms"
+[source]
+type = "file"
+path = "in.jsonl"
+read_size = "16KiB"
+[[sinks]]
+type = "file"
+path = "out/out.jsonl.gz"
+compression = "gzip"
+rotate_bytes = "64KiB"
+batch = { max_records = 200, max_wait = "20ms" }
+"#,
+    );
+    let kills = run_with_kills(&job, 6);
+    assert!(kills >= 3, "only {kills} kills landed mid-run");
+    let mut counts = BTreeMap::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir.path().join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains(".sluice-checkpoint") {
+            continue;
+        }
+        files += 1;
+        let out = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: not valid gzip", path.display());
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            *counts.entry(v["seq"].as_u64().unwrap()).or_insert(0u32) += 1;
+        }
+    }
+    assert!(files > 1, "rotated into {files} files");
+    assert_eq!(assert_all_present(&counts, N), 0, "after {kills} kills");
+}

@@ -264,6 +264,33 @@ pub struct FileSinkConfig {
     /// default to the first record's fields; required with `header = false`).
     #[serde(default)]
     pub csv: Option<CsvOutput>,
+    /// `"none"` (default) or `"gzip"`: every write is appended as one gzip member, so the
+    /// file is always a valid gzip stream of the committed writes (`gzip -dc` reads them all)
+    /// and exactly-once recovery cuts it at a member boundary. `rotate_bytes` counts
+    /// compressed bytes.
+    #[serde(default)]
+    pub compression: OutputCompression,
+}
+
+/// Whether the file sink compresses what it writes.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputCompression {
+    /// Plain bytes.
+    #[default]
+    None,
+    /// One gzip member per write.
+    Gzip,
 }
 
 /// `type = "stdin"` source.

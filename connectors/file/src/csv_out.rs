@@ -81,22 +81,27 @@ impl CsvWrite {
         w.into_inner().ok()
     }
 
-    /// Appending to `path`, which already has rows: take the columns from its header when they
-    /// are not configured.
-    pub(crate) fn adopt_header(&mut self, path: &Path) -> std::io::Result<()> {
+    /// Appending to `path`, which already has rows (gzip members with `gzip`): take the
+    /// columns from its header when they are not configured.
+    pub(crate) fn adopt_header(&mut self, path: &Path, gzip: bool) -> std::io::Result<()> {
         if self.columns.is_some() || !self.header {
             return Ok(());
         }
         let file = match std::fs::File::open(path) {
-            Ok(f) => f,
+            Ok(f) => std::io::BufReader::new(f),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
+        };
+        let input: Box<dyn std::io::Read> = if gzip {
+            Box::new(flate2::bufread::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
         };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .delimiter(self.delimiter)
             .flexible(true)
-            .from_reader(std::io::BufReader::new(file));
+            .from_reader(input);
         let mut row = csv::StringRecord::new();
         match reader.read_record(&mut row) {
             Ok(true) => {
@@ -200,7 +205,7 @@ mod tests {
         let mut w = CsvWrite::from_config(OutputFormat::Csv, None)
             .unwrap()
             .unwrap();
-        w.adopt_header(&path).unwrap();
+        w.adopt_header(&path, false).unwrap();
         let out = w.encode(&records(&[r#"{"p":"P","q":"Q"}"#]));
         assert_eq!(out.rows, b"Q,P\n");
     }

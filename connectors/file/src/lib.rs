@@ -10,6 +10,7 @@ mod decompress;
 mod error;
 mod fingerprint;
 mod follow;
+mod gzip_out;
 mod lines;
 mod many;
 mod resume;

@@ -416,3 +416,70 @@ batch = { max_records = 200, max_wait = "20ms" }
     assert!(files > 1, "rotated into {files} files");
     assert_eq!(assert_all_present(&counts, N), 0, "after {kills} kills");
 }
+
+#[test]
+fn following_a_directory_picks_up_new_files_and_a_restart_reads_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("a.jsonl"), seq_lines(0..100)).unwrap();
+    let job = write_job(
+        dir.path(),
+        "job.toml",
+        r#"
+api_version = 1
+name = "dir-tail"
+[delivery]
+commit_interval = "50ms"
+[source]
+type = "file"
+path = "in"
+follow = true
+poll_interval = "20ms"
+[[sinks]]
+type = "file"
+path = "out.jsonl"
+batch = { max_wait = "20ms" }
+"#,
+    );
+    let out = dir.path().join("out.jsonl");
+    let wait_for = |n: usize| {
+        let start = std::time::Instant::now();
+        loop {
+            let (counts, _) = seq_counts(&out);
+            if counts.len() >= n {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "only {} of {n} records arrived",
+                counts.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut child = spawn_run(&job);
+    wait_for(100);
+    std::fs::write(input.join("b.jsonl"), seq_lines(100..150)).unwrap();
+    wait_for(150);
+    signal(&child, "TERM");
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(30)).success());
+    // While stopped: one file grows, one appears.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(input.join("a.jsonl"))
+        .unwrap();
+    f.write_all(&seq_lines(150..160)).unwrap();
+    std::fs::write(input.join("c.jsonl"), seq_lines(160..200)).unwrap();
+    let mut child = spawn_run(&job);
+    wait_for(200);
+    signal(&child, "TERM");
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(30)).success());
+    let (counts, bad) = seq_counts(&out);
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(
+        assert_all_present(&counts, 200),
+        0,
+        "read twice after the restart"
+    );
+}

@@ -95,6 +95,11 @@ impl CsvRead {
         Ok(())
     }
 
+    /// The field separator.
+    pub(crate) fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
     /// Forget the header, for a new file read from byte 0.
     pub(crate) fn restart(&mut self) {
         if self.header {
@@ -307,6 +312,44 @@ pub(crate) fn split_rows(
     }
     // At the end, whatever follows the last row is blank lines.
     Ok((batch, if final_chunk { chunk.len() } else { used }))
+}
+
+/// Where a row being skipped (longer than `max_line_bytes`) ends, fed chunk by chunk: a
+/// newline inside a quoted field does not end it.
+pub(crate) struct RowEnd {
+    reader: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl RowEnd {
+    /// At the start of a row.
+    pub(crate) fn new(delimiter: u8) -> Self {
+        Self {
+            reader: csv_core::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .terminator(csv_core::Terminator::Any(b'\n'))
+                .build(),
+            out: vec![0; 64 * 1024],
+            ends: vec![0; 1024],
+        }
+    }
+
+    /// The next bytes of the row: `Some(n)` when it ends after `n` of them.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut pos = 0;
+        while pos < bytes.len() {
+            // Only where the row ends matters: field bytes are overwritten freely.
+            let (res, nin, _, _) =
+                self.reader
+                    .read_record(&bytes[pos..], &mut self.out, &mut self.ends);
+            pos += nin;
+            if res == csv_core::ReadRecordResult::Record {
+                return Some(pos);
+            }
+        }
+        None
+    }
 }
 
 /// The end of the last complete row of the first `size` bytes of `file`: where an at-least-once

@@ -18,7 +18,7 @@ use sluice_core::{
 
 use crate::LineFormat;
 use crate::config::{CsvInput, FileSourceConfig};
-use crate::csv_in::{CsvRead, split_rows};
+use crate::csv_in::{CsvRead, RowEnd, split_rows};
 use crate::decompress::{Codec, Decompressed};
 use crate::fingerprint::{DiskId, Fingerprint, Identity};
 use crate::follow::{self, Change};
@@ -134,6 +134,8 @@ struct OpenFile {
 struct Discard {
     start: u64,
     head: Bytes,
+    /// CSV: where the row ends (a quoted field may hold newlines); otherwise the next newline.
+    row: Option<RowEnd>,
 }
 
 /// A running file source. Its partition is the identity of the file it reads, not its path
@@ -296,9 +298,16 @@ impl FileSource {
         if !final_chunk && self.pending.len() > self.rules.max_line_bytes {
             // An incomplete line already over the limit: keep its head, skip the rest.
             let head = &self.pending[..TOO_LONG_HEAD.min(self.pending.len())];
+            let row = self.csv.as_ref().map(|csv| {
+                let mut row = RowEnd::new(csv.delimiter());
+                // An incomplete row: it does not end in what is pending.
+                let _ = row.feed(&self.pending);
+                row
+            });
             self.discarding = Some(Discard {
                 start: self.offset,
                 head: Bytes::copy_from_slice(head),
+                row,
             });
             self.offset += self.pending.len() as u64;
             self.pending = Bytes::new();
@@ -309,9 +318,13 @@ impl FileSource {
     /// While skipping a line over `max_line_bytes`: drop what is pending up to its end; at the
     /// end (a newline, or the end of the input), its dead letter, positioned after the line.
     fn finish_discarding(&mut self, partition: &Arc<str>, final_chunk: bool) -> Option<DeadRecord> {
-        let discard = self.discarding.as_ref()?;
-        let end = match memchr::memchr(b'\n', &self.pending) {
-            Some(newline) => newline + 1,
+        let discard = self.discarding.as_mut()?;
+        let row_end = match discard.row.as_mut() {
+            Some(row) => row.feed(&self.pending),
+            None => memchr::memchr(b'\n', &self.pending).map(|newline| newline + 1),
+        };
+        let end = match row_end {
+            Some(end) => end,
             None if final_chunk => self.pending.len(),
             None => {
                 self.offset += self.pending.len() as u64;
@@ -916,6 +929,42 @@ mod tests {
         src.open(Some(cp)).await.unwrap();
         let rest = records(drain(&mut src).await);
         assert_eq!(values(&rest), values(&all[20..]));
+    }
+
+    #[tokio::test]
+    async fn a_csv_row_over_max_line_bytes_is_skipped_to_its_end_past_quoted_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x\n".repeat(5000);
+        let text = format!("id,note\n1,short\n2,\"{long}\"\n3,after\n");
+        std::fs::write(dir.path().join("in.csv"), &text).unwrap();
+        let mut cfg = config("in.csv", 64);
+        cfg.format = LineFormat::Csv;
+        cfg.max_line_bytes = ByteSize(1000);
+        let mut src = FileSourceConnector::build(cfg, &ctx(dir.path())).unwrap();
+        src.open(None).await.unwrap();
+        let batches = drain(&mut src).await;
+        let dead: Vec<_> = batches.iter().flat_map(|b| &b.dead).collect();
+        assert_eq!(
+            values(&records(batches.clone())),
+            [
+                r#"{"id":"1","note":"short"}"#,
+                r#"{"id":"3","note":"after"}"#
+            ]
+        );
+        assert_eq!(dead.len(), 1);
+        let start = text.find("2,").unwrap();
+        assert_eq!(
+            dead[0].reason,
+            format!(
+                "line too long at byte {start} of {}: {} bytes (max_line_bytes = 1000)",
+                dir.path().join("in.csv").display(),
+                long.len() + 5
+            )
+        );
+        assert_eq!(
+            dead[0].record.position.offset,
+            Offset::Int(text.find("3,after").unwrap() as i64)
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
 //! Sluice's built-in local connectors: files (source and sink), stdin, stdout, and `datagen`,
-//! a deterministic generator of IoT sensor readings for demos, tests and benchmarks.
+//! a deterministic generator of IoT sensor readings for demos, tests and benchmarks. Files and
+//! pipes carry JSON lines, text or CSV (`csv_in`, `csv_out`); the file source reads gzip/zstd
+//! (`decompress`), directories and globs (`many`), the file sink can write gzip (`gzip_out`).
 #![deny(missing_docs)]
 
 pub mod config;

@@ -2,7 +2,9 @@
 //! A record's position is the byte offset just past its line in a partition that is the file's
 //! identity (`fingerprint`), so a restart resumes exactly after the last committed line of the
 //! same file, however its path is spelled (`resume`), and a rotated or rewritten file is never
-//! read at another file's offset (`follow`).
+//! read at another file's offset (`follow`). CSV rows are split and decoded by `csv_in`, a
+//! gzip/zstd file is read through `decompress` (positions in decompressed bytes), and a
+//! directory or glob is many of these sources, one per file (`many`).
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! and `datagen`. The connector reference (`docs/connectors.md`) is generated from these types,
 //! so every field's doc comment is its documentation.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,18 +33,181 @@ pub enum LineFormat {
     Json,
     /// Any text; each line is one record, unchanged.
     Text,
+    /// Comma-separated values (RFC 4180, options in `csv`): each row becomes a JSON object of
+    /// its columns; a row that does not fit (field count, a typed value) is a bad record.
+    Csv,
+}
+
+/// How the file and stdout sinks write values.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Each record value as one line, unchanged (JSON lines when the values are JSON).
+    #[default]
+    Json,
+    /// One CSV row per record (options in `csv`): the record must be a JSON object; its fields
+    /// in the order of the columns, objects and arrays as JSON text, null and missing as empty.
+    Csv,
+}
+
+/// Whether input files are compressed.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// By the file's extension: `.gz` is gzip, `.zst` and `.zstd` are zstd, others are not
+    /// compressed.
+    #[default]
+    Auto,
+    /// Not compressed.
+    None,
+    /// gzip (concatenated members are one stream, as with `gzip -d`).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// Its name in the job file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::None => "none",
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+        }
+    }
+}
+
+/// The JSON type a CSV column's text becomes.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CsvType {
+    /// The text as a JSON string (the default).
+    #[default]
+    String,
+    /// A 64-bit signed integer.
+    Int,
+    /// A finite floating-point number.
+    Float,
+    /// `true` or `false` (any letter case).
+    Bool,
+}
+
+/// `csv = { ... }` of a source with `format = "csv"`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvInput {
+    /// The first row of the input names the columns (the default). On a restart in the middle
+    /// of a file the header row is read again from byte 0.
+    #[serde(default = "yes")]
+    pub header: bool,
+    /// The field separator: one ASCII character, e.g. `";"` or `"\t"`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// The column names in order; required with `header = false`, refused with a header.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// JSON type of columns by name (`"string"`, the default, `"int"`, `"float"`, `"bool"`),
+    /// e.g. `{ temp = "float", n = "int" }`. Surrounding spaces of a typed field are ignored
+    /// and an empty one is null; a value that does not parse makes its row a bad record.
+    #[serde(default)]
+    pub types: BTreeMap<String, CsvType>,
+}
+
+impl Default for CsvInput {
+    fn default() -> Self {
+        Self {
+            header: true,
+            delimiter: ',',
+            columns: Vec::new(),
+            types: BTreeMap::new(),
+        }
+    }
+}
+
+/// `csv = { ... }` of a sink with `format = "csv"`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOutput {
+    /// Write a header row at the start of every file (the default).
+    #[serde(default = "yes")]
+    pub header: bool,
+    /// The field separator: one ASCII character, e.g. `";"` or `"\t"`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// The columns to write, in order; fields of a record not named here are not written.
+    /// Without it the columns are the fields of the first record (with a header only: a
+    /// restart takes them from the header of the file it appends to).
+    #[serde(default)]
+    pub columns: Vec<String>,
+}
+
+impl Default for CsvOutput {
+    fn default() -> Self {
+        Self {
+            header: true,
+            delimiter: ',',
+            columns: Vec::new(),
+        }
+    }
+}
+
+fn default_delimiter() -> char {
+    ','
 }
 
 /// `type = "file"` source.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
-    /// The file to read (relative to the job file).
+    /// The file to read (relative to the job file); or a directory (its regular files) or a
+    /// glob (`logs/*.jsonl`, `in/**/*.csv`): every matching file is read as its own partition,
+    /// and with `follow` new matching files are picked up.
     pub path: PathBuf,
     /// `"json"` (default): one JSON document per line, invalid lines are bad records.
-    /// `"text"`: each line as is.
+    /// `"text"`: each line as is. `"csv"`: each row as a JSON object (see `csv`).
     #[serde(default)]
     pub format: LineFormat,
+    /// With `format = "csv"`: `{ header = true, delimiter = ",", columns = [...] (with
+    /// `header = false`), types = { temp = "float", n = "int", ok = "bool" } }`.
+    #[serde(default)]
+    pub csv: Option<CsvInput>,
+    /// `"auto"` (default: by extension, `.gz` gzip, `.zst`/`.zstd` zstd), `"none"`, `"gzip"`,
+    /// `"zstd"`. A compressed file is read whole, once complete (not with `follow`); positions
+    /// are offsets in the decompressed bytes, and a restart decompresses it again from its
+    /// start and skips to the committed one.
+    #[serde(default)]
+    pub compression: Compression,
     /// Keep reading as the file grows (`tail -f`) instead of stopping at its end.
     #[serde(default)]
     pub follow: bool,
@@ -93,15 +257,53 @@ pub struct FileSinkConfig {
     /// (not on process crash) for speed.
     #[serde(default = "yes")]
     pub fsync: bool,
+    /// `"json"` (default): each value as one line. `"csv"`: one row per record (see `csv`).
+    #[serde(default)]
+    pub format: OutputFormat,
+    /// With `format = "csv"`: `{ header = true, delimiter = ",", columns = [...] }` (columns
+    /// default to the first record's fields; required with `header = false`).
+    #[serde(default)]
+    pub csv: Option<CsvOutput>,
+    /// `"none"` (default) or `"gzip"`: every write is appended as one gzip member, so the
+    /// file is always a valid gzip stream of the committed writes (`gzip -dc` reads them all)
+    /// and exactly-once recovery cuts it at a member boundary. `rotate_bytes` counts
+    /// compressed bytes.
+    #[serde(default)]
+    pub compression: OutputCompression,
+}
+
+/// Whether the file sink compresses what it writes.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputCompression {
+    /// Plain bytes.
+    #[default]
+    None,
+    /// One gzip member per write.
+    Gzip,
 }
 
 /// `type = "stdin"` source.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StdinConfig {
-    /// `"json"` (default) or `"text"`.
+    /// `"json"` (default), `"text"` or `"csv"`.
     #[serde(default)]
     pub format: LineFormat,
+    /// With `format = "csv"`: `{ header = true, delimiter = ",", columns = [...] (with
+    /// `header = false`), types = { temp = "float", n = "int", ok = "bool" } }`.
+    #[serde(default)]
+    pub csv: Option<CsvInput>,
     /// With `format = "json"`: a line whose arrays and objects nest deeper than this is
     /// dead-lettered (at least 1). The default, 127, is the deepest serde_json parses (its
     /// limit is 128), so whatever passes also parses in plugins and sinks downstream.
@@ -112,7 +314,15 @@ pub struct StdinConfig {
 /// `type = "stdout"` sink.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StdoutConfig {}
+pub struct StdoutConfig {
+    /// `"json"` (default): each value as one line. `"csv"`: one row per record (see `csv`).
+    #[serde(default)]
+    pub format: OutputFormat,
+    /// With `format = "csv"`: `{ header = true, delimiter = ",", columns = [...] }` (columns
+    /// default to the first record's fields; required with `header = false`).
+    #[serde(default)]
+    pub csv: Option<CsvOutput>,
+}
 
 /// `type = "datagen"` source.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

@@ -24,7 +24,7 @@ pub(crate) const FINGERPRINT_MAX: usize = 4096;
 const PREFIX: &str = "file:";
 
 /// Where a file is on disk: stable while it is renamed within its filesystem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct DiskId {
     /// Device number (compared within one run only).
     pub dev: u64,

@@ -44,6 +44,8 @@ pub(crate) struct Start {
     pub warning: Option<String>,
     /// An old path-named partition whose position was taken over.
     pub migrated_from: Option<String>,
+    /// The checkpoint has no position of this file (the warning, if any, names the others).
+    pub new_file: bool,
 }
 
 /// Decide where to start (see the module doc).
@@ -53,6 +55,7 @@ pub(crate) fn start(resume: &Checkpoint, file: &Observed<'_>) -> Start {
         identity,
         warning: lost(resume),
         migrated_from: None,
+        new_file: true,
     };
     let Some(fp) = file.fingerprint else {
         return fresh(None);
@@ -79,6 +82,7 @@ pub(crate) fn start(resume: &Checkpoint, file: &Observed<'_>) -> Start {
                 identity: Some(Identity { generation, ..base }),
                 warning: None,
                 migrated_from: None,
+                new_file: false,
             };
         }
         return Start {
@@ -86,6 +90,7 @@ pub(crate) fn start(resume: &Checkpoint, file: &Observed<'_>) -> Start {
             identity: Some(next_identity(file.ino, fp, resume, None)),
             warning: Some(rewritten(partition, pos, file.size)),
             migrated_from: None,
+            new_file: false,
         };
     }
     let legacy = resume
@@ -101,6 +106,7 @@ pub(crate) fn start(resume: &Checkpoint, file: &Observed<'_>) -> Start {
             identity: Some(base),
             warning: (!usable).then(|| rewritten(partition, pos, file.size)),
             migrated_from: Some(partition.to_string()),
+            new_file: false,
         };
     }
     fresh(Some(base))

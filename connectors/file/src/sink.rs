@@ -12,7 +12,8 @@ use sluice_core::{
     WriteReport,
 };
 
-use crate::config::FileSinkConfig;
+use crate::config::{FileSinkConfig, OutputCompression};
+use crate::csv_out::CsvWrite;
 use crate::sink_state::{self, SinkState};
 use sluice_core::local::canonical_target;
 
@@ -21,15 +22,17 @@ pub struct FileSinkConnector;
 
 impl SinkConnector for FileSinkConnector {
     const TYPE: &'static str = "file";
-    const DOC: &'static str = "Appends each record value as one line to a file; fsync per write; size-based rotation; exactly-once via a checkpoint sidecar.";
+    const DOC: &'static str = "Appends each record value as one line (or a CSV row) to a file, optionally gzip-compressed; fsync per write; size-based rotation; exactly-once via a checkpoint sidecar.";
     type Config = FileSinkConfig;
 
     fn build(config: FileSinkConfig, ctx: &BuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
         if config.rotate_bytes.is_some_and(|b| b.0 == 0) {
             return Err(ConnectorError::config("rotate_bytes must be more than 0"));
         }
+        let csv = CsvWrite::from_config(config.format, config.csv.as_ref())?;
         Ok(Box::new(FileSink {
             path: ctx.local_file("path", &config.path)?,
+            csv,
             config,
             open: None,
             state: None,
@@ -40,6 +43,8 @@ impl SinkConnector for FileSinkConnector {
 /// A running file sink.
 pub struct FileSink {
     path: PathBuf,
+    /// With `format = "csv"`: the columns, once known.
+    csv: Option<CsvWrite>,
     config: FileSinkConfig,
     open: Option<OpenFile>,
     /// With exactly-once: the last committed state (see `sink_state`).
@@ -75,9 +80,19 @@ fn open_append(path: &Path) -> std::io::Result<OpenFile> {
 
 /// Cut a torn last line — the bytes after the last newline, left by a process killed inside a
 /// write — so the next line does not glue onto it. Returns how many bytes were cut. Only for
-/// at-least-once: those bytes were never committed, so the source sends them again.
-fn cut_torn_tail(open: &mut OpenFile) -> std::io::Result<u64> {
+/// at-least-once: those bytes were never committed, so the source sends them again. CSV rows
+/// may hold newlines in quoted fields, so there the file is parsed to its last complete row.
+fn cut_torn_tail(open: &mut OpenFile, csv: Option<&CsvWrite>, gzip: bool) -> std::io::Result<u64> {
     const STEP: u64 = 64 * 1024;
+    if gzip {
+        // One member per write: keep the complete members.
+        let keep = crate::gzip_out::complete_members(&open.file, open.size)?;
+        return cut_to(open, keep);
+    }
+    if let Some(csv) = csv {
+        let keep = crate::csv_in::last_row_end(&open.file, open.size, csv.delimiter())?;
+        return cut_to(open, keep);
+    }
     let mut end = open.size;
     let mut buf = vec![0u8; STEP as usize];
     let keep = loop {
@@ -92,6 +107,10 @@ fn cut_torn_tail(open: &mut OpenFile) -> std::io::Result<u64> {
         }
         end = start;
     };
+    cut_to(open, keep)
+}
+
+fn cut_to(open: &mut OpenFile, keep: u64) -> std::io::Result<u64> {
     let cut = open.size - keep;
     if cut > 0 {
         open.file.set_len(keep)?;
@@ -107,10 +126,20 @@ fn write_blocking(
     mut open: OpenFile,
     path: &Path,
     config: &FileSinkConfig,
+    header: Option<&[u8]>,
     data: &[u8],
     mut state: Option<SinkState>,
     checkpoint: Option<Checkpoint>,
 ) -> std::io::Result<(OpenFile, Option<SinkState>)> {
+    let gzip = config.compression == OutputCompression::Gzip;
+    let compressed;
+    let data = if gzip && !data.is_empty() {
+        // The header (when the file starts here) goes into the write's member below.
+        compressed = crate::gzip_out::member(data)?;
+        &compressed[..]
+    } else {
+        data
+    };
     if let Some(limit) = config.rotate_bytes
         && open.size > 0
         && open.size + data.len() as u64 > limit.0
@@ -128,6 +157,19 @@ fn write_blocking(
             sink_state::store(path, st)?;
         }
     }
+    if let Some(header) = header.filter(|_| open.size == 0 && !data.is_empty()) {
+        // A CSV header starts every file, and commits with its first rows (with gzip, as a
+        // member of its own before the first write's).
+        let member;
+        let header = if gzip {
+            member = crate::gzip_out::member(header)?;
+            &member[..]
+        } else {
+            header
+        };
+        open.file.write_all(header)?;
+        open.size += header.len() as u64;
+    }
     open.file.write_all(data)?;
     open.size += data.len() as u64;
     if config.fsync || state.is_some() {
@@ -141,7 +183,21 @@ fn write_blocking(
     Ok((open, state))
 }
 
+/// Each value as one line.
+pub(crate) fn lines_of(records: &[Record]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(records.iter().map(|r| r.value.len() + 1).sum());
+    for r in records {
+        data.extend_from_slice(&r.value);
+        data.push(b'\n');
+    }
+    data
+}
+
 impl FileSink {
+    fn gzip(&self) -> bool {
+        self.config.compression == OutputCompression::Gzip
+    }
+
     fn io(&self, what: &str, e: &std::io::Error) -> ConnectorError {
         crate::error::io(what, &self.path, e)
     }
@@ -171,10 +227,16 @@ impl FileSink {
         }
         let mut open = open_append(&self.path).map_err(|e| self.io("opening", &e))?;
         if self.state.is_none() {
-            let cut = cut_torn_tail(&mut open).map_err(|e| self.io("repairing", &e))?;
+            let cut = cut_torn_tail(&mut open, self.csv.as_ref(), self.gzip())
+                .map_err(|e| self.io("repairing", &e))?;
             if cut > 0 {
                 tracing::warn!(path = %self.path.display(), bytes = cut, "Cut a torn last line left by an interrupted write; the source sends it again.");
             }
+        }
+        let gzip = self.gzip();
+        if let Some(csv) = self.csv.as_mut().filter(|_| open.size > 0) {
+            csv.adopt_header(&self.path, gzip)
+                .map_err(|e| crate::error::io("appending to", &self.path, &e))?;
         }
         Ok(open)
     }
@@ -288,11 +350,21 @@ impl Sink for FileSink {
         records: &[Record],
         checkpoint: Option<&Checkpoint>,
     ) -> Result<WriteReport, ConnectorError> {
-        let mut data = Vec::with_capacity(records.iter().map(|r| r.value.len() + 1).sum());
-        for r in records {
-            data.extend_from_slice(&r.value);
-            data.push(b'\n');
-        }
+        let (data, header) = match self.csv.as_mut() {
+            Some(csv) => {
+                let encoded = csv.encode(records);
+                if !encoded.rejected.is_empty() {
+                    // Nothing is written: the runtime dead-letters these, then writes the rest.
+                    return Ok(WriteReport {
+                        rejected: encoded.rejected,
+                        retry: Vec::new(),
+                        rolled_back: true,
+                    });
+                }
+                (encoded.rows, csv.header_row())
+            }
+            None => (lines_of(records), None),
+        };
         // After a failed write the file is reopened: with at-least-once a partial last line is
         // cut (the retry sends it again); with exactly-once the file is cut back to the
         // checkpoint.
@@ -303,7 +375,7 @@ impl Sink for FileSink {
         let (path, config) = (self.path.clone(), self.config.clone());
         let (state, cp) = (self.state.clone(), checkpoint.cloned());
         let result = tokio::task::spawn_blocking(move || {
-            write_blocking(open, &path, &config, &data, state, cp)
+            write_blocking(open, &path, &config, header.as_deref(), &data, state, cp)
         })
         .await
         .map_err(|e| crate::error::task("write", &e))?;
@@ -341,6 +413,9 @@ mod tests {
             path: path.into(),
             rotate_bytes: rotate_bytes.map(ByteSize),
             fsync: true,
+            format: Default::default(),
+            csv: None,
+            compression: OutputCompression::None,
         };
         let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
         sink.open(&SinkContext {
@@ -372,7 +447,7 @@ mod tests {
         let mut open = open_append(&path).unwrap();
         std::fs::write(&path, "{\"i\"").unwrap();
         open.size = 4;
-        assert_eq!(cut_torn_tail(&mut open).unwrap(), 4);
+        assert_eq!(cut_torn_tail(&mut open, None, false).unwrap(), 4);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 
@@ -405,6 +480,9 @@ mod tests {
             path: "o.jsonl".into(),
             rotate_bytes: Some(ByteSize(10)),
             fsync: true,
+            format: Default::default(),
+            csv: None,
+            compression: OutputCompression::None,
         };
         let p: Arc<str> = Arc::from("x");
         let rec = |i: i64| Record::new(format!("{{\"i\":{i}}}"), Position::int(p.clone(), i));
@@ -450,6 +528,67 @@ mod tests {
         assert_eq!(lines, ["{\"i\":0}", "{\"i\":1}", "{\"i\":2}", "{\"i\":3}"]);
     }
 
+    #[tokio::test]
+    async fn gzip_csv_output_is_one_member_per_write_and_recovery_cuts_at_a_member() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.csv.gz");
+        let p: Arc<str> = Arc::from("x");
+        let rec = |i: i64| Record::new(format!("{{\"i\":{i}}}"), Position::int(p.clone(), i));
+        let cp = |i: i64| {
+            let mut c = Checkpoint::default();
+            c.advance(&Position::int(p.clone(), i));
+            c
+        };
+        let decoded = || {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        };
+        let torn = || {
+            let member = crate::gzip_out::member(b"9\n").unwrap();
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(&member[..member.len() - 2]).unwrap();
+        };
+        for guarantee in [Guarantee::ExactlyOnce, Guarantee::AtLeastOnce] {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(sink_state::sidecar_path(&path));
+            let ctx = BuildContext::new(
+                "t",
+                dir.path().to_path_buf(),
+                dir.path().join("s"),
+                guarantee,
+            );
+            let sink_ctx = SinkContext {
+                job: "t".into(),
+                sink: "file".into(),
+                guarantee,
+            };
+            let config = FileSinkConfig {
+                path: "o.csv.gz".into(),
+                rotate_bytes: None,
+                fsync: true,
+                format: crate::config::OutputFormat::Csv,
+                csv: None,
+                compression: OutputCompression::Gzip,
+            };
+            let mut sink = FileSinkConnector::build(config.clone(), &ctx).unwrap();
+            sink.open(&sink_ctx).await.unwrap();
+            sink.write(&[rec(0), rec(1)], Some(&cp(1))).await.unwrap();
+            sink.write(&[rec(2)], Some(&cp(2))).await.unwrap();
+            drop(sink);
+            // A write cut short by a crash.
+            torn();
+            let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
+            sink.open(&sink_ctx).await.unwrap();
+            sink.write(&[rec(3)], Some(&cp(3))).await.unwrap();
+            sink.close().await.unwrap();
+            assert_eq!(decoded(), "i\n0\n1\n2\n3\n", "{guarantee:?}");
+        }
+    }
+
     #[test]
     fn creating_or_rotating_a_file_syncs_its_directory() {
         let dir = tempfile::tempdir().unwrap();
@@ -465,9 +604,12 @@ mod tests {
             path: path.clone(),
             rotate_bytes: Some(ByteSize(4)),
             fsync: true,
+            format: Default::default(),
+            csv: None,
+            compression: OutputCompression::None,
         };
-        let (open, _) = write_blocking(open, &path, &config, b"abc\n", None, None).unwrap();
-        let (_, _) = write_blocking(open, &path, &config, b"def\n", None, None).unwrap();
+        let (open, _) = write_blocking(open, &path, &config, None, b"abc\n", None, None).unwrap();
+        let (_, _) = write_blocking(open, &path, &config, None, b"def\n", None, None).unwrap();
         assert_eq!(syncs(), before + 2, "rotating");
     }
 

@@ -2,11 +2,13 @@
 //! A record's position is the byte offset just past its line in a partition that is the file's
 //! identity (`fingerprint`), so a restart resumes exactly after the last committed line of the
 //! same file, however its path is spelled (`resume`), and a rotated or rewritten file is never
-//! read at another file's offset (`follow`).
+//! read at another file's offset (`follow`). CSV rows are split and decoded by `csv_in`, a
+//! gzip/zstd file is read through `decompress` (positions in decompressed bytes), and a
+//! directory or glob is many of these sources, one per file (`many`).
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -16,7 +18,10 @@ use sluice_core::{
     SourceConnector,
 };
 
-use crate::config::FileSourceConfig;
+use crate::LineFormat;
+use crate::config::{CsvInput, FileSourceConfig};
+use crate::csv_in::{CsvRead, RowEnd, split_rows};
+use crate::decompress::{Codec, Decompressed};
 use crate::fingerprint::{DiskId, Fingerprint, Identity};
 use crate::follow::{self, Change};
 use crate::lines::{LineRules, TOO_LONG_HEAD, split_lines};
@@ -28,8 +33,7 @@ pub struct FileSourceConnector;
 
 impl SourceConnector for FileSourceConnector {
     const TYPE: &'static str = "file";
-    const DOC: &'static str =
-        "Reads JSON lines or text from a file, once or following it as it grows.";
+    const DOC: &'static str = "Reads JSON lines, text or CSV from a file, a directory or a glob (gzip/zstd decompressed), once or following it as it grows.";
     type Config = FileSourceConfig;
 
     fn build(
@@ -46,6 +50,17 @@ impl SourceConnector for FileSourceConnector {
             );
         }
         sluice_core::json::max_depth_option(config.max_json_depth)?;
+        let csv = csv_options(config.format, config.csv.as_ref())?;
+        let rules = LineRules {
+            format: config.format,
+            max_line_bytes: usize::try_from(config.max_line_bytes.0).unwrap_or(usize::MAX),
+            max_json_depth: config.max_json_depth,
+        };
+        if let Some(pattern) = crate::many::Pattern::of(&config.path, ctx)? {
+            return Ok(Box::new(crate::many::Many::new(
+                pattern, config, rules, csv, ctx,
+            )?));
+        }
         let path = ctx.local_file("path", &config.path)?;
         // A bounded read of a file that is not there can never succeed: say so at the job
         // file's line, before anything runs. A followed file may appear later.
@@ -56,14 +71,26 @@ impl SourceConnector for FileSourceConnector {
             ))
             .at("path"));
         }
-        let rules = LineRules {
-            format: config.format,
-            max_line_bytes: usize::try_from(config.max_line_bytes.0).unwrap_or(usize::MAX),
-            max_json_depth: config.max_json_depth,
-        };
-        Ok(Box::new(FileSource {
+        let codec = Codec::check_follow(config.compression, &path, config.follow)?;
+        Ok(Box::new(FileSource::new(path, config, rules, csv, codec)))
+    }
+}
+
+impl FileSource {
+    /// A source of the one file at `path` (options checked).
+    pub(crate) fn new(
+        path: PathBuf,
+        config: FileSourceConfig,
+        rules: LineRules,
+        csv: Option<CsvRead>,
+        codec: Option<Codec>,
+    ) -> Self {
+        FileSource {
             origin: path.display().to_string(),
             rules,
+            csv,
+            codec,
+            decoder: None,
             discarding: None,
             path,
             config,
@@ -76,7 +103,25 @@ impl SourceConnector for FileSourceConnector {
             rotated_at: None,
             at_end: false,
             done: false,
-        }))
+            quiet: false,
+        }
+    }
+}
+
+/// The CSV reader of a source with `format = "csv"` (its options checked); `csv` options with
+/// another format are refused.
+pub(crate) fn csv_options(
+    format: LineFormat,
+    options: Option<&CsvInput>,
+) -> Result<Option<CsvRead>, ConnectorError> {
+    match (format, options) {
+        (LineFormat::Csv, options) => {
+            Ok(Some(CsvRead::new(options.unwrap_or(&CsvInput::default()))?))
+        }
+        (_, Some(_)) => {
+            Err(ConnectorError::config("`csv` options need `format = \"csv\"`").at("csv"))
+        }
+        (_, None) => Ok(None),
     }
 }
 
@@ -91,6 +136,8 @@ struct OpenFile {
 struct Discard {
     start: u64,
     head: Bytes,
+    /// CSV: where the row ends (a quoted field may hold newlines); otherwise the next newline.
+    row: Option<RowEnd>,
 }
 
 /// A running file source. Its partition is the identity of the file it reads, not its path
@@ -101,6 +148,11 @@ pub struct FileSource {
     origin: String,
     config: FileSourceConfig,
     rules: LineRules,
+    /// With `format = "csv"`: the columns, once known.
+    csv: Option<CsvRead>,
+    /// The file is compressed: read through `decoder`, positions in decompressed bytes.
+    codec: Option<Codec>,
+    decoder: Option<Arc<Mutex<Decompressed>>>,
     /// A line longer than `max_line_bytes` is being skipped to its end.
     discarding: Option<Discard>,
     file: Option<OpenFile>,
@@ -122,6 +174,8 @@ pub struct FileSource {
     /// checked for a rewrite in place.
     at_end: bool,
     done: bool,
+    /// One of many files (a glob): a checkpoint without this file's partition is no news.
+    pub(crate) quiet: bool,
 }
 
 impl FileSource {
@@ -156,7 +210,22 @@ impl FileSource {
         let leftover = self.pending.clone();
         let at = self.offset + leftover.len() as u64;
         let size = self.config.read_size.as_usize().max(leftover.len());
+        let decoder = self.decoder.clone();
         let (chunk, n) = tokio::task::spawn_blocking(move || {
+            if let Some(decoder) = decoder {
+                // Poisoned only by a panic in a read, which fails the job anyway.
+                let mut decoder = decoder
+                    .lock()
+                    .map_err(|_| std::io::Error::other("a decompressing read panicked"))?;
+                let more = decoder.read_at(at, size)?;
+                if more.is_empty() {
+                    return Ok((None, 0));
+                }
+                let mut buf = Vec::with_capacity(leftover.len() + more.len());
+                buf.extend_from_slice(&leftover);
+                buf.extend_from_slice(&more);
+                return Ok((Some(buf), more.len()));
+            }
             // Only a regular file's length says whether there is more (a FIFO's is 0).
             let meta = file.metadata()?;
             if meta.is_file() && meta.len() <= at {
@@ -205,14 +274,25 @@ impl FileSource {
             return Ok(None);
         }
         let chunk = self.pending.clone();
-        let (lines, used) = split_lines(
-            &chunk,
-            self.offset,
-            &partition,
-            &self.origin,
-            &self.rules,
-            final_chunk,
-        );
+        let (lines, used) = match &mut self.csv {
+            Some(csv) => split_rows(
+                &chunk,
+                self.offset,
+                &partition,
+                &self.origin,
+                &self.rules,
+                csv,
+                final_chunk,
+            )?,
+            None => split_lines(
+                &chunk,
+                self.offset,
+                &partition,
+                &self.origin,
+                &self.rules,
+                final_chunk,
+            ),
+        };
         batch.records.extend(lines.records);
         batch.dead.extend(lines.dead);
         self.offset += used as u64;
@@ -220,9 +300,16 @@ impl FileSource {
         if !final_chunk && self.pending.len() > self.rules.max_line_bytes {
             // An incomplete line already over the limit: keep its head, skip the rest.
             let head = &self.pending[..TOO_LONG_HEAD.min(self.pending.len())];
+            let row = self.csv.as_ref().map(|csv| {
+                let mut row = RowEnd::new(csv.delimiter());
+                // An incomplete row: it does not end in what is pending.
+                let _ = row.feed(&self.pending);
+                row
+            });
             self.discarding = Some(Discard {
                 start: self.offset,
                 head: Bytes::copy_from_slice(head),
+                row,
             });
             self.offset += self.pending.len() as u64;
             self.pending = Bytes::new();
@@ -233,9 +320,13 @@ impl FileSource {
     /// While skipping a line over `max_line_bytes`: drop what is pending up to its end; at the
     /// end (a newline, or the end of the input), its dead letter, positioned after the line.
     fn finish_discarding(&mut self, partition: &Arc<str>, final_chunk: bool) -> Option<DeadRecord> {
-        let discard = self.discarding.as_ref()?;
-        let end = match memchr::memchr(b'\n', &self.pending) {
-            Some(newline) => newline + 1,
+        let discard = self.discarding.as_mut()?;
+        let row_end = match discard.row.as_mut() {
+            Some(row) => row.feed(&self.pending),
+            None => memchr::memchr(b'\n', &self.pending).map(|newline| newline + 1),
+        };
+        let end = match row_end {
+            Some(end) => end,
             None if final_chunk => self.pending.len(),
             None => {
                 self.offset += self.pending.len() as u64;
@@ -272,6 +363,48 @@ impl FileSource {
         self.pending = Bytes::new();
         self.discarding = None;
         self.rotated_at = None;
+        if let Some(csv) = &mut self.csv {
+            csv.restart();
+        }
+    }
+
+    /// With a CSV header, resuming after byte 0: read the header row again from the start of
+    /// the file, so the rows after it map to the same columns.
+    fn read_csv_header(&mut self, file: &std::fs::File) -> Result<(), ConnectorError> {
+        let Some(csv) = self.csv.as_mut().filter(|c| c.needs_header()) else {
+            return Ok(());
+        };
+        let mut head = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut decoder = match self.codec {
+            Some(codec) => Some(
+                file.try_clone()
+                    .and_then(|f| Decompressed::new(codec, f))
+                    .map_err(|e| crate::error::io("reading", &self.path, &e))?,
+            ),
+            None => None,
+        };
+        loop {
+            let at = head.len() as u64;
+            let n = match decoder.as_mut() {
+                Some(d) => d.read_at(at, buf.len()).map(|more| {
+                    buf[..more.len()].copy_from_slice(&more);
+                    more.len()
+                }),
+                None => file.read_at(&mut buf, at),
+            }
+            .map_err(|e| crate::error::io("reading", &self.path, &e))?;
+            head.extend_from_slice(&buf[..n]);
+            if csv.header_from(&head, &self.origin, n == 0)? {
+                return Ok(());
+            }
+            if n == 0 || head.len() > self.rules.max_line_bytes {
+                return Err(ConnectorError::data(format!(
+                    "the CSV header of {} could not be read again to resume after byte {}: the file has no complete first row within max_line_bytes",
+                    self.origin, self.offset
+                )));
+            }
+        }
     }
 
     /// After reaching the end: was the file rewritten in place, so that what was just read
@@ -297,7 +430,7 @@ impl FileSource {
     }
 
     /// At the end of the followed file: look for a rotation or a rewrite, or wait.
-    async fn at_end_while_following(&mut self) -> Result<Option<Batch>, ConnectorError> {
+    fn at_end_while_following(&mut self) -> Result<Step, ConnectorError> {
         let poll = self.config.poll_interval.0;
         if self.rotated_at.is_some_and(|at| at.elapsed() >= poll) {
             // Read to its end once more after the rotation was seen: it is finished, and so is
@@ -306,7 +439,7 @@ impl FileSource {
             let next = self.open_file()?;
             tracing::info!(path = %self.path.display(), partition = self.identity.as_ref().map_or("", |i| &*i.1), "The file was rotated; finished the old one, reading the new one from the start.");
             self.restart_with(next);
-            return Ok(last);
+            return Ok(last.map_or(Step::Again, Step::Batch));
         }
         let handle = self.open_handle()?;
         let read_to = self.offset + self.pending.len() as u64;
@@ -327,12 +460,63 @@ impl FileSource {
             }
             Change::Rewritten => {
                 self.restart_in_place()?;
-                return Ok(None);
+                return Ok(Step::Again);
             }
         }
-        tokio::time::sleep(poll).await;
-        Ok(None)
+        Ok(Step::Idle)
     }
+
+    /// Read on until there is a batch, the input ends, or (following) the file has nothing new
+    /// for now. Cancel-safe like `next_batch`.
+    pub(crate) async fn step(&mut self) -> Result<Step, ConnectorError> {
+        loop {
+            if self.done {
+                return Ok(Step::Done);
+            }
+            let was_at_end = self.at_end;
+            let n = self.read_more().await?;
+            if n > 0 && was_at_end && self.config.follow && self.rewritten_after_wait()? {
+                continue;
+            }
+            if n > 0 {
+                if let Some(batch) = self.take_batch(false)? {
+                    return Ok(Step::Batch(batch));
+                }
+                continue;
+            }
+            if self.config.follow {
+                match self.at_end_while_following()? {
+                    Step::Again => continue,
+                    step => return Ok(step),
+                }
+            }
+            self.done = true;
+            return Ok(self.take_batch(true)?.map_or(Step::Done, Step::Batch));
+        }
+    }
+
+    /// Take what is pending as the last line of the input (a file that went away).
+    pub(crate) fn finish(&mut self) -> Result<Option<Batch>, ConnectorError> {
+        self.done = true;
+        self.take_batch(true)
+    }
+
+    /// The file open now (following, it changes with rotations).
+    pub(crate) fn disk(&self) -> Option<DiskId> {
+        self.file.as_ref().map(|f| f.disk)
+    }
+}
+
+/// What one [`FileSource::step`] came to.
+pub(crate) enum Step {
+    /// Records (or dead letters).
+    Batch(Batch),
+    /// Following: nothing new now; look again after the poll interval.
+    Idle,
+    /// Look again at once (a rotation or rewrite was handled).
+    Again,
+    /// The input is read to its end.
+    Done,
 }
 
 #[async_trait]
@@ -353,9 +537,13 @@ impl Source for FileSource {
             .map_err(|e| self.err("reading", &e))?;
         let here = canonical_target(&self.path);
         let file = open.file.clone();
+        let compressed = self.codec.is_some();
+        // In a compressed file a position is a decompressed offset: the raw bytes cannot say
+        // whether it is a line end, and the file, complete, is not rewritten in place.
+        let size = if compressed { u64::MAX } else { size };
         let line_end = move |pos: u64| {
             let mut last = [0u8; 1];
-            matches!(file.read_at(&mut last, pos - 1), Ok(1) if last[0] == b'\n')
+            compressed || matches!(file.read_at(&mut last, pos - 1), Ok(1) if last[0] == b'\n')
         };
         let legacy = |p: &str| Path::new(p).is_absolute() && canonical_target(Path::new(p)) == here;
         let resume = resume.unwrap_or_default();
@@ -370,7 +558,11 @@ impl Source for FileSource {
             },
         );
         let partition = start.identity.map(|i| i.partition());
-        if let Some(warning) = &start.warning {
+        if let Some(warning) = start
+            .warning
+            .as_ref()
+            .filter(|_| !(self.quiet && start.new_file))
+        {
             tracing::warn!(path = %self.path.display(), partition = partition.as_deref().unwrap_or_default(), "{warning}");
         }
         if let Some(old) = &start.migrated_from {
@@ -382,34 +574,29 @@ impl Source for FileSource {
         self.identity = start.identity.zip(partition);
         self.offset = start.offset;
         self.resume = resume;
+        if self.offset > 0 {
+            self.read_csv_header(&open.file)?;
+        }
+        if let Some(codec) = self.codec {
+            let decoder = open
+                .file
+                .try_clone()
+                .and_then(|f| Decompressed::new(codec, f))
+                .map_err(|e| self.err("reading", &e))?;
+            self.decoder = Some(Arc::new(Mutex::new(decoder)));
+        }
         self.file = Some(open);
         Ok(())
     }
 
     async fn next_batch(&mut self) -> Result<Option<Batch>, ConnectorError> {
         loop {
-            if self.done {
-                return Ok(None);
+            match self.step().await? {
+                Step::Batch(batch) => return Ok(Some(batch)),
+                Step::Done => return Ok(None),
+                Step::Idle => tokio::time::sleep(self.config.poll_interval.0).await,
+                Step::Again => {}
             }
-            let was_at_end = self.at_end;
-            let n = self.read_more().await?;
-            if n > 0 && was_at_end && self.config.follow && self.rewritten_after_wait()? {
-                continue;
-            }
-            if n > 0 {
-                if let Some(batch) = self.take_batch(false)? {
-                    return Ok(Some(batch));
-                }
-                continue;
-            }
-            if self.config.follow {
-                if let Some(batch) = self.at_end_while_following().await? {
-                    return Ok(Some(batch));
-                }
-                continue;
-            }
-            self.done = true;
-            return self.take_batch(true);
         }
     }
 
@@ -425,7 +612,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::LineFormat;
     use sluice_core::units::{ByteSize, HumanDuration};
     use sluice_core::{Guarantee, Offset, Record};
 
@@ -442,6 +628,8 @@ mod tests {
         FileSourceConfig {
             path: path.into(),
             format: LineFormat::Json,
+            csv: None,
+            compression: crate::config::Compression::Auto,
             follow: false,
             poll_interval: crate::config::default_poll(),
             read_size: ByteSize(read_size),
@@ -715,6 +903,101 @@ mod tests {
 
     fn lines(from: u32, to: u32) -> Vec<String> {
         (from..to).map(|i| format!("{{\"i\":{i}}}")).collect()
+    }
+
+    #[tokio::test]
+    async fn a_csv_file_resumed_in_the_middle_reads_its_header_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::from("id,name\n");
+        for i in 0..50 {
+            text.push_str(&format!("{i},\"n {i}\"\n"));
+        }
+        std::fs::write(dir.path().join("in.csv"), text).unwrap();
+        let mut cfg = config("in.csv", 64);
+        cfg.format = LineFormat::Csv;
+        let mut options = crate::config::CsvInput::default();
+        options
+            .types
+            .insert("id".into(), crate::config::CsvType::Int);
+        cfg.csv = Some(options);
+        let mut src = FileSourceConnector::build(cfg.clone(), &ctx(dir.path())).unwrap();
+        src.open(None).await.unwrap();
+        let all = records(drain(&mut src).await);
+        assert_eq!(all.len(), 50);
+        assert_eq!(&all[0].value[..], br#"{"id":0,"name":"n 0"}"#);
+        let mut cp = Checkpoint::default();
+        cp.advance(&all[19].position);
+        let mut src = FileSourceConnector::build(cfg, &ctx(dir.path())).unwrap();
+        src.open(Some(cp)).await.unwrap();
+        let rest = records(drain(&mut src).await);
+        assert_eq!(values(&rest), values(&all[20..]));
+    }
+
+    #[tokio::test]
+    async fn a_csv_row_over_max_line_bytes_is_skipped_to_its_end_past_quoted_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x\n".repeat(5000);
+        let text = format!("id,note\n1,short\n2,\"{long}\"\n3,after\n");
+        std::fs::write(dir.path().join("in.csv"), &text).unwrap();
+        let mut cfg = config("in.csv", 64);
+        cfg.format = LineFormat::Csv;
+        cfg.max_line_bytes = ByteSize(1000);
+        let mut src = FileSourceConnector::build(cfg, &ctx(dir.path())).unwrap();
+        src.open(None).await.unwrap();
+        let batches = drain(&mut src).await;
+        let dead: Vec<_> = batches.iter().flat_map(|b| &b.dead).collect();
+        assert_eq!(
+            values(&records(batches.clone())),
+            [
+                r#"{"id":"1","note":"short"}"#,
+                r#"{"id":"3","note":"after"}"#
+            ]
+        );
+        assert_eq!(dead.len(), 1);
+        let start = text.find("2,").unwrap();
+        assert_eq!(
+            dead[0].reason,
+            format!(
+                "line too long at byte {start} of {}: {} bytes (max_line_bytes = 1000)",
+                dir.path().join("in.csv").display(),
+                long.len() + 5
+            )
+        );
+        assert_eq!(
+            dead[0].record.position.offset,
+            Offset::Int(text.find("3,after").unwrap() as i64)
+        );
+    }
+
+    #[tokio::test]
+    async fn gzip_and_zstd_files_are_read_decompressed_and_resume_at_decompressed_offsets() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = lines(0, 100).iter().map(|l| format!("{l}\n")).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        std::fs::write(dir.path().join("in.jsonl.gz"), gz.finish().unwrap()).unwrap();
+        let zst = zstd::encode_all(text.as_bytes(), 1).unwrap();
+        std::fs::write(dir.path().join("in.jsonl.zst"), zst).unwrap();
+        for name in ["in.jsonl.gz", "in.jsonl.zst"] {
+            let (all, _) = read_all(dir.path(), name, &Checkpoint::default()).await;
+            assert_eq!(values(&all), lines(0, 100), "{name}");
+            let mut cp = Checkpoint::default();
+            cp.advance(&all[41].position);
+            assert_eq!(
+                all[41].position.offset,
+                Offset::Int(text.find("{\"i\":42}").unwrap() as i64)
+            );
+            let (rest, _) = read_all(dir.path(), name, &cp).await;
+            assert_eq!(values(&rest), lines(42, 100), "{name}");
+        }
+        // Following a compressed file is refused at build.
+        let mut cfg = config("in.jsonl.gz", 64);
+        cfg.follow = true;
+        let err = FileSourceConnector::build(cfg, &ctx(dir.path()))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("cannot be used with it"), "{err}");
     }
 
     #[tokio::test]

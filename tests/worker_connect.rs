@@ -352,6 +352,7 @@ async fn connect_configs_are_checked_like_native_jobs() {
         &["--jobs-dir", jobs.to_str().unwrap()],
     )
     .await;
+    let w = &w;
     let create = |name: &str, config: Value| {
         let body = json!({"name": name, "config": config});
         async move {

@@ -107,7 +107,7 @@ pub enum Expand {
 struct ExpandQuery {
     /// `status` and/or `info` (repeat the parameter for both): a map by name instead of a list
     /// of names.
-    #[param(style = Form, explode)]
+    #[param(style = Form, explode, inline)]
     expand: Option<Vec<Expand>>,
 }
 
@@ -186,7 +186,9 @@ pub async fn connector_create(State(app): State<App>, body: Bytes) -> Answer<Res
     let name = match value.get("name") {
         Some(Value::String(name)) => name.clone(),
         _ => {
-            return Err(ApiError::bad_request("expected {\"name\": ..., \"config\": {...}}").into());
+            return Err(
+                ApiError::bad_request("expected {\"name\": ..., \"config\": {...}}").into(),
+            );
         }
     };
     check_job_name(&name).map_err(ApiError::bad_request)?;

@@ -621,3 +621,57 @@ print("ok")
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{text}");
     assert_eq!(lines(&output).len(), 5, "the job ran: {text}");
 }
+
+/// Connect's FAILED with its trace, and `onlyFailed` restarting exactly the failed connector.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_connector_shows_its_trace_and_only_failed_restarts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The sink's path is a directory: opening it fails every time, and no retry can help.
+    let not_a_file = dir.path().join("a-directory");
+    std::fs::create_dir_all(&not_a_file).unwrap();
+    let w = Worker::start_with_data(&dir.path().join("state"), dir.path(), &[]).await;
+    let config = json!({
+        "connector.class": "datagen",
+        "source.rate": "100",
+        "sinks.0.type": "file",
+        "sinks.0.path": not_a_file.display().to_string(),
+    });
+    let (code, body) = w
+        .call(
+            Method::POST,
+            "/connectors",
+            Some(Body::Json(json!({"name": "broken", "config": config}))),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let status = eventually("FAILED", Duration::from_secs(20), || async {
+        let s = w.get("/connectors/broken/status").await;
+        (s["connector"]["state"] == "FAILED").then_some(s)
+    })
+    .await;
+    let trace = status["connector"]["trace"].as_str().expect("a trace");
+    assert!(trace.contains("Is a directory"), "{status}");
+    assert_eq!(status["tasks"][0]["state"], "FAILED", "{status}");
+    assert_eq!(status["tasks"][0]["trace"], trace, "{status}");
+    assert_eq!(
+        w.get("/connectors?expand=status").await["broken"]["status"]["connector"]["state"],
+        "FAILED"
+    );
+    assert_eq!(w.status("broken").await["restarts"], 1);
+
+    // onlyFailed restarts it (through POST /jobs/{name}/restart's code): it fails once more.
+    let (code, body) = w
+        .call(
+            Method::POST,
+            "/connectors/broken/restart?onlyFailed=true&includeTasks=true",
+            None,
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["name"], "broken", "{body}");
+    eventually("a second failed run", Duration::from_secs(20), || async {
+        let s = w.status("broken").await;
+        (s["restarts"] == 2 && s["state"] == "failed").then_some(())
+    })
+    .await;
+}

@@ -334,3 +334,95 @@ pub struct Message {
     /// What was done.
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Value {
+        let mut registry = sluice_core::Registry::new();
+        sluice_connector_file::register(&mut registry);
+        sluice_core::job::job_schema(&registry)
+    }
+
+    fn flat(pairs: &[(&str, &str)]) -> Flat {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn connect_keys_map_onto_the_job() {
+        let schema = schema();
+        let text = from_flat(
+            &schema,
+            "j",
+            flat(&[
+                ("connector.class", "datagen"),
+                ("tasks.max", "3"),
+                ("source.count", "4"),
+                ("sinks.0.type", "stdout"),
+            ]),
+        )
+        .unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(table["name"].as_str(), Some("j"));
+        assert_eq!(table["api_version"].as_integer(), Some(1));
+        assert_eq!(table["source"]["type"].as_str(), Some("datagen"));
+        assert_eq!(table["source"]["count"].as_integer(), Some(4));
+        assert!(!text.contains("tasks"), "{text}");
+        assert_eq!(connector_type(&text), ConnectorType::Source);
+        let back = to_flat(&schema, &text);
+        assert_eq!(back["connector.class"], "datagen");
+        assert_eq!(back["source.count"], "4");
+        assert!(!back.contains_key("tasks.max"));
+    }
+
+    #[test]
+    fn what_the_flat_form_gets_wrong_is_reported_by_key() {
+        let schema = schema();
+        let err = from_flat(
+            &schema,
+            "j",
+            flat(&[
+                ("connector.class", "file"),
+                ("source.type", "datagen"),
+                ("tasks.max", "none"),
+                ("name", "k"),
+            ]),
+        )
+        .unwrap_err();
+        let text = format!("{err:?}");
+        for key in ["connector.class", "tasks.max", "\"name\""] {
+            assert!(text.contains(key), "{key}: {text}");
+        }
+    }
+
+    #[test]
+    fn states_in_connects_words() {
+        use ConnectState as C;
+        let cases = [
+            (JobState::Starting, Desired::Running, C::Unassigned),
+            (JobState::Running, Desired::Running, C::Running),
+            (JobState::Draining, Desired::Running, C::Restarting),
+            (JobState::Draining, Desired::Paused, C::Paused),
+            (JobState::Draining, Desired::Stopped, C::Stopped),
+            (JobState::Paused, Desired::Paused, C::Paused),
+            (JobState::Stopped, Desired::Stopped, C::Stopped),
+            (JobState::Failed, Desired::Running, C::Failed),
+            (JobState::Finished, Desired::Running, C::Unassigned),
+        ];
+        for (state, desired, connect) in cases {
+            assert_eq!(
+                connect_state(state, desired),
+                connect,
+                "{state:?} {desired:?}"
+            );
+        }
+        assert_eq!(
+            connector_type("[source]\ntype = \"kafka\"\n"),
+            ConnectorType::Sink
+        );
+    }
+}

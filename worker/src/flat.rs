@@ -645,6 +645,37 @@ dead_letter = { type = "file", path = "dlq.jsonl" }
         assert_eq!(keys, ["a..b", "source.type", "sinks"], "{errors:?}");
     }
 
+    /// Kafka's shapes, by a schema of their own: a map of strings whose keys hold dots, and a
+    /// list of topics.
+    #[test]
+    fn string_maps_take_dotted_keys_and_lists_take_commas() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"source": {"type": "object", "properties": {
+                "topics": {"type": "array", "items": {"type": "string"}},
+                "properties": {"type": "object", "additionalProperties": {"type": "string"}},
+            }}},
+        });
+        let flat: Flat = [
+            ("source.topics", "a, b"),
+            ("source.properties.ssl.ca.location", "/ca.pem"),
+            ("source.properties.\"client.rack\"", "r1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let table = unflatten(&flat, &schema).unwrap();
+        let expected: toml::Table = toml::from_str(
+            "[source]\ntopics = [\"a\", \"b\"]\nproperties = { \"ssl.ca.location\" = \"/ca.pem\", \"client.rack\" = \"r1\" }\n",
+        )
+        .unwrap();
+        assert_eq!(table, expected);
+        let back = flatten(&table, &schema);
+        assert_eq!(back["source.topics.1"], "b", "{back:?}");
+        assert_eq!(back["source.properties.\"ssl.ca.location\""], "/ca.pem");
+        assert_eq!(unflatten(&back, &schema).unwrap(), table);
+    }
+
     #[test]
     fn quoted_segments_and_paths() {
         assert_eq!(

@@ -53,9 +53,7 @@ fn gone(name: &str) -> ApiError {
 }
 
 /// The job's operation lock; 404 when the job was deleted while this request waited for it.
-pub(super) async fn lock<'j>(
-    job: &'j JobHandle,
-) -> Result<tokio::sync::MutexGuard<'j, ()>, ApiError> {
+async fn lock<'j>(job: &'j JobHandle) -> Result<tokio::sync::MutexGuard<'j, ()>, ApiError> {
     job.lock_live().await.ok_or_else(|| gone(&job.name))
 }
 

@@ -332,14 +332,16 @@ async fn bad_configs_get_per_field_errors() {
     assert_eq!(code, 422);
     assert_eq!(err["errors"][0]["path"], "name");
 
-    // Connector types and their schemas; validation of one connector config.
-    let connectors = w.get("/connectors").await;
-    let datagen = connectors
+    // Connector types (Kafka Connect's plugins) and their schemas; validation of one connector
+    // config, in Connect's shapes.
+    let plugins = w.get("/connector-plugins").await;
+    let datagen = plugins
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["type"] == "datagen" && c["kind"] == "source")
+        .find(|c| c["class"] == "datagen" && c["type"] == "source")
         .expect("datagen listed");
+    assert!(datagen["version"].is_string(), "{datagen}");
     assert!(
         datagen["schema"]["properties"]["rate"].is_object(),
         "{datagen}"
@@ -347,47 +349,67 @@ async fn bad_configs_get_per_field_errors() {
     let (code, v) = w
         .call(
             Method::PUT,
-            "/connectors/datagen/validate",
-            Some(Body::Json(json!({"count": 5}))),
-        )
-        .await;
-    assert_eq!(code, 200);
-    assert_eq!(v["valid"], true, "{v}");
-    let (code, v) = w
-        .call(
-            Method::PUT,
-            "/connectors/file/validate?kind=sink",
+            "/connector-plugins/datagen/config/validate",
             Some(Body::Json(
-                json!({"path": "x", "batch": {"max_bytes": "lots"}, "colour": 1}),
+                json!({"connector.class": "datagen", "count": "5"}),
             )),
         )
         .await;
     assert_eq!(code, 200);
-    assert_eq!(v["valid"], false);
-    let paths: Vec<&str> = v["errors"]
+    assert_eq!(v["name"], "datagen", "{v}");
+    assert_eq!(v["error_count"], 0, "{v}");
+    assert_eq!(v["groups"], json!(["Source"]), "{v}");
+    let count = v["configs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["path"].as_str().unwrap())
-        .collect();
-    assert!(paths.contains(&"batch.max_bytes"), "{v}");
-    assert!(paths.iter().any(|p| p.starts_with("colour")), "{v}");
+        .find(|c| c["definition"]["name"] == "count")
+        .expect("count is a setting");
+    assert_eq!(count["definition"]["type"], "LONG", "{count}");
+    assert_eq!(count["value"]["value"], "5", "{count}");
+    assert_eq!(count["value"]["errors"], json!([]), "{count}");
+    let (code, v) = w
+        .call(
+            Method::PUT,
+            "/connector-plugins/file/config/validate?kind=sink",
+            Some(Body::Json(
+                json!({"path": "x", "batch.max_bytes": "lots", "colour": "1"}),
+            )),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["error_count"], 2, "{v}");
+    let errors_of = |key: &str| -> Vec<Value> {
+        v["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                c["value"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(key))
+            })
+            .flat_map(|c| c["value"]["errors"].as_array().unwrap().clone())
+            .collect()
+    };
+    assert_eq!(errors_of("batch.max_bytes").len(), 1, "{v}");
+    assert_eq!(errors_of("colour").len(), 1, "{v}");
     // Every runtime setting of a sink is accepted, `when` included (read from `SinkCommon`).
     let (code, v) = w
         .call(
             Method::PUT,
-            "/connectors/file/validate?kind=sink",
+            "/connector-plugins/file/config/validate?kind=sink",
             Some(Body::Json(
-                json!({"path": "x", "name": "alerts", "when": {"header": "route", "equals": "alert"}}),
+                json!({"path": "x", "when.header": "route", "when.equals": "alert"}),
             )),
         )
         .await;
     assert_eq!(code, 200);
-    assert_eq!(v["valid"], true, "{v}");
-    let (code, _) = w
+    assert_eq!(v["error_count"], 0, "{v}");
+    let (code, err) = w
         .call(
             Method::PUT,
-            "/connectors/file/validate",
+            "/connector-plugins/file/config/validate",
             Some(Body::Json(json!({}))),
         )
         .await;
@@ -395,17 +417,18 @@ async fn bad_configs_get_per_field_errors() {
         code, 400,
         "file is both a source and a sink: kind is needed"
     );
+    assert_eq!(err["error_code"], 400, "{err}");
     let (code, _) = w
         .call(
             Method::PUT,
-            "/connectors/nope/validate",
+            "/connector-plugins/nope/config/validate",
             Some(Body::Json(json!({}))),
         )
         .await;
     assert_eq!(code, 404);
-    let (code, err) = w.call(Method::DELETE, "/connectors", None).await;
+    let (code, err) = w.call(Method::DELETE, "/connector-plugins", None).await;
     assert_eq!(code, 405);
-    assert_eq!(err["error"], "method_not_allowed");
+    assert_eq!(err["error_code"], 405);
     let (code, err) = w
         .call(
             Method::POST,
@@ -446,14 +469,7 @@ async fn token_is_required_everywhere_but_health() {
     )
     .await;
     let anon = reqwest::Client::new();
-    for path in [
-        "/",
-        "/jobs",
-        "/metrics",
-        "/connectors",
-        "/jobs/x/status",
-        "/openapi.json",
-    ] {
+    for path in ["/", "/jobs", "/metrics", "/jobs/x/status", "/openapi.json"] {
         let r = anon.get(w.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without a token");
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
@@ -466,6 +482,13 @@ async fn token_is_required_everywhere_but_health() {
             .await
             .unwrap();
         assert_eq!(r.status(), 401, "{path} with a wrong token");
+    }
+    // Kafka Connect's routes too, in Connect's error shape.
+    for path in ["/connectors", "/connector-plugins", "/connectors/x/status"] {
+        let r = anon.get(w.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a token");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error_code"], 401, "{path}: {body}");
     }
     let r = anon.post(w.url("/jobs")).body("x").send().await.unwrap();
     assert_eq!(r.status(), 401);

@@ -9,7 +9,7 @@ mod worker_support;
 use std::path::Path;
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use worker_support::{Body, Worker, plugins_dist, seqs};
 
 /// The status of a refused job config.
@@ -147,13 +147,42 @@ async fn api_jobs_name_files_only_under_the_data_dir() {
     let (code, v) = w
         .call(
             Method::PUT,
-            "/connectors/file/validate?kind=sink",
-            Some(Body::Toml(format!("path = \"{}\"\n", outside.display()))),
+            "/connector-plugins/file/config/validate?kind=sink",
+            Some(Body::Json(json!({"path": outside.display().to_string()}))),
         )
         .await;
     assert_eq!(code, 200, "{v}");
-    assert_eq!(v["valid"], false, "{v}");
-    assert_eq!(v["errors"][0]["path"], "path", "{v}");
+    assert_eq!(v["error_count"], 1, "{v}");
+    let path = v["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["value"]["name"] == "path")
+        .expect("path is a setting");
+    let message = path["value"]["errors"][0].as_str().unwrap();
+    assert!(message.contains("outside"), "{v}");
+
+    // So is a connector created through Kafka Connect's API: the same check, Connect's 400.
+    let (code, err) = w
+        .call(
+            Method::POST,
+            "/connectors",
+            Some(Body::Json(json!({"name": "connect", "config": {
+                "connector.class": "datagen",
+                "sinks.0.type": "file",
+                "sinks.0.path": outside.display().to_string(),
+            }}))),
+        )
+        .await;
+    assert_eq!(code, 400, "{err}");
+    assert_eq!(err["error_code"], 400, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("sinks.0.path: path"),
+        "{err}"
+    );
 
     // Kafka: no certificate outside, no property that loads code or runs a command.
     let kafka = |name: &str, extra: &str| {

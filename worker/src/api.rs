@@ -1,29 +1,24 @@
 //! The HTTP API: routes, bearer-token auth, and the endpoints that are not about one job
-//! (version and status page, connectors, metrics, OpenAPI, health). Job endpoints are in
-//! `jobs_api.rs`.
+//! (version and status page, metrics, OpenAPI, health). Job endpoints are in `jobs_api.rs`;
+//! Kafka Connect's API on the same jobs in `connect_api.rs` and `connect_plugins.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json, Router, middleware};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::config::{self, Kind};
-use super::error::{ApiError, ErrorBody, FieldError};
-use super::guard::guard;
-use super::jobs_api;
+use super::error::{ApiError, ConnectError};
+use super::guard::{self, guard};
 use super::openapi::{self, Document};
 use super::supervisor::Supervisor;
-use super::tap_api;
+use super::{connect_api, connect_plugins, jobs_api, tap_api};
 
 /// What every handler sees.
 #[derive(Clone)]
@@ -36,6 +31,8 @@ pub struct App {
     pub ready: Arc<AtomicBool>,
     /// The worker listens on a loopback address: it answers only to loopback host names.
     pub loopback_only: bool,
+    /// The worker's address, as Kafka Connect's `worker_id`.
+    pub worker_id: Arc<str>,
 }
 
 /// Every route of the worker, each with its OpenAPI description: the document is made from
@@ -43,8 +40,6 @@ pub struct App {
 pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(root))
-        .routes(routes!(connectors))
-        .routes(routes!(validate))
         .routes(routes!(jobs_api::list, jobs_api::create))
         .routes(routes!(jobs_api::get, jobs_api::delete))
         .routes(routes!(jobs_api::get_config, jobs_api::put_config))
@@ -59,6 +54,33 @@ pub fn routes() -> OpenApiRouter<App> {
             jobs_api::patch_offsets,
             jobs_api::delete_offsets
         ))
+        .routes(routes!(connect_plugins::connector_plugins))
+        .routes(routes!(connect_plugins::validate_plugin))
+        .routes(routes!(
+            connect_api::connectors,
+            connect_api::connector_create
+        ))
+        .routes(routes!(
+            connect_api::connector_get,
+            connect_api::connector_delete
+        ))
+        .routes(routes!(
+            connect_api::connector_config,
+            connect_api::connector_put_config
+        ))
+        .routes(routes!(connect_api::connector_status))
+        .routes(routes!(connect_api::connector_pause))
+        .routes(routes!(connect_api::connector_resume))
+        .routes(routes!(connect_api::connector_stop))
+        .routes(routes!(connect_api::connector_restart))
+        .routes(routes!(connect_api::connector_tasks))
+        .routes(routes!(connect_api::task_status))
+        .routes(routes!(connect_api::task_restart))
+        .routes(routes!(
+            connect_api::connector_offsets,
+            connect_api::connector_alter_offsets,
+            connect_api::connector_reset_offsets
+        ))
         .routes(routes!(metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(healthz))
@@ -69,15 +91,27 @@ pub fn routes() -> OpenApiRouter<App> {
 pub fn router(app: App) -> Router {
     let (router, doc) = routes().split_for_parts();
     let doc = Arc::new(openapi::finish(doc, app.token.is_some()));
+    let answer = |uri: Uri, e: ApiError| {
+        if guard::is_connect(uri.path()) {
+            ConnectError(e).into_response()
+        } else {
+            e.into_response()
+        }
+    };
     router
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .fallback(
+            move |uri: Uri| async move { answer(uri, ApiError::not_found("no such endpoint")) },
+        )
+        .method_not_allowed_fallback(move |uri: Uri| async move {
+            answer(uri, ApiError::method_not_allowed())
+        })
         .layer(Extension(doc))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
 
-/// `GET /` (JSON).
+/// `GET /` (JSON): the worker's, and Kafka Connect's (`version`, `commit`,
+/// `kafka_cluster_id`).
 #[derive(Serialize, ToSchema)]
 pub struct Version {
     /// Always `sluice`.
@@ -86,6 +120,11 @@ pub struct Version {
     version: &'static str,
     /// Jobs hosted.
     jobs: usize,
+    /// The source commit of this build, when the build knew it (`SLUICE_COMMIT`), else
+    /// `unknown`.
+    commit: &'static str,
+    /// Always null: the worker belongs to no Kafka cluster.
+    kafka_cluster_id: Option<String>,
 }
 
 /// Version as JSON, or the status page for a browser.
@@ -110,148 +149,10 @@ async fn root(State(app): State<App>, headers: HeaderMap) -> Response {
         name: "sluice",
         version: env!("CARGO_PKG_VERSION"),
         jobs: app.sup.list().len(),
+        commit: option_env!("SLUICE_COMMIT").unwrap_or("unknown"),
+        kafka_cluster_id: None,
     })
     .into_response()
-}
-
-/// A connector type.
-#[derive(Serialize, ToSchema)]
-pub struct Connector {
-    /// The type name, as in a job's `type = "..."`.
-    #[serde(rename = "type")]
-    type_name: &'static str,
-    /// Source or sink.
-    kind: Kind,
-    /// What it does.
-    doc: &'static str,
-    /// JSON Schema of its config.
-    #[schema(value_type = Object)]
-    schema: Value,
-}
-
-/// Connector types.
-///
-/// Each with its kind (source or sink), a description and the JSON Schema of its config.
-#[utoipa::path(get, path = "/connectors", tag = "connectors", responses(
-    (status = 200, description = "Every connector type", body = Vec<Connector>),
-))]
-async fn connectors(State(app): State<App>) -> Json<Vec<Connector>> {
-    let registry = app.sup.ctx.toolkit.registry();
-    let sources = registry
-        .sources()
-        .map(|e| (Kind::Source, e.name, e.doc, (e.schema)()));
-    let sinks = registry
-        .sinks()
-        .map(|e| (Kind::Sink, e.name, e.doc, (e.schema)()));
-    Json(
-        sources
-            .chain(sinks)
-            .map(|(kind, type_name, doc, schema)| Connector {
-                type_name,
-                kind,
-                doc,
-                schema: schema.into(),
-            })
-            .collect(),
-    )
-}
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct KindQuery {
-    /// Source or sink. Required when the type is both (such as `file` or `mongodb`: 400
-    /// without it); optional otherwise.
-    kind: Option<Kind>,
-}
-
-/// The answer to a validation.
-#[derive(Serialize, ToSchema)]
-pub struct Validation {
-    /// The connector type.
-    #[serde(rename = "type")]
-    type_name: String,
-    /// Source or sink.
-    kind: Kind,
-    /// True when there are no errors.
-    valid: bool,
-    /// Each problem, with the path of its field.
-    errors: Vec<FieldError>,
-}
-
-/// Validate one connector config.
-///
-/// The `type` key may be left out. Sink configs may include the runtime settings every sink
-/// has (name, batch, retry, when). An invalid config is a 200 with `valid: false` and its
-/// errors; a body that is not a TOML table or JSON object is a 422 (syntax) or 400.
-#[utoipa::path(put, path = "/connectors/{type}/validate", tag = "connectors",
-    params(
-        ("type" = String, Path, description = "A connector type, as listed by `GET /connectors`"),
-        KindQuery,
-    ),
-    // Optional (openapi::OPTIONAL_BODIES): no body is the empty config.
-    request_body(description = "The connector's config, as a TOML table or a JSON object; none is the empty config", content(
-        (String = "application/toml"),
-        (Object = "application/json"),
-    )),
-    responses(
-        (status = 200, description = "Validated: `valid` says whether the config is", body = Validation),
-        (status = 400, description = "A malformed request: a body that is not UTF-8 or not an object, a bad `kind`, or a type that is both a source and a sink without `kind`", body = ErrorBody),
-        (status = 404, description = "No connector type of that name (and kind)", body = ErrorBody),
-        (status = 422, description = "The body is not valid TOML or JSON", body = ErrorBody),
-    ),
-)]
-async fn validate(
-    State(app): State<App>,
-    Path(type_name): Path<String>,
-    q: Result<Query<KindQuery>, QueryRejection>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Validation>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let registry = app.sup.ctx.toolkit.registry();
-    let kind = match q.kind {
-        Some(kind) => kind,
-        None => match (
-            registry.source(&type_name).is_some(),
-            registry.sink(&type_name).is_some(),
-        ) {
-            (true, true) => {
-                return Err(ApiError::bad_request(format!(
-                    "{type_name:?} is both a source and a sink type: add ?kind=source or ?kind=sink"
-                )));
-            }
-            (true, false) => Kind::Source,
-            (false, true) => Kind::Sink,
-            (false, false) => {
-                return Err(ApiError::not_found(format!(
-                    "no connector type {type_name:?}"
-                )));
-            }
-        },
-    };
-    let text = config::to_toml_text(content_type(&headers), &body)?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        ApiError::invalid_config(vec![FieldError {
-            path: "(syntax)".into(),
-            line: e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
-            message: e.message().trim().to_string(),
-        }])
-    })?;
-    // Confined like a job submitted through the API: the config comes from the same callers.
-    let scratch = app
-        .sup
-        .ctx
-        .api_base_dir(&app.sup.ctx.state_dir.join("validate"));
-    let errors =
-        config::validate_connector(&app.sup.ctx.api_toolkit, kind, &type_name, table, &scratch)?;
-    Ok(Json(Validation {
-        type_name,
-        kind,
-        valid: errors.is_empty(),
-        errors,
-    }))
 }
 
 /// The request's content type, if any.

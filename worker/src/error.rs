@@ -163,6 +163,80 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// The body of an error of the Kafka Connect API (`/connectors`, `/connector-plugins`), in
+/// Connect's shape.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectErrorBody {
+    /// The HTTP status.
+    error_code: u16,
+    /// What went wrong.
+    message: String,
+}
+
+/// An [`ApiError`] answered in Kafka Connect's shape: `{error_code, message}`. An invalid
+/// config is Connect's 400 (not 422), its problems listed in the message by flat key; `map`
+/// turns a loader path (`sinks[0].path`) into the key the caller sent.
+#[derive(Debug)]
+pub struct ConnectError(pub ApiError);
+
+impl From<ApiError> for ConnectError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<anyhow::Error> for ConnectError {
+    fn from(e: anyhow::Error) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for ConnectError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let (status, message) = if e.code == ErrorCode::InvalidConfig {
+            let mut message = format!(
+                "Connector configuration is invalid and contains the following {} error(s):",
+                e.errors.len()
+            );
+            for f in &e.errors {
+                message.push_str(&format!(
+                    "\n{}: {}",
+                    super::flat::flat_path(&f.path),
+                    f.message
+                ));
+            }
+            (StatusCode::BAD_REQUEST, message)
+        } else {
+            (e.status, e.message)
+        };
+        let body = ConnectErrorBody {
+            error_code: status.as_u16(),
+            message,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
 impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
         Self::invalid_config(

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::api::App;
-use super::error::ApiError;
+use super::error::{ApiError, ConnectError};
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -20,8 +20,16 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub async fn guard(State(app): State<App>, request: Request, next: Next) -> Response {
     match check(&app, &request) {
         Ok(()) => next.run(request).await,
+        Err(e) if is_connect(request.uri().path()) => ConnectError(e).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The routes of Kafka Connect's API, whose errors are in Connect's shape.
+pub fn is_connect(path: &str) -> bool {
+    ["/connectors", "/connector-plugins"]
+        .iter()
+        .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
 }
 
 /// Whether a request to `path` needs the token (when the worker has one): all but the probes.

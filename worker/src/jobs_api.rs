@@ -23,6 +23,7 @@ use super::offsets::{self, PartitionOffset};
 use super::supervisor::{CreateError, JobHandle};
 use super::view::{self, Detail, Offsets, OffsetsChanged, Status, Summary};
 use sluice_core::job::check_job_name;
+use sluice_core::record::Checkpoint;
 
 /// The job name in a URL; its pattern and length are set by [`super::openapi`] from
 /// [`check_job_name`]'s rules.
@@ -43,7 +44,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// States a running job settles in.
 const STARTED: [JobState; 3] = [JobState::Running, JobState::Failed, JobState::Finished];
 
-fn find(app: &App, name: &str) -> Result<Arc<JobHandle>, ApiError> {
+pub(super) fn find(app: &App, name: &str) -> Result<Arc<JobHandle>, ApiError> {
     app.sup.get(name).ok_or_else(|| gone(name))
 }
 
@@ -57,8 +58,8 @@ async fn lock<'j>(job: &'j JobHandle) -> Result<tokio::sync::MutexGuard<'j, ()>,
 }
 
 /// A submitted definition that passed the checks, and what could not be checked.
-struct Checked {
-    def: JobDef,
+pub(super) struct Checked {
+    pub(super) def: JobDef,
     /// Why the sinks' services were not asked (unreachable): the job is accepted unchecked.
     not_checked: Option<String>,
 }
@@ -81,6 +82,16 @@ async fn parse_def(
     expected: Option<&str>,
 ) -> Result<Checked, ApiError> {
     let text = config::to_toml_text(content_type(headers), body)?;
+    check_def(app, text, expected).await
+}
+
+/// Validate a definition's TOML text as [`parse_def`] does: every API that submits a job
+/// (the native one and Kafka Connect's) goes through here.
+pub(super) async fn check_def(
+    app: &App,
+    text: String,
+    expected: Option<&str>,
+) -> Result<Checked, ApiError> {
     let name = config::job_name(&text);
     if let (Some(expected), Some(name)) = (expected, name.as_deref())
         && expected != name
@@ -128,7 +139,7 @@ async fn settled(app: &App, job: &JobHandle, reached: bool) -> Result<Response, 
     Ok((code, Json(status)).into_response())
 }
 
-fn file_managed(job: &JobHandle) -> Option<ApiError> {
+pub(super) fn file_managed(job: &JobHandle) -> Option<ApiError> {
     job.control().def.source_file.as_ref().map(|file| {
         ApiError::conflict(format!(
             "job {:?} is defined by {}: change or remove that file instead",
@@ -204,6 +215,22 @@ async fn create_checked(
     checked: Checked,
     desired: Desired,
 ) -> Result<Response, ApiError> {
+    let job = create_job(app, &checked, desired).await?;
+    let name = &job.name;
+    let mut response = Json(checked.detail(&job)).into_response();
+    *response.status_mut() = StatusCode::CREATED;
+    if let Ok(location) = format!("/jobs/{name}").parse() {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Create a job from a checked definition, and wait (up to [`WAIT`]) until it reached `desired`.
+pub(super) async fn create_job(
+    app: &App,
+    checked: &Checked,
+    desired: Desired,
+) -> Result<Arc<JobHandle>, ApiError> {
     let name = checked.def.name.clone();
     let job = match app.sup.create(checked.def.clone(), desired).await {
         Ok(job) => job,
@@ -224,12 +251,7 @@ async fn create_checked(
     };
     let seq = job.control().seq;
     app.sup.wait(&job, seq, states, WAIT).await;
-    let mut response = Json(checked.detail(&job)).into_response();
-    *response.status_mut() = StatusCode::CREATED;
-    if let Ok(location) = format!("/jobs/{name}").parse() {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(job)
 }
 
 /// One job: its summary and its definition.
@@ -289,31 +311,74 @@ pub async fn put_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let text = || config::to_toml_text(content_type(&headers), &body);
+    let put = put_def(&app, &name, text).await?;
+    if put.created {
+        let mut response = Json(put.checked.detail(&put.job)).into_response();
+        *response.status_mut() = StatusCode::CREATED;
+        if let Ok(location) = format!("/jobs/{name}").parse() {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        return Ok(response);
+    }
+    Ok(Json(put.checked.detail(&put.job)).into_response())
+}
+
+/// What a `PUT` of a definition did.
+pub(super) struct Put {
+    /// No job of that name existed: it was created.
+    pub(super) created: bool,
+    /// The job.
+    pub(super) job: Arc<JobHandle>,
+    /// The definition, checked.
+    pub(super) checked: Checked,
+}
+
+/// Replace a job's definition, or create the job (running): the rules of
+/// `PUT /jobs/{name}/config`, for every API. `text` reads the body, after the name and the
+/// job's origin are checked.
+pub(super) async fn put_def(
+    app: &App,
+    name: &str,
+    text: impl FnOnce() -> Result<String, ApiError>,
+) -> Result<Put, ApiError> {
     // The URL names the job: a name no job can have is a malformed request, before the body.
-    check_job_name(&name).map_err(ApiError::bad_request)?;
+    check_job_name(name).map_err(ApiError::bad_request)?;
     // A jobs-dir job is changed through its file, whatever the body says.
-    if let Some(e) = app.sup.get(&name).as_deref().and_then(file_managed) {
+    if let Some(e) = app.sup.get(name).as_deref().and_then(file_managed) {
         return Err(e);
     }
-    let checked = parse_def(&app, &headers, &body, Some(&name)).await?;
-    let Some(job) = app.sup.get(&name) else {
-        return create_checked(&app, checked, Desired::Running).await;
+    let checked = check_def(app, text()?, Some(name)).await?;
+    let created = |checked: Checked| async move {
+        let job = create_job(app, &checked, Desired::Running).await?;
+        Ok(Put {
+            created: true,
+            job,
+            checked,
+        })
+    };
+    let Some(job) = app.sup.get(name) else {
+        return created(checked).await;
     };
     if let Some(e) = file_managed(&job) {
         return Err(e);
     }
     let Some(_op) = job.lock_live().await else {
         // A DELETE got there first: this PUT creates the job afresh.
-        return create_checked(&app, checked, Desired::Running).await;
+        return created(checked).await;
     };
-    if job.control().def.config == checked.def.config {
-        return Ok(Json(checked.detail(&job)).into_response());
+    if job.control().def.config != checked.def.config {
+        let seq = app.sup.update_config(&job, checked.def.clone()).await?;
+        if job.control().desired == Desired::Running {
+            app.sup.wait(&job, seq, &STARTED, WAIT).await;
+        }
     }
-    let seq = app.sup.update_config(&job, checked.def.clone()).await?;
-    if job.control().desired == Desired::Running {
-        app.sup.wait(&job, seq, &STARTED, WAIT).await;
-    }
-    Ok(Json(checked.detail(&job)).into_response())
+    drop(_op);
+    Ok(Put {
+        created: false,
+        job,
+        checked,
+    })
 }
 
 /// Delete a job.
@@ -329,13 +394,19 @@ pub async fn delete(
     State(app): State<App>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let job = find(&app, &name)?;
+    delete_job(&app, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a job (not one of the jobs directory's), for every API.
+pub(super) async fn delete_job(app: &App, name: &str) -> Result<(), ApiError> {
+    let job = find(app, name)?;
     if let Some(e) = file_managed(&job) {
         return Err(e);
     }
     let _op = lock(&job).await?;
     app.sup.delete(&job).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// A job's status.
@@ -355,7 +426,18 @@ pub async fn status(
 }
 
 async fn change_state(app: App, name: &str, desired: Desired) -> Result<Response, ApiError> {
-    let job = find(&app, name)?;
+    let (job, reached) = request_state(&app, name, desired).await?;
+    settled(&app, &job, reached).await
+}
+
+/// Ask for a desired state and wait (up to [`WAIT`]) until the job is there: the job, and
+/// whether it got there. For every API.
+pub(super) async fn request_state(
+    app: &App,
+    name: &str,
+    desired: Desired,
+) -> Result<(Arc<JobHandle>, bool), ApiError> {
+    let job = find(app, name)?;
     let _op = lock(&job).await?;
     let seq = if job.control().desired == desired {
         job.control().seq
@@ -368,7 +450,8 @@ async fn change_state(app: App, name: &str, desired: Desired) -> Result<Response
         Desired::Stopped => &[JobState::Stopped],
     };
     let (reached, _) = app.sup.wait(&job, seq, states, WAIT).await;
-    settled(&app, &job, reached).await
+    drop(_op);
+    Ok((job, reached))
 }
 
 /// Pause a job: drain, commit, and keep it stopped until resumed.
@@ -417,7 +500,14 @@ pub async fn restart(
     State(app): State<App>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let job = find(&app, &name)?;
+    let (job, reached) = restart_job(&app, &name).await?;
+    settled(&app, &job, reached).await
+}
+
+/// Restart a running job's pipeline (409 when it is paused or stopped) and wait (up to
+/// [`WAIT`]) until it runs again: the job, and whether it got there. For every API.
+pub(super) async fn restart_job(app: &App, name: &str) -> Result<(Arc<JobHandle>, bool), ApiError> {
+    let job = find(app, name)?;
     let _op = lock(&job).await?;
     let desired = job.control().desired;
     if desired != Desired::Running {
@@ -428,7 +518,8 @@ pub async fn restart(
     }
     let seq = app.sup.restart(&job);
     let (reached, _) = app.sup.wait(&job, seq, &STARTED, WAIT).await;
-    settled(&app, &job, reached).await
+    drop(_op);
+    Ok((job, reached))
 }
 
 /// A job's committed positions (readable in any state).
@@ -440,7 +531,12 @@ pub async fn get_offsets(
     State(app): State<App>,
     Path(name): Path<String>,
 ) -> Result<Json<Offsets>, ApiError> {
-    let job = find(&app, &name)?;
+    Ok(Json(read_offsets(&app, name).await?))
+}
+
+/// A job's committed positions, for every API.
+pub(super) async fn read_offsets(app: &App, name: String) -> Result<Offsets, ApiError> {
+    let job = find(app, &name)?;
     let stored = offsets::load(&app.sup.ctx.job_dir(&name), &name).await?;
     let owns = job
         .stats
@@ -448,12 +544,12 @@ pub async fn get_offsets(
         .shape
         .as_ref()
         .map(|s| s.source_owns_offsets);
-    Ok(Json(Offsets {
+    Ok(Offsets {
         state: job.observed().state,
         source_owns_offsets: owns,
         offsets: stored.as_ref().map(offsets::to_rows).unwrap_or_default(),
         name,
-    }))
+    })
 }
 
 /// The job, when its offsets may be changed: stopped, and its source uses the offset store.
@@ -512,17 +608,27 @@ pub async fn patch_offsets(
         ))
     })?;
     let patch = offsets::from_rows(&body.offsets).map_err(ApiError::bad_request)?;
-    let job = stopped(&app, &name)?;
-    let _op = lock(&job).await?;
-    let def = job.control().def.clone();
-    let cp = offsets::reset_job(&app.sup.ctx, &def, Some(&patch))
-        .await?
-        .unwrap_or_default();
-    job.stats.lock().committed = Some(cp.clone());
+    let cp = change_offsets(&app, &name, Some(&patch)).await?;
     Ok(Json(OffsetsChanged {
         name,
         offsets: offsets::to_rows(&cp),
     }))
+}
+
+/// Set some partitions' positions (`Some`) or forget them all (`None`), only while the job is
+/// stopped and its source uses the offset store (409 otherwise): the positions now stored.
+/// For every API.
+pub(super) async fn change_offsets(
+    app: &App,
+    name: &str,
+    patch: Option<&Checkpoint>,
+) -> Result<Checkpoint, ApiError> {
+    let job = stopped(app, name)?;
+    let _op = lock(&job).await?;
+    let def = job.control().def.clone();
+    let cp = offsets::reset_job(&app.sup.ctx, &def, patch).await?;
+    job.stats.lock().committed = cp.clone();
+    Ok(cp.unwrap_or_default())
 }
 
 /// Forget every position, sink checkpoints included.
@@ -538,11 +644,7 @@ pub async fn delete_offsets(
     State(app): State<App>,
     Path(name): Path<String>,
 ) -> Result<Json<OffsetsChanged>, ApiError> {
-    let job = stopped(&app, &name)?;
-    let _op = lock(&job).await?;
-    let def = job.control().def.clone();
-    offsets::reset_job(&app.sup.ctx, &def, None).await?;
-    job.stats.lock().committed = None;
+    change_offsets(&app, &name, None).await?;
     Ok(Json(OffsetsChanged {
         name,
         offsets: Vec::new(),

@@ -6,11 +6,17 @@
 //! - `supervisor` + `runner`: one runner task per job runs its pipeline, stops it gracefully on
 //!   request and restarts it with backoff when it fails.
 //! - `api` + `jobs_api`: the HTTP routes; `view`, `prometheus`, `page`: what they render.
+//! - `connect_api`, `connect_plugins`, `connect_view`, `flat`: Kafka Connect's REST API on
+//!   the same jobs, through the same functions.
 //! - `jobs_dir`: TOML files in `--jobs-dir`, loaded at start and reloaded on change.
 
 mod api;
 mod config;
+mod connect_api;
+mod connect_plugins;
+mod connect_view;
 mod error;
+mod flat;
 mod guard;
 mod jobs_api;
 mod jobs_dir;
@@ -227,6 +233,7 @@ pub async fn serve(
         token,
         ready: ready.clone(),
         loopback_only,
+        worker_id: Arc::from(listen.to_string()),
     };
     let router = api::router(app);
     let stopped = shutdown.clone().cancelled_owned();

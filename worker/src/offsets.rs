@@ -24,7 +24,7 @@ pub struct PartitionOffset {
 }
 
 /// An [`Offset`]: a 64-bit integer or a string.
-fn offset_schema() -> OneOfBuilder {
+pub(super) fn offset_schema() -> OneOfBuilder {
     OneOfBuilder::new()
         .item(
             ObjectBuilder::new()

@@ -23,10 +23,10 @@ const BEARER: &str = "bearer";
 /// a test holds the two together.
 pub const JOB_NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]*$";
 
-/// Operations whose body may be left out: `PUT /connectors/{type}/validate` reads no body as the
-/// empty config. (utoipa says a body is optional only by making it nullable, and `null` is not
-/// a config.)
-const OPTIONAL_BODIES: [(&str, &str); 1] = [("/connectors/{type}/validate", "PUT")];
+/// Operations whose body may be left out: `PUT /connector-plugins/{plugin}/config/validate`
+/// reads no body as the empty config. (utoipa says a body is optional only by making it
+/// nullable, and `null` is not a config.)
+const OPTIONAL_BODIES: [(&str, &str); 1] = [("/connector-plugins/{plugin}/config/validate", "PUT")];
 
 /// The document served, as JSON text.
 pub struct Document {
@@ -98,13 +98,19 @@ pub fn finish(mut doc: OpenApi, has_token: bool) -> Document {
     Document { json }
 }
 
-fn error_response(description: &str) -> utoipa::openapi::Response {
+/// An error the guard answers on `path`: Kafka Connect's shape on Connect's routes.
+fn error_response(path: &str, description: &str) -> utoipa::openapi::Response {
+    let schema = if guard::is_connect(path) {
+        "ConnectErrorBody"
+    } else {
+        "Error"
+    };
     ResponseBuilder::new()
         .description(description)
         .content(
             "application/json",
             ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Error")))
+                .schema(Some(Ref::from_schema_name(schema)))
                 .build(),
         )
         .build()
@@ -120,12 +126,14 @@ fn shared_rules(path: &str, method: &str, op: &mut Operation, has_token: bool) {
     responses.insert(
         "401".into(),
         RefOr::T(error_response(
+            path,
             "The worker has a token (`--token-file`) and the request does not carry it",
         )),
     );
     responses.insert(
         "403".into(),
         RefOr::T(error_response(
+            path,
             "A loopback worker asked by another host name, or a change from another site \
              (`Origin`, `Sec-Fetch-Site`)",
         )),
@@ -134,6 +142,7 @@ fn shared_rules(path: &str, method: &str, op: &mut Operation, has_token: bool) {
         responses.insert(
             "415".into(),
             RefOr::T(error_response(
+                path,
                 "A body without `Content-Type: application/toml` or `application/json`",
             )),
         );
@@ -147,8 +156,9 @@ fn shared_rules(path: &str, method: &str, op: &mut Operation, has_token: bool) {
     });
 }
 
-/// A created job (the 201 of `POST /jobs` and `PUT /jobs/{name}/config`) links to every
-/// operation on a job, by its name: clients, and schemathesis' stateful phase, can follow them.
+/// A created job (the 201 of `POST /jobs`, `PUT /jobs/{name}/config` and their Kafka Connect
+/// twins) links to every operation on a job, native or Connect's, by its name: clients, and
+/// schemathesis' stateful phase, can follow them.
 /// Written into the JSON: utoipa 5 spells a link's fields in snake_case (`operation_id`), which
 /// is not OpenAPI.
 fn link_created_jobs(doc: &mut serde_json::Value) {
@@ -157,7 +167,9 @@ fn link_created_jobs(doc: &mut serde_json::Value) {
     };
     let on_a_job: Vec<serde_json::Value> = paths
         .iter()
-        .filter(|(path, _)| path.starts_with("/jobs/{name}"))
+        .filter(|(path, _)| {
+            path.starts_with("/jobs/{name}") || path.starts_with("/connectors/{name}")
+        })
         .flat_map(|(_, item)| item.as_object().into_iter().flat_map(|ops| ops.values()))
         .filter_map(|op| op.get("operationId").cloned())
         .collect();
@@ -238,13 +250,53 @@ mod tests {
     #[test]
     fn the_validate_body_is_optional_and_not_null() {
         let doc = document(false);
-        let body = &doc["paths"]["/connectors/{type}/validate"]["put"]["requestBody"];
+        let body =
+            &doc["paths"]["/connector-plugins/{plugin}/config/validate"]["put"]["requestBody"];
         assert_eq!(body["required"], false, "{body}");
         let json = &body["content"]["application/json"]["schema"];
         assert_eq!(json["type"], "object", "{body}");
         assert_eq!(
             doc["paths"]["/jobs"]["post"]["requestBody"]["required"],
             true
+        );
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(r) = map.get("$ref").and_then(|r| r.as_str()) {
+                        out.push(r.to_string());
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = document(false);
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let pointer = r.strip_prefix('#').expect("a local reference");
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+
+    #[test]
+    fn connect_routes_document_connect_errors() {
+        let doc = document(true);
+        let unauthorized = &doc["paths"]["/connectors"]["get"]["responses"]["401"];
+        assert_eq!(
+            unauthorized["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ConnectErrorBody"
+        );
+        let native = &doc["paths"]["/jobs"]["get"]["responses"]["401"];
+        assert_eq!(
+            native["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error"
         );
     }
 
@@ -260,9 +312,18 @@ mod tests {
     #[test]
     fn a_created_job_links_to_the_operations_on_it() {
         let doc = document(false);
-        for created in ["/paths/~1jobs/post", "/paths/~1jobs~1{name}~1config/put"] {
+        for created in [
+            "/paths/~1jobs/post",
+            "/paths/~1jobs~1{name}~1config/put",
+            "/paths/~1connectors/post",
+            "/paths/~1connectors~1{name}~1config/put",
+        ] {
             let links = &doc.pointer(created).unwrap()["responses"]["201"]["links"];
             assert_eq!(links["delete"]["operationId"], "delete", "{created}");
+            assert_eq!(
+                links["connector_status"]["operationId"], "connector_status",
+                "{created}"
+            );
             assert_eq!(
                 links["status"]["parameters"]["name"], "$response.body#/name",
                 "{created}"

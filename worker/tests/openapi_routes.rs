@@ -48,10 +48,12 @@ async fn every_documented_operation_is_routed() {
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = 0;
     for (path, item) in paths {
-        // A job and a connector type that do not exist: the handler answers 404 itself.
+        // A job, a connector type and a task that do not exist: the handler answers 404 itself.
         let url = format!(
             "{base}{}",
-            path.replace("{name}", "nope").replace("{type}", "nope")
+            path.replace("{name}", "nope")
+                .replace("{plugin}", "nope")
+                .replace("{task}", "0")
         );
         for (method, op) in item.as_object().unwrap() {
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 const TREES: &[(&str, &[&str])] = &[
     ("plugins/sdk", &["Cargo.toml", "README.md", "src"]),
     ("wire", &["Cargo.toml", "src"]),
+    ("value-path", &["Cargo.toml", "src"]),
     ("transforms/wit", &["."]),
 ];
 

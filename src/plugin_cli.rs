@@ -134,10 +134,10 @@ fn vendor(dir: &Path, with_sdk: bool) -> anyhow::Result<()> {
     if with_sdk {
         let note = dir.join(VENDOR_DIR).join("README.md");
         let text = format!(
-            "A copy of the Sluice plugin SDK (`plugins/sdk`), the batch encoding it uses (`wire`)\n\
-             and the plugin contract (`transforms/wit`), in the Sluice repository's layout, written by\n\
-             `sluice plugin new` of sluice {}. To upgrade, replace this directory with the one a newer\n\
-             `sluice plugin new` writes.\n",
+            "A copy of the Sluice plugin SDK (`plugins/sdk`), the batch encoding it uses (`wire`),\n\
+             its field paths (`value-path`) and the plugin contract (`transforms/wit`), in the\n\
+             Sluice repository's layout, written by `sluice plugin new` of sluice {}. To upgrade,\n\
+             replace this directory with the one a newer `sluice plugin new` writes.\n",
             env!("CARGO_PKG_VERSION")
         );
         std::fs::write(&note, text).with_context(|| format!("cannot write {}", note.display()))?;
@@ -460,6 +460,7 @@ mod tests {
             "plugins/sdk/Cargo.toml",
             "plugins/sdk/src/lib.rs",
             "wire/src/lib.rs",
+            "value-path/src/lib.rs",
             "transforms/wit/transform.wit",
             "transforms/wit/ENCODING.md",
         ] {

@@ -5,7 +5,6 @@
 
 mod record;
 mod rt;
-mod value_path;
 
 pub mod json;
 pub mod log;
@@ -14,7 +13,9 @@ pub use bytes::Bytes;
 pub use record::{Header, IntoOutcome, Outcome, Record};
 pub use rt::{batch_time_ms, config_at};
 pub use serde_json;
-pub use value_path::ValuePath;
+/// The dotted field path of job files (`"customer.email"`): the host's own syntax, from the
+/// crate both share.
+pub use sluice_value_path::ValuePath;
 
 /// Bindings generated from `transforms/wit` (the `sluice:transform` world).
 #[doc(hidden)]

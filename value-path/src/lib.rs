@@ -1,14 +1,16 @@
-//! [`ValuePath`]: the dotted field path of Sluice job files (`"reading.temperature_c"`), checked
-//! once when a plugin's config is read, then used on every record.
+//! The one syntax for naming a field inside a JSON record value, shared by the Sluice host
+//! (every connector option that picks a field: `columns`, `key_field`, `topic_field`; route
+//! `when = { field = ... }`) and the plugin SDK (plugin options such as `field =
+//! "reading.temperature_c"`): names of nested objects joined by single dots.
 //!
-//! The syntax and its rules are the host's (`sluice_core::value_path`), so a plugin option that
-//! names a field reads like every connector option and route `when` that does: names of nested
-//! objects joined by single dots. An empty path or segment (`a..b`, `.a`) or a JSON pointer
-//! (`/a/b`) can never name a field and is refused with a reason; field names that contain a dot
-//! cannot be named. Arrays are not indexed.
+//! `customer.email` is `{"customer": {"email": ...}}`; `id` is a top-level field. A path is
+//! checked once, when the job or the plugin's config is read: an empty path or segment (`a..b`,
+//! `.a`) or a JSON pointer (`/a/b`) can never name a field and is refused with a reason, instead
+//! of a field that is silently never found. Field names that contain a dot cannot be named;
+//! arrays are not indexed.
 //!
 //! ```
-//! use sluice_plugin_sdk::ValuePath;
+//! use sluice_value_path::ValuePath;
 //! use serde_json::json;
 //!
 //! let path = ValuePath::parse("customer.email").unwrap();
@@ -22,6 +24,7 @@
 //!
 //! In a config struct, a `ValuePath` field deserializes from a string and a bad path is
 //! reported at that field (`` `fields[1]`: "a..b" has an empty segment; ... ``).
+#![deny(missing_docs)]
 
 use std::fmt;
 
@@ -152,6 +155,24 @@ impl From<ValuePath> for String {
 impl fmt::Display for ValuePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for ValuePath {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ValuePath".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[^./][^.]*(\\.[^.]+)*$"
+        })
     }
 }
 

@@ -158,6 +158,32 @@ impl fmt::Display for ValuePath {
     }
 }
 
+/// Equality as a route's or filter's `equals` / `in` means it: numbers by value (`1` equals
+/// `1.0`); text and a number or boolean by their written form (`"42"` equals `42`, since
+/// headers are text); anything else by JSON equality.
+pub fn loosely_equal(subject: &Value, want: &Value) -> bool {
+    let text_equals = |s: &str, other: &Value| {
+        let written = other.to_string();
+        s == written
+    };
+    match (subject, want) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(s), Value::Number(_) | Value::Bool(_)) => text_equals(s, want),
+        (Value::Number(_) | Value::Bool(_), Value::String(s)) => text_equals(s, subject),
+        _ => subject == want,
+    }
+}
+
+/// A value as a number for `gt` / `gte` / `lt` / `lte`: a JSON number, or text that spells one
+/// (headers are text); anything else has none, and fails every comparison.
+pub fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(feature = "schemars")]
 impl schemars::JsonSchema for ValuePath {
     fn inline_schema() -> bool {
@@ -223,6 +249,16 @@ mod tests {
         assert_eq!(e, "cannot set field `d.x`: `d` is not a JSON object");
         let e = path("x").insert(&mut json!([1]), json!(1)).unwrap_err();
         assert!(e.contains("not a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn comparisons_are_loose_across_text_and_numbers() {
+        assert!(loosely_equal(&json!(1), &json!(1.0)));
+        assert!(loosely_equal(&json!("42"), &json!(42)));
+        assert!(loosely_equal(&json!(true), &json!("true")));
+        assert!(!loosely_equal(&json!("42"), &json!("42.0")));
+        assert_eq!(as_number(&json!(" 2.5 ")), Some(2.5));
+        assert_eq!(as_number(&json!([1])), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::path::FieldPath;
 use crate::record::Record;
 use crate::value_path::ValuePath;
+use sluice_value_path::{as_number, loosely_equal};
 
 /// A per-sink routing condition (see the module docs). Exactly one subject — `header`,
 /// `field`, `not`, `all` or `any` — and, for `header` and `field`, one test: `equals`, `in`,
@@ -144,13 +145,13 @@ impl RouteCondition {
             return false;
         };
         if let Some(want) = &self.equals {
-            return same(subject, want);
+            return loosely_equal(subject, want);
         }
         if let Some(wants) = &self.one_of {
-            return wants.iter().any(|w| same(subject, w));
+            return wants.iter().any(|w| loosely_equal(subject, w));
         }
         if self.has_bounds() {
-            let Some(n) = number(subject) else {
+            let Some(n) = as_number(subject) else {
                 return false;
             };
             return self.gt.is_none_or(|b| n > b)
@@ -251,29 +252,6 @@ impl RouteCondition {
             }
         }
         Ok(())
-    }
-}
-
-/// Equality as `equals` means it: numbers by value; text and a number or boolean by their
-/// written form (headers are text).
-fn same(subject: &Value, want: &Value) -> bool {
-    let text_equals = |s: &str, other: &Value| {
-        let written = other.to_string();
-        s == written
-    };
-    match (subject, want) {
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::String(s), Value::Number(_) | Value::Bool(_)) => text_equals(s, want),
-        (Value::Number(_) | Value::Bool(_), Value::String(s)) => text_equals(s, subject),
-        _ => subject == want,
-    }
-}
-
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
     }
 }
 

@@ -16,6 +16,9 @@ pub use serde_json;
 /// The dotted field path of job files (`"customer.email"`): the host's own syntax, from the
 /// crate both share.
 pub use sluice_value_path::ValuePath;
+/// How route conditions compare a field with a wanted value (`equals`, `in`, and numbers for
+/// `gt`/`lt`): the host's own rules, for plugins that test fields the way routes do.
+pub use sluice_value_path::{as_number, loosely_equal};
 
 /// Bindings generated from `transforms/wit` (the `sluice:transform` world).
 #[doc(hidden)]

@@ -12,7 +12,7 @@
 use regex_bites::Regex;
 use serde::Deserialize;
 use serde_json::Value;
-use sluice_plugin_sdk::{ValuePath, config_error};
+use sluice_plugin_sdk::{ValuePath, as_number, config_error, loosely_equal};
 
 use crate::at;
 use crate::doc::Doc;
@@ -190,29 +190,6 @@ impl When {
     }
 }
 
-/// Equality as route `equals` means it: numbers by value; text and a number or boolean by
-/// their written form (headers are text).
-fn same(subject: &Value, want: &Value) -> bool {
-    let text_equals = |s: &str, other: &Value| {
-        let written = other.to_string();
-        s == written
-    };
-    match (subject, want) {
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::String(s), Value::Number(_) | Value::Bool(_)) => text_equals(s, want),
-        (Value::Number(_) | Value::Bool(_), Value::String(s)) => text_equals(s, subject),
-        _ => subject == want,
-    }
-}
-
-fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 impl Cond {
     /// Does the record match? A value that is not JSON has no fields.
     pub fn test(&self, doc: &mut Doc) -> bool {
@@ -241,8 +218,8 @@ impl Cond {
         };
         match test {
             Test::Present | Test::Exists(_) => true,
-            Test::OneOf(wants) => wants.iter().any(|w| same(value, w)),
-            Test::Range([gt, gte, lt, lte]) => number(value).is_some_and(|n| {
+            Test::OneOf(wants) => wants.iter().any(|w| loosely_equal(value, w)),
+            Test::Range([gt, gte, lt, lte]) => as_number(value).is_some_and(|n| {
                 gt.is_none_or(|b| n > b)
                     && gte.is_none_or(|b| n >= b)
                     && lt.is_none_or(|b| n < b)

@@ -13,8 +13,8 @@ cd "$root"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
 RECORDS=${RECORDS:-2000000}
 TRIALS=${TRIALS:-3}
-cargo build --release --locked -p sluice >&2
-bin="$CARGO_TARGET_DIR/release/sluice"
+[ -n "${SLUICE_BENCH_BIN:-}" ] || cargo build --release --locked -p sluice >&2
+bin=${SLUICE_BENCH_BIN:-$CARGO_TARGET_DIR/release/sluice}
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-eos.XXXXXX")
 load_pids=()
 stop_load() { for p in "${load_pids[@]}"; do kill "$p" 2>/dev/null || true; done; load_pids=(); }

@@ -13,8 +13,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.c
 RECORDS=${RECORDS:-2000000}
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 bash scripts/build-plugins.sh >&2
-cargo build --release --locked -p sluice >&2
-bin="$CARGO_TARGET_DIR/release/sluice"
+[ -n "${SLUICE_BENCH_BIN:-}" ] || cargo build --release --locked -p sluice >&2
+bin=${SLUICE_BENCH_BIN:-$CARGO_TARGET_DIR/release/sluice}
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-memory.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p bench/results
@@ -68,19 +68,19 @@ rss() {
 job plain "" "" ""
 job plugin "" "$plugin" ""
 job cap1 "" "$plugin" "channel_capacity = 1"
-job read256 'read_size = "256KiB"' "$plugin" ""
+job read1m 'read_size = "1MiB"' "$plugin" ""
 job threads2 "" "$plugin" "transform_threads = 2"
-job lean 'read_size = "256KiB"' "$plugin" "channel_capacity = 1"
+job lean "" "$plugin" "channel_capacity = 1"
 
 {
   echo "| $(date -u +%F), $RECORDS lines | peak RSS MiB |"
   echo "|---|---|"
   echo "| file → file | $(rss plain) |"
-  echo "| file → add-field → file (defaults: read_size 1 MiB, channel_capacity 4) | $(rss plugin) |"
+  echo "| file → add-field → file (defaults: read_size 256 KiB, channel_capacity 4) | $(rss plugin) |"
+  echo "| … read_size = 1MiB (the default before 2026-12-03) | $(rss read1m) |"
   echo "| … channel_capacity = 1 | $(rss cap1) |"
-  echo "| … read_size = 256KiB | $(rss read256) |"
   echo "| … MALLOC_ARENA_MAX=1 | $(rss plugin MALLOC_ARENA_MAX=1) |"
-  echo "| … read_size = 256KiB, channel_capacity = 1, MALLOC_ARENA_MAX=1 | $(rss lean MALLOC_ARENA_MAX=1) |"
+  echo "| … channel_capacity = 1, MALLOC_ARENA_MAX=1 | $(rss lean MALLOC_ARENA_MAX=1) |"
   echo "| … transform_threads = 2 | $(rss threads2) |"
   echo
   # The default plugin job's peak, by kind of mapping.

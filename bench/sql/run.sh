@@ -7,6 +7,7 @@
 # as Markdown rows and writes them to bench/results/sql.md for bench/REPORT.md.
 #   bench/sql/run.sh                        sqlite postgres mariadb
 #   RECORDS=200000 TRIALS=3 bench/sql/run.sh sqlite
+#   SLUICE_BENCH_BIN=path/to/sluice bench/sql/run.sh   (that binary, no build)
 # The servers come from $SLUICE_TEST_POSTGRES_URL / $SLUICE_TEST_MYSQL_URL, or are started by
 # scripts/services/{postgres,mariadb}.sh.
 set -euo pipefail
@@ -19,7 +20,7 @@ BATCH=${BATCH:-10000}
 dbs=("$@")
 [ ${#dbs[@]} -gt 0 ] || dbs=(sqlite postgres mariadb)
 
-cargo build --release --locked -p sluice >&2
+[ -n "${SLUICE_BENCH_BIN:-}" ] || cargo build --release --locked -p sluice >&2
 cargo build --release --locked -p sluice-connector-sql --example sql_loop >&2
 bin=${SLUICE_BENCH_BIN:-$CARGO_TARGET_DIR/release/sluice}
 loop_bin=$CARGO_TARGET_DIR/release/examples/sql_loop

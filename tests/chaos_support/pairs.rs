@@ -97,7 +97,9 @@ impl Pair for FileToFile {
         self.records
     }
     fn prepare(&mut self, h: &Harness, dir: &Path) -> PathBuf {
-        self.records = (20_000 * u64::from(h.settings.kills)).max(50_000);
+        // Long enough that every kill lands before the input runs out, also on a fast machine
+        // (at 60,000 records, 3 kills: the at-least-once job once finished after 2).
+        self.records = (60_000 * u64::from(h.settings.kills)).max(100_000);
         generate_input(dir, "in.jsonl", self.records);
         self.out = dir.join("out/out.jsonl");
         write_job(

@@ -105,7 +105,8 @@ fn check_row(seq: u64, device: &str, temp: f64) {
 
 #[test]
 fn csv_exactly_once_survives_kill_nine_with_the_header_read_again() {
-    const ROWS: u64 = 60_000;
+    // Enough that the kills land before the input runs out on a quiet machine.
+    const ROWS: u64 = 150_000;
     let dir = tempfile::tempdir().unwrap();
     csv_input(&dir.path().join("in.csv"), ROWS);
     let job = write_job(
@@ -369,7 +370,9 @@ fn following_a_compressed_file_is_refused_at_load() {
 
 #[test]
 fn gzip_output_exactly_once_survives_kill_nine() {
-    const N: u64 = 60_000;
+    // Enough that the kills land before the input runs out on a quiet machine (60,000 once
+    // gave fewer than 3 of 6).
+    const N: u64 = 400_000;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.jsonl"), seq_lines(0..N)).unwrap();
     let job = write_job(

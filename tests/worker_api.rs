@@ -128,7 +128,13 @@ async fn job_lifecycle_create_pause_resume_stop_reset_resume_delete() {
         written as u64,
         "pause commits everything written"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Paused means the pipeline has ended: the worker's own count of what its sink wrote is
+    // the file's, and stays so.
+    let status = w.wait_state("life", "paused").await;
+    assert_eq!(
+        status["counters"]["records_out"], written as u64,
+        "{status}"
+    );
     assert_eq!(seqs(&out).len(), written, "a paused job writes nothing");
     let (code, err) = w
         .call(

@@ -153,8 +153,10 @@ async fn a_file_job_through_the_connect_api() {
     assert_eq!((code, body), (202, Value::Null));
     assert_eq!(connect_state(&w, "ff").await, "PAUSED");
     assert_eq!(w.status("ff").await["state"], "paused");
+    // 202: paused once the pipeline has drained; then nothing reads the appended lines.
+    let status = w.wait_state("ff", "paused").await;
     append(&input, 10, 20);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status["counters"]["records_in"], 10, "{status}");
     assert_eq!(lines(&output).len(), 10, "a paused job writes nothing");
     let (code, err) = w
         .call(

@@ -10,6 +10,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
 RECORDS=${RECORDS:-2000000}
 TRIALS=${TRIALS:-3}
@@ -24,18 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p bench/results
 
-cat > "$work/gen.toml" <<JOB
-api_version = 1
-name = "gen"
-[source]
-type = "datagen"
-count = $RECORDS
-[[sinks]]
-type = "file"
-path = "in.jsonl"
-fsync = false
-JOB
-"$bin/sluice" run "$work/gen.toml" --no-progress --state-dir "$work/gen-state" 2>/dev/null
+datagen_input "$bin/sluice" "$work" "$RECORDS"
 bytes=$(stat -c %s "$work/in.jsonl")
 echo "input: $RECORDS records, $bytes bytes ($((bytes / RECORDS)) bytes/record)" >&2
 
@@ -52,7 +43,6 @@ measure() {
   cat "$work/time.txt" >> "$work/$name.times"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 maxcol() { awk '{ if ($2 > m) m = $2 } END { print m }'; }
 
 report() {

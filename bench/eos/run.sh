@@ -10,6 +10,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
 RECORDS=${RECORDS:-2000000}
 TRIALS=${TRIALS:-3}
@@ -21,18 +23,7 @@ stop_load() { for p in "${load_pids[@]}"; do kill "$p" 2>/dev/null || true; done
 trap 'stop_load; rm -rf "$work"' EXIT
 mkdir -p bench/results
 
-cat > "$work/gen.toml" <<JOB
-api_version = 1
-name = "gen"
-[source]
-type = "datagen"
-count = $RECORDS
-[[sinks]]
-type = "file"
-path = "in.jsonl"
-fsync = false
-JOB
-"$bin" run "$work/gen.toml" --no-progress --state-dir "$work/gen-state" 2>/dev/null
+datagen_input "$bin" "$work" "$RECORDS"
 for g in at-least-once exactly-once; do
   cat > "$work/$g.toml" <<JOB
 api_version = 1
@@ -48,7 +39,6 @@ path = "out/out.jsonl"
 JOB
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 seconds() { # seconds GUARANTEE
   rm -rf "$work/out" "$work/state"
   local s e

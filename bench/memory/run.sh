@@ -9,6 +9,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
 RECORDS=${RECORDS:-2000000}
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
@@ -19,18 +21,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-memory.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p bench/results
 
-cat > "$work/gen.toml" <<JOB
-api_version = 1
-name = "gen"
-[source]
-type = "datagen"
-count = $RECORDS
-[[sinks]]
-type = "file"
-path = "in.jsonl"
-fsync = false
-JOB
-"$bin" run "$work/gen.toml" --no-progress --state-dir "$work/gen-state" 2>/dev/null
+datagen_input "$bin" "$work" "$RECORDS"
 
 plugin="[[transforms]]
 plugin = \"$root/plugins/dist/add-field.wasm\"

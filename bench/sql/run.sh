@@ -13,6 +13,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${SLUICE_CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}}"
 RECORDS=${RECORDS:-1000000}
 TRIALS=${TRIALS:-3}
@@ -28,18 +30,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench-sql.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p bench/results
 
-cat > "$work/gen.toml" <<JOB
-api_version = 1
-name = "gen"
-[source]
-type = "datagen"
-count = $RECORDS
-[[sinks]]
-type = "file"
-path = "in.jsonl"
-fsync = false
-JOB
-"$bin" run "$work/gen.toml" --no-progress --state-dir "$work/gen-state" 2>/dev/null
+datagen_input "$bin" "$work" "$RECORDS"
 
 server_url() { # server_url postgres|mariadb
   case $1 in
@@ -129,7 +120,6 @@ timed() {
   awk -v s="$start" -v e="$end" 'BEGIN { print e - s }' >> "$work/$name.times"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "| date | database | records | loop rec/s | at-least-once rec/s | exactly-once rec/s | ALO / loop | EOS / loop | EOS / ALO |"
 echo "|---|---|---|---|---|---|---|---|---|"

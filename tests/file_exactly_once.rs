@@ -90,7 +90,7 @@ fn seq_counts_in(
 #[test]
 fn rotated_files_shipped_away_between_kills_are_neither_lost_nor_duplicated() {
     use rand::Rng;
-    const N: u64 = 100_000;
+    const N: u64 = 400_000;
     let dir = tempfile::tempdir().unwrap();
     generate_input(dir.path(), "in.jsonl", N);
     let out = dir.path().join("out");

@@ -268,18 +268,19 @@ impl Sink for FileSink {
                 None => {
                     // First run: what is already in the file is not ours; start the record there.
                     let length = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-                    let state = SinkState {
+                    let mut state = SinkState {
                         job: ctx.job.clone(),
                         sink: ctx.sink.clone(),
                         rotations: 0,
                         length,
                         checkpoint: Checkpoint::default(),
+                        seq: 0,
                     };
                     if let Some(dir) = self.path.parent() {
                         std::fs::create_dir_all(dir)
                             .map_err(|e| self.io("creating the directory of", &e))?;
                     }
-                    sink_state::store(&self.path, &state)
+                    sink_state::store(&self.path, &mut state)
                         .map_err(|e| self.io("writing the checkpoint of", &e))?;
                     state
                 }
@@ -342,7 +343,8 @@ impl Sink for FileSink {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| self.io("creating the directory of", &e))?;
         }
-        sink_state::store(&self.path, &state).map_err(|e| self.io("writing the checkpoint of", &e))
+        sink_state::store(&self.path, &mut state)
+            .map_err(|e| self.io("writing the checkpoint of", &e))
     }
 
     async fn write(
@@ -496,13 +498,18 @@ mod tests {
         sink.write(&[rec(0)], Some(&cp(0))).await.unwrap();
         sink.write(&[rec(1)], Some(&cp(1))).await.unwrap(); // rotates
         ship("a");
-        // The next write rotates again and "crashes" before its checkpoint is stored.
-        let blocker = PathBuf::from(format!("{}.tmp", sink_state::sidecar_path(&path).display()));
-        std::fs::create_dir(&blocker).unwrap();
+        // The next write rotates again and "crashes" before its checkpoint is stored: a
+        // directory in the sidecar's place makes the store fail; the sidecar is put back
+        // as it was.
+        let side = sink_state::sidecar_path(&path);
+        let aside = dir.path().join("sidecar-aside");
+        std::fs::rename(&side, &aside).unwrap();
+        std::fs::create_dir(&side).unwrap();
         assert!(sink.write(&[rec(2)], Some(&cp(2))).await.is_err());
         drop(sink);
         ship("b");
-        std::fs::remove_dir(&blocker).unwrap();
+        std::fs::remove_dir(&side).unwrap();
+        std::fs::rename(&aside, &side).unwrap();
         let mut sink = FileSinkConnector::build(config, &ctx).unwrap();
         sink.open(&sink_ctx).await.unwrap();
         assert_eq!(sink.committed_checkpoint().await.unwrap(), Some(cp(1)));

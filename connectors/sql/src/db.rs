@@ -96,10 +96,10 @@ pub enum Param {
     Text(Option<String>),
     /// Bytes or NULL.
     Bytes(Option<Vec<u8>>),
-    /// An integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
+    /// An integer or NULL, bound as a 64-bit integer.
+    Int(Option<i64>),
+    /// A float or NULL, bound as a double.
+    Float(Option<f64>),
 }
 
 /// A connection pool to one of the databases.
@@ -123,6 +123,7 @@ pub enum Tx {
     Lite(Transaction<'static, Sqlite>),
 }
 
+/// Binds every parameter of `$params` to the query `$q`, each with its own type.
 macro_rules! bind_all {
     ($q:expr, $params:expr) => {{
         let mut q = $q;
@@ -137,6 +138,7 @@ macro_rules! bind_all {
         q
     }};
 }
+pub(crate) use bind_all;
 
 macro_rules! fetch_text_rows {
     ($exec:expr, $sql:expr, $params:expr) => {{
@@ -366,10 +368,10 @@ impl Db {
 
 impl Tx {
     /// Run a statement; `persistent` caches its prepared form (for statements run again).
-    pub async fn exec(
+    pub async fn exec<'p>(
         &mut self,
         sql: &str,
-        params: &[Param],
+        params: impl IntoIterator<Item = &'p Param>,
         persistent: bool,
     ) -> Result<u64, sqlx::Error> {
         Ok(match self {

@@ -14,7 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::types::{BigDecimal, Json, Uuid};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
-use crate::db::{Db, Param};
+use crate::db::{Db, Param, bind_all};
 use crate::error::connector_error;
 
 /// A JSON object per row.
@@ -179,21 +179,6 @@ fn to_objects<R: Row>(
         out.push(obj);
     }
     Ok(out)
-}
-
-macro_rules! bind_all {
-    ($q:expr, $params:expr) => {{
-        let mut q = $q;
-        for p in $params {
-            q = match p {
-                Param::Text(v) => q.bind(v.as_deref()),
-                Param::Bytes(v) => q.bind(v.as_deref()),
-                Param::Int(v) => q.bind(*v),
-                Param::Float(v) => q.bind(*v),
-            };
-        }
-        q
-    }};
 }
 
 /// Run a query and return its rows as JSON objects.

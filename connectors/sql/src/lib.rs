@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod decode;
 pub mod error;
+mod fields;
 pub mod offsets;
 mod plan;
 pub mod schema;

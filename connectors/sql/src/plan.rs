@@ -36,6 +36,23 @@ impl Field {
             Field::Path(path) => path.get(value),
         }
     }
+
+    /// The field's value, moved out of `value` (left `null` there).
+    fn take(&self, value: &mut Value) -> Option<Value> {
+        let v = match self {
+            Field::Named(name) => value.get_mut(name),
+            Field::Path(path) => path.get_mut(value),
+        };
+        v.map(std::mem::take)
+    }
+
+    /// The path from the document's root.
+    fn segments(&self) -> &[String] {
+        match self {
+            Field::Named(name) => std::slice::from_ref(name),
+            Field::Path(path) => path.segments(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +69,17 @@ pub(crate) struct Op {
     pub(crate) params: Vec<Param>,
 }
 
+/// How the fields of a record reach the targets.
+#[derive(Debug)]
+enum Extract {
+    /// Every target takes the top-level field of its column's name: the column's position
+    /// by name; only those fields are parsed (see `fields`).
+    Named(HashMap<String, usize>),
+    /// The whole document is parsed; with `disjoint` (no target's field inside another's)
+    /// each value is moved out of it, otherwise copied.
+    Tree { disjoint: bool },
+}
+
 /// Statements prepared for the table.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -60,6 +88,8 @@ pub(crate) struct Plan {
     pub(crate) targets: Vec<Target>,
     /// Positions of the key columns in `targets`.
     pub(crate) key_idx: Vec<usize>,
+    /// How a record's fields reach the targets.
+    extract: Extract,
     pub(crate) insert_rows: usize,
     pub(crate) delete_rows: usize,
     pub(crate) sql: HashMap<(OpKind, usize), String>,
@@ -137,6 +167,26 @@ impl Plan {
             return Err(ConnectorError::config("columns: no column to write"));
         }
         let max = dialect.efficient_params();
+        let named: Option<HashMap<String, usize>> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match &t.field {
+                Field::Named(name) => Some((name.clone(), i)),
+                Field::Path(_) => None,
+            })
+            .collect();
+        let extract = match named.filter(|n| n.len() == targets.len()) {
+            Some(index) => Extract::Named(index),
+            None => Extract::Tree {
+                disjoint: targets.iter().enumerate().all(|(i, a)| {
+                    targets[i + 1..].iter().all(|b| {
+                        let (a, b) = (a.field.segments(), b.field.segments());
+                        let n = a.len().min(b.len());
+                        a[..n] != b[..n]
+                    })
+                }),
+            },
+        };
         Ok(Plan {
             dialect,
             table: dialect.quote_path(&cfg.table),
@@ -144,6 +194,7 @@ impl Plan {
             delete_rows: cfg.statement_rows.min(max / key_idx.len().max(1)).max(1),
             targets,
             key_idx,
+            extract,
             sql: HashMap::new(),
             mode: cfg.mode,
             replays_are_written: false,
@@ -208,7 +259,7 @@ impl Plan {
                 let v =
                     v.ok_or_else(|| format!("tombstone key lacks column {:?}", t.column.name))?;
                 params.push(
-                    to_param(self.dialect, t.column.kind, Some(v))
+                    to_param(self.dialect, t.column.kind, Some(v.clone()))
                         .map_err(|e| format!("column {:?}: {e}", t.column.name))?,
                 );
             }
@@ -218,15 +269,29 @@ impl Plan {
                 params,
             });
         }
-        let value: Value =
-            serde_json::from_slice(&record.value).map_err(|e| format!("value is not JSON: {e}"))?;
-        if !value.is_object() {
-            return Err("value is not a JSON object".into());
-        }
+        let values: Vec<Option<Value>> = match &self.extract {
+            Extract::Named(index) => {
+                crate::fields::top_level(&record.value, index, self.targets.len())?
+            }
+            Extract::Tree { disjoint } => {
+                let mut value: Value = serde_json::from_slice(&record.value)
+                    .map_err(|e| format!("value is not JSON: {e}"))?;
+                if !value.is_object() {
+                    return Err("value is not a JSON object".into());
+                }
+                self.targets
+                    .iter()
+                    .map(|t| match disjoint {
+                        true => t.field.take(&mut value),
+                        false => t.field.get(&value).cloned(),
+                    })
+                    .collect()
+            }
+        };
         let mut params = Vec::with_capacity(self.targets.len());
-        for t in &self.targets {
+        for (t, v) in self.targets.iter().zip(values) {
             params.push(
-                to_param(self.dialect, t.column.kind, t.field.get(&value))
+                to_param(self.dialect, t.column.kind, v)
                     .map_err(|e| format!("column {:?}: {e}", t.column.name))?,
             );
         }

@@ -27,7 +27,7 @@ use sluice_core::runtime::Backoff;
 use sluice_core::{Checkpoint, ConnectorError, Guarantee, Record, Sink, SinkContext, WriteReport};
 
 use crate::config::{SqlSinkConfig, WriteMode};
-use crate::db::{Db, Dialect, Param, Tx, database_identity, table_identity};
+use crate::db::{Db, Dialect, Tx, database_identity, table_identity};
 use crate::error::{Failure, classify, connector_error, is_unique_violation};
 use crate::offsets::{self, Offsets};
 use crate::plan::{Op, OpKind, Plan};
@@ -315,12 +315,9 @@ impl Plan {
             OpKind::Delete => self.delete_rows,
         };
         let sql = self.sql(kind, chunk.len());
-        let params: Vec<Param> = chunk
-            .iter()
-            .flat_map(|op| op.params.iter().cloned())
-            .collect();
         let persistent = chunk.len() == full || chunk.len() == 1;
-        tx.exec(&sql, &params, persistent).await.map(|_| ())
+        let params = chunk.iter().flat_map(|op| &op.params);
+        tx.exec(&sql, params, persistent).await.map(|_| ())
     }
 }
 

@@ -188,7 +188,7 @@ impl SqlSource {
                 let id = id_col.clone().unwrap_or_default();
                 if let Some(last) = self.cursor.id {
                     cond = format!("{id} > {}", dialect.placeholder(1));
-                    params.push(Param::Int(last));
+                    params.push(Param::Int(Some(last)));
                 }
                 order = id;
             }
@@ -214,7 +214,7 @@ impl SqlSource {
                     if dialect == Dialect::MySql {
                         params.push(ts_param(ts));
                     }
-                    params.push(Param::Int(last));
+                    params.push(Param::Int(Some(last)));
                 } else {
                     cond = format!("{} IS NOT NULL", ts_col.clone().unwrap_or_default());
                 }

@@ -126,7 +126,7 @@ echo "|---|---|---|---|---|---|---|---|---|"
 : > bench/results/sql.md
 for db in "${dbs[@]}"; do
   case $db in
-    sqlite) url="sqlite://bench.db"; loop_url="sqlite://$work/bench.db"; rows=11 ;;
+    sqlite) url="sqlite://bench.db"; loop_url="sqlite://$work/bench.db"; rows=93 ;;
     postgres|mariadb) url=$(server_url "$db"); loop_url=$url; rows=1000 ;;
     *) echo "unknown database $db (sqlite, postgres, mariadb)" >&2; exit 2 ;;
   esac

@@ -59,12 +59,23 @@ impl Dialect {
             .join(".")
     }
 
-    /// The placeholder of the `n`-th parameter (1-based).
+    /// The placeholder of the `n`-th parameter (1-based), for statements that use one twice.
     pub fn placeholder(self, n: usize) -> String {
         match self {
             Dialect::Postgres => format!("${n}"),
             Dialect::MySql => "?".into(),
             Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+
+    /// The placeholder of the `n`-th parameter of a statement that uses each parameter once, in
+    /// order. SQLite's is the anonymous `?`: the name of a numbered `?NNN` is found by a linear
+    /// scan of the statement's parameter list, and sqlx asks for each parameter's name on every
+    /// execution, which made binding quadratic in the statement's size.
+    pub fn sequential_placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".into(),
+            _ => self.placeholder(n),
         }
     }
 
@@ -77,13 +88,13 @@ impl Dialect {
     }
 
     /// Parameters per statement where writing is fastest. For the servers: as many as allowed
-    /// (fewer round trips). SQLite is in-process and binding gets slower per parameter as
-    /// statements grow (measured: ~110k rows/s at ~110 parameters, ~6k at 11,000), so its
-    /// statements stay small.
+    /// (fewer round trips). SQLite is in-process: past about a thousand parameters a larger
+    /// statement gains nothing (measured with a plain sqlx loop: 1.60 s for 300,000 rows at
+    /// 121 parameters per statement, 1.13 s at 990, 1.02 s at 11,000).
     pub fn efficient_params(self) -> usize {
         match self {
             Dialect::Postgres | Dialect::MySql => self.max_params(),
-            Dialect::Sqlite => 128,
+            Dialect::Sqlite => 1024,
         }
     }
 }

@@ -237,6 +237,25 @@ impl Plan {
         (ops, rejected)
     }
 
+    /// The rows of `records` (the first at `index` in the write) as inserts, or `None` when
+    /// one of them is not a row to insert (refused, or a tombstone).
+    pub(crate) fn inserts(
+        &self,
+        index: usize,
+        records: &[Record],
+        cfg: &SqlSinkConfig,
+    ) -> Option<Vec<Op>> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                self.op(index + i, r, cfg)
+                    .ok()
+                    .filter(|op| op.kind == OpKind::Insert)
+            })
+            .collect()
+    }
+
     fn op(&self, index: usize, record: &Record, cfg: &SqlSinkConfig) -> Result<Op, String> {
         if record.value.is_empty() {
             if !cfg.delete_on_tombstone {
@@ -302,9 +321,10 @@ impl Plan {
         })
     }
 
-    /// The value expression of a column for parameter `n`.
+    /// The value expression of a column for parameter `n` (each parameter of the plan's
+    /// statements is used once, in order).
     fn expr(&self, column: &Column, n: usize) -> String {
-        let p = self.dialect.placeholder(n);
+        let p = self.dialect.sequential_placeholder(n);
         if self.dialect == Dialect::Postgres && !matches!(column.kind, Kind::Text | Kind::Bytes) {
             format!("CAST({p} AS {})", column.sql_type)
         } else {

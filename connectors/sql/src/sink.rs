@@ -151,44 +151,8 @@ impl SqlSink {
             .ok_or_else(|| ConnectorError::internal("SQL sink used before open"))
     }
 
-    /// One transaction: see [`run_tx`].
-    async fn attempt(
-        &mut self,
-        ops: &[Op],
-        checkpoint: Option<&Checkpoint>,
-        mode: TxMode,
-    ) -> Result<Vec<(usize, String)>, AttemptError> {
-        let Self {
-            db,
-            plan,
-            offsets,
-            committed,
-            ..
-        } = self;
-        let (Some(db), Some(plan)) = (db.as_ref(), plan.as_mut()) else {
-            return Err(AttemptError::Other(ConnectorError::internal(
-                "SQL sink used before open",
-            )));
-        };
-        let store = match (offsets.as_ref(), checkpoint) {
-            (Some(o), Some(cp)) => Some((o, &*committed, cp)),
-            _ => None,
-        };
-        run_tx(db, plan, ops, mode, store).await
-    }
-}
-
-impl SqlSink {
-    /// Insert-only writes, the common case, pipelined: the next statement's rows are built from
-    /// their records while the database runs the current one, so turning JSON into parameters
-    /// does not add to the time the database takes. Anything that is not a plain insert of
-    /// every record (a record that is not a row, a tombstone, a refused row) rolls back with
-    /// [`AttemptError::Row`], and the write is done again the careful way (see `write`).
-    async fn attempt_inserts(
-        &mut self,
-        records: &[Record],
-        checkpoint: Option<&Checkpoint>,
-    ) -> Result<(), AttemptError> {
+    /// The parts of the sink one transaction uses, borrowed apart.
+    fn tx_parts(&mut self) -> Result<TxParts<'_>, AttemptError> {
         let Self {
             db,
             plan,
@@ -202,6 +166,58 @@ impl SqlSink {
                 "SQL sink used before open",
             )));
         };
+        Ok(TxParts {
+            db,
+            plan,
+            config,
+            offsets: offsets.as_ref(),
+            committed,
+        })
+    }
+
+    /// One transaction: see [`run_tx`].
+    async fn attempt(
+        &mut self,
+        ops: &[Op],
+        checkpoint: Option<&Checkpoint>,
+        mode: TxMode,
+    ) -> Result<Vec<(usize, String)>, AttemptError> {
+        let p = self.tx_parts()?;
+        let store = p
+            .offsets
+            .zip(checkpoint)
+            .map(|(o, cp)| (o, p.committed, cp));
+        run_tx(p.db, p.plan, ops, mode, store).await
+    }
+}
+
+/// What one transaction of a write needs from the sink.
+struct TxParts<'a> {
+    db: &'a Db,
+    plan: &'a mut Plan,
+    config: &'a SqlSinkConfig,
+    offsets: Option<&'a Offsets>,
+    committed: &'a Checkpoint,
+}
+
+impl SqlSink {
+    /// Insert-only writes, the common case, pipelined: the next statement's rows are built from
+    /// their records while the database runs the current one, so turning JSON into parameters
+    /// does not add to the time the database takes. Anything that is not a plain insert of
+    /// every record (a record that is not a row, a tombstone, a refused row) rolls back with
+    /// [`AttemptError::Row`], and the write is done again the careful way (see `write`).
+    async fn attempt_inserts(
+        &mut self,
+        records: &[Record],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<(), AttemptError> {
+        let TxParts {
+            db,
+            plan,
+            config,
+            offsets,
+            committed,
+        } = self.tx_parts()?;
         let dialect = db.dialect();
         let other =
             |ctx: &str, e: &sqlx::Error| AttemptError::Other(connector_error(dialect, ctx, e));
@@ -238,7 +254,7 @@ impl SqlSink {
             }
             next = upcoming;
         }
-        if let (Some(offsets), Some(cp)) = (offsets.as_ref(), checkpoint) {
+        if let (Some(offsets), Some(cp)) = (offsets, checkpoint) {
             offsets
                 .store(&mut tx, committed, cp)
                 .await
